@@ -1,0 +1,1 @@
+"""musicgen: train LSTM networks on MIDI files and generate new music from them."""

@@ -1,0 +1,620 @@
+"""Datasets on disk: built-in corpora made from music21's bundled scores, user datasets, and their parse cache.
+
+A dataset is a folder data/datasets/NAME/ holding midi/ (the files), dataset.json (title, splits)
+and a parse cache (cache.npy + cache.json) that makes re-opening it cost milliseconds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from .config import (
+    DEFAULT_TEMPO_QPM,
+    MAX_MIDI_BYTES,
+    MAX_UPLOAD_BYTES,
+    MAX_ZIP_MEMBERS,
+    MAX_ZIP_TOTAL_BYTES,
+    MIDI_SUFFIXES,
+    data_dir,
+)
+from .errors import DatasetError, MidiError
+from .midi_io import Notes, Part, read_midi, write_atomic, write_midi
+
+Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
+SPLITS = ("train", "validation", "test")
+PARALLEL_FROM = 48  # below this many files a process pool costs more than it saves
+CACHE_VERSION = 1
+_ROW = np.dtype([("pitch", "i2"), ("start", "f8"), ("end", "f8"), ("velocity", "i2"), ("program", "i2")])
+
+
+@dataclass(frozen=True)
+class Builtin:
+    title: str
+    description: str
+    source: str  # what music21 ships: 'chorales' or a list of Essen .abc files
+
+
+BUILTINS = {
+    "bach-chorales": Builtin(
+        "Bach chorales",
+        "371 four-part chorales by J. S. Bach (soprano, alto, tenor, bass), from the music21 corpus.",
+        "chorales",
+    ),
+    "essen-folk": Builtin(
+        "German folk songs",
+        "629 German folk melodies (altdeu10 and altdeu20) from the Essen Folksong Collection, from the music21 corpus.",
+        "essenFolksong/altdeu10 essenFolksong/altdeu20",
+    ),
+}
+DEFAULT_DATASET = "bach-chorales"
+
+
+@dataclass(frozen=True)
+class Piece:
+    name: str  # file name inside the dataset (or a label for files read from elsewhere)
+    notes: Notes
+    split: str | None = None  # train / validation / test when the dataset says so
+
+
+@dataclass
+class Dataset:
+    name: str
+    title: str
+    pieces: list[Piece]
+    problems: list[str] = field(default_factory=list)  # one sentence per file that could not be used
+    folder: Path | None = None  # None for files read straight from paths
+    builtin: bool = False
+
+    def piece(self, name: str) -> Piece:
+        for p in self.pieces:
+            if p.name == name:
+                return p
+        raise DatasetError(f"The dataset '{self.name}' has no piece called '{name}'.")
+
+    def midi_path(self, name: str) -> Path:
+        """The MIDI file of a piece (datasets on disk only)."""
+        if self.folder is None:
+            raise DatasetError(f"'{self.name}' is not a stored dataset.")
+        self.piece(name)  # a name that is not ours never becomes a path
+        return self.folder / "midi" / name
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    title: str
+    builtin: bool
+    built: bool  # False for a built-in corpus not made yet
+    pieces: int
+    notes: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MidiFile:
+    """MIDI bytes found in a source, not parsed yet."""
+
+    label: str  # what the user calls it, e.g. songs.zip/a/b.mid
+    relpath: str  # path inside its folder or zip, '/'-separated, safe
+    data: bytes
+    split: str | None = None
+
+
+# ---------------------------------------------------------------- names and folders
+
+def dataset_name(text: str) -> str:
+    """A user's dataset name made safe as a folder name: lower case, spaces to '-', nothing else odd."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", str(text).strip().lower()).strip("-.")
+    if not slug:
+        raise DatasetError("A dataset needs a name made of letters, digits, '-', '_' or '.'.")
+    return slug[:64]
+
+
+def datasets_dir(root: Path | None = None) -> Path:
+    return (root or data_dir()) / "datasets"
+
+
+def _folder(name: str, root: Path | None) -> Path:
+    return datasets_dir(root) / dataset_name(name)
+
+
+def safe_file_name(relpath: str) -> str:
+    """A relative path inside a folder or zip as one flat, safe file name (folders joined by '__')."""
+    parts = [re.sub(r"[^A-Za-z0-9._ ()+,-]+", "_", p).strip(" .") for p in PurePosixPath(relpath).parts]
+    name = "__".join(p for p in parts if p) or "piece.mid"
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or "." + suffix.lower() not in MIDI_SUFFIXES:
+        stem, suffix = name, "mid"
+    return f"{stem[:150]}.{suffix.lower()}"
+
+
+@contextmanager
+def _locked(folder: Path):
+    """One writer per dataset across processes (two browser tabs may import or build at once)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------- reading sources safely
+
+def _is_unsafe(member: str) -> bool:
+    p = member.replace("\\", "/")
+    return p.startswith("/") or re.match(r"^[A-Za-z]:", p) is not None or ".." in p.split("/")
+
+
+def _zip_files(zf: zipfile.ZipFile, label: str, problems: list[str]) -> Iterator[tuple[str, bytes]]:
+    """(relpath, bytes) of the MIDI members, refusing zip bombs and paths that climb out."""
+    infos = [i for i in zf.infolist() if not i.is_dir()]
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise DatasetError(f"{label}: the zip archive holds {len(infos):,} files; the limit is {MAX_ZIP_MEMBERS:,}.")
+    stated = sum(i.file_size for i in infos)
+    if stated > MAX_ZIP_TOTAL_BYTES:
+        raise DatasetError(f"{label}: the zip archive would unpack to {stated / 2**20:,.0f} MB; "
+                           f"the limit is {MAX_ZIP_TOTAL_BYTES // 2**20} MB.")
+    unpacked = 0
+    for info in infos:
+        member = info.filename
+        base = member.replace("\\", "/").rsplit("/", 1)[-1]
+        if member.startswith("__MACOSX/") or base.startswith("._") or base in (".DS_Store", "Thumbs.db"):
+            continue  # operating-system litter, not the user's files
+        if _is_unsafe(member):
+            problems.append(f"{label}/{member}: skipped, its path points outside the archive.")
+            continue
+        if not base.lower().endswith(MIDI_SUFFIXES):
+            problems.append(f"{label}/{member}: skipped, not a MIDI file (.mid or .midi).")
+            continue
+        if info.file_size > MAX_MIDI_BYTES:
+            problems.append(f"{label}/{member}: skipped, too large ({info.file_size / 2**20:.1f} MB; "
+                            f"the limit is {MAX_MIDI_BYTES // 2**20} MB).")
+            continue
+        try:
+            with zf.open(info) as fh:
+                data = fh.read(MAX_MIDI_BYTES + 1)  # the header's size may lie; never read more than the cap
+        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
+            problems.append(f"{label}/{member}: skipped, it cannot be unpacked ({e}).")
+            continue
+        if len(data) > MAX_MIDI_BYTES:
+            problems.append(f"{label}/{member}: skipped, it unpacks to more than {MAX_MIDI_BYTES // 2**20} MB.")
+            continue
+        unpacked += len(data)
+        if unpacked > MAX_ZIP_TOTAL_BYTES:
+            raise DatasetError(f"{label}: the zip archive unpacks to more than {MAX_ZIP_TOTAL_BYTES // 2**20} MB.")
+        yield member.replace("\\", "/"), data
+
+
+def _read_zip(data_or_path, label: str, problems: list[str]) -> list[MidiFile]:
+    import io
+
+    try:
+        src = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
+        with zipfile.ZipFile(src) as zf:
+            files = list(_zip_files(zf, label, problems))
+            csv_texts = {n.replace("\\", "/"): zf.read(n) for n in zf.namelist()
+                         if n.lower().endswith(".csv") and not _is_unsafe(n) and zf.getinfo(n).file_size < 2**24}
+    except zipfile.BadZipFile:
+        raise DatasetError(f"{label}: the zip archive is damaged and cannot be opened.") from None
+    splits = _splits_from_csvs(csv_texts)
+    return [MidiFile(f"{label}/{rel}", rel, d, splits.get(rel)) for rel, d in files]
+
+
+def _splits_from_csvs(csvs: dict[str, bytes]) -> dict[str, str]:
+    """A MAESTRO-style CSV (columns midi_filename and split) names each file's split; paths are relative to it."""
+    import csv
+    import io
+
+    out = {}
+    for rel, raw in csvs.items():
+        base = PurePosixPath(rel).parent
+        try:
+            rows = csv.DictReader(io.StringIO(raw.decode("utf-8-sig", errors="replace")))
+            if not rows.fieldnames or not {"midi_filename", "split"} <= set(rows.fieldnames):
+                continue
+            for row in rows:
+                split = {"valid": "validation", "val": "validation"}.get(row["split"].strip(), row["split"].strip())
+                if split in SPLITS and row["midi_filename"]:
+                    out[(base / row["midi_filename"].strip()).as_posix()] = split
+        except csv.Error:
+            continue
+    return out
+
+
+def read_sources(sources: Iterable[str | os.PathLike | tuple[str, bytes]]) -> tuple[list[MidiFile], list[str]]:
+    """MIDI files from paths (files, folders, zips) and uploads given as (file name, bytes).
+
+    Returns (files, problems): every source that yields nothing usable is explained in problems.
+    Files are not parsed here; a file with a MIDI suffix but bad content is caught when parsed.
+    """
+    files: list[MidiFile] = []
+    problems: list[str] = []
+    for src in sources:
+        if isinstance(src, tuple):
+            label, data = src
+            label = PurePosixPath(str(label).replace("\\", "/")).name or "upload"
+            if len(data) > MAX_UPLOAD_BYTES:
+                problems.append(f"{label}: skipped, too large ({len(data) / 2**20:.0f} MB; "
+                                f"the limit is {MAX_UPLOAD_BYTES // 2**20} MB).")
+            elif data[:2] == b"PK" or label.lower().endswith(".zip"):
+                files += _read_zip(data, label, problems)
+            else:
+                files.append(MidiFile(label, label, data))
+            continue
+        path = Path(src)
+        if path.is_dir():
+            files += _read_folder(path, problems)
+        elif path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
+            files += _read_zip(path, path.name, problems)
+        elif path.is_file():
+            if path.stat().st_size > MAX_MIDI_BYTES:
+                problems.append(f"{path.name}: the file is too large ({path.stat().st_size / 2**20:.1f} MB; "
+                                f"the limit is {MAX_MIDI_BYTES // 2**20} MB).")
+            else:
+                files.append(MidiFile(str(src), path.name, path.read_bytes()))
+        else:
+            problems.append(f"{src}: there is no such file, folder or dataset.")
+    return files, problems
+
+
+def _read_folder(folder: Path, problems: list[str]) -> list[MidiFile]:
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES)
+    csvs = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*.csv")
+            if p.stat().st_size < 2**24}
+    splits = _splits_from_csvs(csvs)
+    out = []
+    for p in found:
+        rel = p.relative_to(folder).as_posix()
+        if p.stat().st_size > MAX_MIDI_BYTES:
+            problems.append(f"{folder.name}/{rel}: the file is too large ({p.stat().st_size / 2**20:.1f} MB; "
+                            f"the limit is {MAX_MIDI_BYTES // 2**20} MB).")
+            continue
+        out.append(MidiFile(str(p), rel, p.read_bytes(), splits.get(rel)))
+    if not found:
+        problems.append(f"{folder}: the folder has no MIDI files (.mid or .midi).")
+    return out
+
+
+# ---------------------------------------------------------------- parsing, in parallel when it pays
+
+def _parse_one(item: tuple[str, bytes | str]) -> tuple:
+    label, data = item
+    try:
+        n = read_midi(data if isinstance(data, bytes) else Path(data), name=label)
+    except MidiError as e:
+        return ("error", str(e))
+    return ("ok", n.pitch, n.start, n.end, n.velocity, n.program, n.tempo)
+
+
+def _pool(n_items: int) -> ProcessPoolExecutor | None:
+    workers = min(os.cpu_count() or 1, 8)
+    if n_items < PARALLEL_FROM or workers < 2:
+        return None
+    # forkserver: forking Streamlit's many threads directly is unsafe.
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def _run_all(fn, items: list, progress: Progress | None, what: str) -> list:
+    """fn over items, in worker processes when there are enough, reporting progress."""
+    total = len(items)
+    results = []
+    pool = _pool(total)
+    if progress:
+        progress(0, total, what)
+    try:
+        mapped = pool.map(fn, items, chunksize=max(1, total // 64)) if pool else map(fn, items)
+        for i, r in enumerate(mapped, 1):
+            results.append(r)
+            if progress and (i == total or i % max(1, total // 100) == 0):
+                progress(i, total, what)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    return results
+
+
+def parse_files(items: list[tuple[str, bytes | Path]], progress: Progress | None = None) -> list[Notes | str]:
+    """Parse (label, bytes or path) items; each result is a Notes or the sentence saying why not."""
+    out = []
+    for r in _run_all(_parse_one, [(label, d if isinstance(d, bytes) else str(d)) for label, d in items],
+                      progress, "reading MIDI files"):
+        out.append(r[1] if r[0] == "error" else Notes(*r[1:6], tempo=r[6]))
+    return out
+
+
+# ---------------------------------------------------------------- the parse cache
+
+def _file_key(entry: os.DirEntry) -> str:
+    st = entry.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _load_cache(folder: Path) -> tuple[dict, np.ndarray] | None:
+    try:
+        meta = json.loads((folder / "cache.json").read_text())
+        rows = np.load(folder / "cache.npy", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if meta.get("version") != CACHE_VERSION or meta.get("rows") != len(rows) or rows.dtype != _ROW:
+        return None  # stale, or written by another process half-way: parse again
+    return meta, rows
+
+
+def _save_cache(folder: Path, entries: list[dict], tables: dict[str, Notes]) -> None:
+    rows = np.zeros(sum(len(tables[e["name"]]) for e in entries if e["name"] in tables), dtype=_ROW)
+    at = 0
+    for e in entries:
+        n = tables.get(e["name"])
+        if n is None:
+            continue
+        e["offset"], e["count"], e["tempo"] = at, len(n), n.tempo
+        block = rows[at:at + len(n)]
+        block["pitch"], block["start"], block["end"] = n.pitch, n.start, n.end
+        block["velocity"], block["program"] = n.velocity, n.program
+        at += len(n)
+    tmp = folder / f".cache.{os.getpid()}.npy"
+    np.save(tmp, rows, allow_pickle=False)
+    os.replace(tmp, folder / "cache.npy")
+    write_atomic(folder / "cache.json", json.dumps({"version": CACHE_VERSION, "rows": len(rows),
+                                                    "files": entries}).encode())
+
+
+def _notes_from_rows(rows: np.ndarray, e: dict) -> Notes:
+    r = rows[e["offset"]:e["offset"] + e["count"]]
+    return Notes(np.ascontiguousarray(r["pitch"]), np.ascontiguousarray(r["start"]), np.ascontiguousarray(r["end"]),
+                 np.ascontiguousarray(r["velocity"]), np.ascontiguousarray(r["program"]), e["tempo"])
+
+
+def _read_folder_dataset(folder: Path, progress: Progress | None) -> tuple[list[tuple[str, Notes]], list[str]]:
+    """(name, notes) of every usable file in folder/midi, using and refreshing the parse cache."""
+    midi = folder / "midi"
+    current = {e.name: _file_key(e) for e in os.scandir(midi) if e.is_file() and not e.name.startswith(".")} \
+        if midi.is_dir() else {}
+    cache = _load_cache(folder)
+    cached = {e["name"]: e for e in cache[0]["files"]} if cache else {}
+    fresh = [name for name, key in current.items() if cached.get(name, {}).get("key") != key]
+    tables: dict[str, Notes] = {}
+    errors: dict[str, str] = {}
+    for name in current:
+        e = cached.get(name)
+        if name not in fresh and e is not None:
+            if e.get("error"):
+                errors[name] = e["error"]
+            else:
+                tables[name] = _notes_from_rows(cache[1], e)
+    if fresh:
+        results = parse_files([(n, midi / n) for n in fresh], progress)
+        for name, r in zip(fresh, results):
+            (errors.__setitem__(name, r) if isinstance(r, str) else tables.__setitem__(name, r))
+    if fresh or set(cached) != set(current):
+        entries = [{"name": n, "key": current[n], "error": errors.get(n)} for n in sorted(current)]
+        _save_cache(folder, entries, tables)
+    names = sorted(tables)
+    return [(n, tables[n]) for n in names], [errors[n] for n in sorted(errors)]
+
+
+# ---------------------------------------------------------------- datasets
+
+def _read_meta(folder: Path) -> dict:
+    try:
+        return json.loads((folder / "dataset.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_meta(folder: Path, meta: dict) -> None:
+    write_atomic(folder / "dataset.json", json.dumps(meta, indent=1, sort_keys=True).encode())
+
+
+def open_dataset(name: str, progress: Progress | None = None, root: Path | None = None) -> Dataset:
+    """A stored dataset by name; a built-in corpus is made on first use (about a minute, with progress)."""
+    key = dataset_name(name)
+    folder = _folder(key, root)
+    if key in BUILTINS and not (folder / "dataset.json").exists():
+        build_builtin(key, progress, root)
+    if not (folder / "dataset.json").exists():
+        raise DatasetError(f"There is no dataset called '{name}'. "
+                           f"Known datasets: {', '.join(i.name for i in list_datasets(root))}.")
+    meta = _read_meta(folder)
+    with _locked(folder):
+        tables, problems = _read_folder_dataset(folder, progress)
+    splits = meta.get("splits", {})
+    pieces = [Piece(n, notes, splits.get(n)) for n, notes in tables]
+    return Dataset(key, meta.get("title", key), pieces, meta.get("skipped", []) + problems, folder, key in BUILTINS)
+
+
+def load_data(spec: str, progress: Progress | None = None, root: Path | None = None) -> Dataset:
+    """A dataset name, or paths (files, folders, zips) read directly; what `--data` and `inspect` accept."""
+    looks_like_file = spec.lower().endswith(MIDI_SUFFIXES + (".zip",)) or "/" in spec
+    if not looks_like_file and not Path(spec).exists():
+        return open_dataset(spec, progress, root)
+    files, problems = read_sources([spec])
+    results = parse_files([(f.label, f.data) for f in files], progress)
+    pieces = [Piece(f.label, r, f.split) for f, r in zip(files, results) if not isinstance(r, str)]
+    problems += [r for r in results if isinstance(r, str)]
+    return Dataset(Path(spec).name or spec, Path(spec).name or spec, pieces, problems)
+
+
+def list_datasets(root: Path | None = None) -> list[DatasetInfo]:
+    """Built-in corpora first (built or not), then user datasets, with sizes from their caches."""
+    out = []
+    base = datasets_dir(root)
+    user = sorted(p.name for p in base.iterdir() if p.is_dir() and (p / "dataset.json").exists()) \
+        if base.is_dir() else []
+    for name in list(BUILTINS) + [n for n in user if n not in BUILTINS]:
+        folder = base / name
+        meta = _read_meta(folder)
+        cache = _load_cache(folder)
+        entries = [e for e in cache[0]["files"] if not e.get("error")] if cache else []
+        seconds = sum(float(cache[1]["end"][e["offset"]:e["offset"] + e["count"]].max()) for e in entries
+                      if e["count"]) if cache else 0.0
+        out.append(DatasetInfo(name, meta.get("title") or (BUILTINS[name].title if name in BUILTINS else name),
+                               name in BUILTINS, bool(meta), len(entries), sum(e["count"] for e in entries),
+                               seconds))
+    return out
+
+
+@dataclass
+class ImportReport:
+    dataset: Dataset
+    added: list[str]  # stored file names
+    problems: list[str]  # files skipped, each with its sentence
+    duplicates: int  # files already in the dataset
+
+
+def import_files(name: str, sources: Iterable[str | os.PathLike | tuple[str, bytes]],
+                 progress: Progress | None = None, root: Path | None = None) -> ImportReport:
+    """Make or extend the user dataset `name` with the usable MIDI files found in sources.
+
+    Files are checked before anything is written; if none is usable, nothing changes and DatasetError says why.
+    """
+    key = dataset_name(name)
+    if key in BUILTINS:
+        raise DatasetError(f"'{key}' is a built-in corpus; choose another name for your dataset.")
+    files, problems = read_sources(sources)
+    results = parse_files([(f.label, f.data) for f in files], progress)
+    usable = [(f, r) for f, r in zip(files, results) if not isinstance(r, str)]
+    problems += [r for r in results if isinstance(r, str)]
+    if not usable:
+        detail = f" {problems[0]}" if len(problems) == 1 else f" ({len(problems)} problems; the first: {problems[0]})" \
+            if problems else ""
+        raise DatasetError(f"No usable MIDI file was found, so the dataset '{key}' was not changed.{detail}")
+    folder = _folder(key, root)
+    with _locked(folder):
+        meta = _read_meta(folder) or {"name": key, "title": str(name).strip() or key, "splits": {}}
+        midi = folder / "midi"
+        midi.mkdir(parents=True, exist_ok=True)
+        have = {hashlib.sha1(p.read_bytes()).hexdigest() for p in midi.iterdir() if p.is_file()}
+        added, duplicates = [], 0
+        for f, _ in usable:
+            digest = hashlib.sha1(f.data).hexdigest()
+            if digest in have:
+                duplicates += 1
+                continue
+            have.add(digest)
+            stored = safe_file_name(f.relpath)
+            stem, suffix = stored.rsplit(".", 1)
+            k = 2
+            while (midi / stored).exists():
+                stored, k = f"{stem}-{k}.{suffix}", k + 1
+            write_atomic(midi / stored, f.data)
+            added.append(stored)
+            if f.split:
+                meta["splits"][stored] = f.split
+        _write_meta(folder, meta)
+    return ImportReport(open_dataset(key, progress, root), added, problems, duplicates)
+
+
+def delete_dataset(name: str, root: Path | None = None) -> None:
+    """Remove a user dataset (built-in corpora are only rebuilt, never deleted by users)."""
+    key = dataset_name(name)
+    folder = _folder(key, root)
+    if key in BUILTINS:
+        raise DatasetError(f"'{key}' is a built-in corpus and cannot be deleted.")
+    if not (folder / "dataset.json").exists():
+        raise DatasetError(f"There is no dataset called '{name}'.")
+    with _locked(folder):
+        shutil.rmtree(folder)
+
+
+# ---------------------------------------------------------------- built-in corpora from music21
+
+def _builtin_tasks(name: str) -> list[tuple[str, str, str]]:
+    """(file name, kind, what to parse) for every piece of a built-in corpus."""
+    from music21 import corpus as m21corpus
+
+    def work_path(work: str) -> Path:
+        found = m21corpus.getWork(work)
+        found = found if isinstance(found, list) else [found]
+        # 'bach/bwv245.3' also matches bwv245.37, and some works come as both .krn and .mxl
+        exact = [Path(p) for p in found if Path(p).stem == Path(work).name] or [Path(p) for p in found]
+        return sorted(exact, key=lambda p: p.suffix != ".mxl")[0]
+
+    source = BUILTINS[name].source
+    if source == "chorales":
+        return [(f"{Path(w).name}.mid", "path", str(work_path(w)))
+                for w in dict.fromkeys(m21corpus.chorales.Iterator(returnType="filename"))]  # it lists some twice
+    tasks = []
+    for work in source.split():
+        path = work_path(work)
+        text = path.read_text(encoding="latin-1")
+        for tune in re.split(r"\n(?=X:)", text):
+            m = re.match(r"X:\s*(\d+)", tune.strip())
+            if m:
+                t = re.search(r"^T:\s*(.+)$", tune, re.M)
+                title = t.group(1).strip() if t else "untitled"
+                tasks.append((safe_file_name(f"{path.stem}-{int(m.group(1)):03d} {title}.mid"), "abc", tune.strip()))
+    return tasks
+
+
+def _score_parts(task: tuple[str, str, str]) -> tuple[str, bytes | None, str | None]:
+    """One music21 score as MIDI bytes with one track per part; (file name, bytes, error)."""
+    from music21 import converter, tempo
+
+    file_name, kind, what = task
+    try:
+        score = (converter.parse(what, forceSource=True, storePickle=False) if kind == "path"
+                 else converter.parse(what, format="abc", forceSource=True))
+        marks = list(score.flatten().getElementsByClass(tempo.MetronomeMark))
+        qpm = float(marks[0].getQuarterBPM() or DEFAULT_TEMPO_QPM) if marks else DEFAULT_TEMPO_QPM
+        sec = 60.0 / qpm
+        parts = []
+        for i, part in enumerate(getattr(score, "parts", None) or [score]):
+            rows = []
+            for el in part.flatten().stripTies().notes:
+                ql = float(el.quarterLength)
+                if ql <= 0:
+                    continue  # grace notes have no length of their own
+                t = float(el.offset) * sec
+                rows += [(p.midi, t, t + ql * sec) for p in el.pitches]
+            if rows:
+                arr = np.array(rows, dtype=np.float64)
+                notes = Notes.build(arr[:, 0], arr[:, 1], arr[:, 2], tempo=qpm)
+                parts.append(Part(part.partName or f"Part {i + 1}", 0, notes))
+        if not parts:
+            return file_name, None, f"{file_name}: the score has no notes."
+        return file_name, write_midi(parts), None
+    except Exception as e:  # a score music21 cannot read is skipped, the corpus goes on
+        return file_name, None, f"{file_name}: music21 could not read this score ({type(e).__name__})."
+
+
+def build_builtin(name: str, progress: Progress | None = None, root: Path | None = None,
+                  limit: int | None = None) -> Path:
+    """Write a built-in corpus as MIDI files under the data folder; `limit` keeps only the first pieces (tests)."""
+    key = dataset_name(name)
+    if key not in BUILTINS:
+        raise DatasetError(f"There is no built-in corpus called '{name}'. Built-in: {', '.join(BUILTINS)}.")
+    folder = _folder(key, root)
+    with _locked(folder):
+        if (folder / "dataset.json").exists():
+            return folder
+        tasks = _builtin_tasks(key)[:limit]
+        results = _run_all(_score_parts, tasks, progress, f"building the {BUILTINS[key].title} corpus")
+        staging = folder.with_name(f".{key}.building")
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "midi").mkdir(parents=True)
+        for file_name, data, _ in results:
+            if data is not None:
+                (staging / "midi" / file_name).write_bytes(data)
+        skipped = [err for _, _, err in results if err]
+        _write_meta(staging, {"name": key, "title": BUILTINS[key].title, "builtin": True,
+                              "description": BUILTINS[key].description, "splits": {}, "skipped": skipped})
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staging, folder)
+    return folder
