@@ -439,10 +439,15 @@ def open_dataset(name: str, progress: Progress | None = None, root: Path | None 
     return Dataset(key, meta.get("title", key), pieces, meta.get("skipped", []) + problems, folder, key in BUILTINS)
 
 
+def is_dataset_name(spec: str) -> bool:
+    """Whether spec names a dataset rather than a path (a path that exists always wins)."""
+    looks_like_file = spec.lower().endswith(MIDI_SUFFIXES + (".zip",)) or "/" in spec or "\\" in spec
+    return not looks_like_file and not Path(spec).exists()
+
+
 def load_data(spec: str, progress: Progress | None = None, root: Path | None = None) -> Dataset:
-    """A dataset name, or paths (files, folders, zips) read directly; what `--data` and `inspect` accept."""
-    looks_like_file = spec.lower().endswith(MIDI_SUFFIXES + (".zip",)) or "/" in spec
-    if not looks_like_file and not Path(spec).exists():
+    """A dataset name, or a path (file, folder, zip) read directly; what `--data` accepts."""
+    if is_dataset_name(spec):
         return open_dataset(spec, progress, root)
     files, problems = read_sources([spec])
     results = parse_files([(f.label, f.data) for f in files], progress)

@@ -168,8 +168,9 @@ def check_header(data: bytes, label: str = "file") -> None:
                         f"the limit is {MAX_MIDI_BYTES // 2**20} MB).")
     body = _unwrap_rmid(data)
     if not body.startswith(b"MThd"):
-        what = "a zip archive" if data.startswith(b"PK") else "something else"
-        raise MidiError(f"{label}: this is not a MIDI file (it is {what}; a MIDI file starts with 'MThd').")
+        if data.startswith(b"PK"):
+            raise MidiError(f"{label}: this is a zip archive, not a MIDI file.")
+        raise MidiError(f"{label}: this is not a MIDI file (MIDI files begin with 'MThd').")
     if len(body) < 14:
         raise MidiError(f"{label}: the MIDI file is truncated (it ends inside its header).")
     if int.from_bytes(body[10:12], "big") == 0:
@@ -223,7 +224,7 @@ def read_parts(source: str | os.PathLike | bytes, name: str | None = None) -> li
     data, label = load_bytes(source, name)
     pm = _parse_pretty_midi(data, label)
     try:
-        tempo = float(pm.get_tempo_changes()[1][0])
+        tempo = round(float(pm.get_tempo_changes()[1][0]), 2)  # MIDI stores microseconds per beat
     except (IndexError, ValueError):
         tempo = DEFAULT_TEMPO_QPM
     parts, drum_notes, total = [], 0, 0

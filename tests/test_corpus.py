@@ -1,0 +1,232 @@
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+from helpers import midi_bytes, scale
+
+from musicgen import corpus
+from musicgen.errors import DatasetError
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def song(i: int, count=8) -> bytes:
+    return midi_bytes(scale(start_pitch=48 + i, count=count))
+
+
+def test_import_uploads_makes_a_dataset(data_dir):
+    report = corpus.import_files("My Songs", [("a.mid", song(0)), ("b.midi", song(1, count=5))])
+    assert report.dataset.name == "my-songs"
+    assert report.dataset.title == "My Songs"
+    assert sorted(report.added) == ["a.mid", "b.midi"]
+    assert sorted(len(p.notes) for p in report.dataset.pieces) == [5, 8]
+    assert (data_dir / "datasets" / "my-songs" / "midi" / "a.mid").exists()
+
+
+def test_import_extends_and_skips_duplicates():
+    corpus.import_files("mine", [("a.mid", song(0))])
+    report = corpus.import_files("mine", [("a.mid", song(0)), ("a.mid", song(2))])
+    assert report.duplicates == 1
+    assert report.added == ["a-2.mid"]  # same name, other music: kept under a new name
+    assert len(report.dataset.pieces) == 2
+
+
+def test_import_lists_bad_files_and_keeps_the_good():
+    report = corpus.import_files("mixed", [("good.mid", song(0)), ("bad.mid", b"not midi"), ("empty.mid", b"")])
+    assert report.added == ["good.mid"]
+    assert len(report.problems) == 2
+    assert any("bad.mid: this is not a MIDI file" in p for p in report.problems)
+    assert any("empty.mid: the file is empty" in p for p in report.problems)
+
+
+def test_nothing_usable_changes_nothing(data_dir):
+    corpus.import_files("keep", [("a.mid", song(0))])
+    before = sorted(os.listdir(data_dir / "datasets" / "keep" / "midi"))
+    with pytest.raises(DatasetError, match="No usable MIDI file.*not changed"):
+        corpus.import_files("keep", [("x.mid", b"garbage")])
+    assert sorted(os.listdir(data_dir / "datasets" / "keep" / "midi")) == before
+    with pytest.raises(DatasetError):
+        corpus.import_files("fresh", [("x.txt", b"garbage")])
+    assert not (data_dir / "datasets" / "fresh").exists()
+
+
+def test_dataset_names():
+    assert corpus.dataset_name("  Bach & Friends ") == "bach-friends"
+    with pytest.raises(DatasetError):
+        corpus.dataset_name("../..")
+    with pytest.raises(DatasetError, match="built-in"):
+        corpus.import_files("bach-chorales", [("a.mid", song(0))])
+
+
+def test_zip_import_is_safe(data_dir):
+    z = make_zip({
+        "songs/one.mid": song(0),
+        "songs/deeper/two.MID": song(1),
+        "../escape.mid": song(2),
+        "/etc/abs.mid": song(3),
+        "readme.txt": b"hello",
+        "__MACOSX/songs/._one.mid": b"junk",
+    })
+    report = corpus.import_files("zipped", [("songs.zip", z)])
+    assert sorted(report.added) == ["songs__deeper__two.mid", "songs__one.mid"]
+    problems = "\n".join(report.problems)
+    assert "../escape.mid: skipped, its path points outside" in problems
+    assert "/etc/abs.mid: skipped, its path points outside" in problems
+    assert "readme.txt: skipped, not a MIDI file" in problems
+    assert "MACOSX" not in problems
+    written = {p.name for p in (data_dir).rglob("*.mid")}
+    assert "escape.mid" not in written and "abs.mid" not in written
+    assert not (data_dir.parent / "escape.mid").exists()
+
+
+def test_zip_member_count_cap(monkeypatch):
+    monkeypatch.setattr(corpus, "MAX_ZIP_MEMBERS", 3)
+    z = make_zip({f"{i}.mid": song(i) for i in range(4)})
+    with pytest.raises(DatasetError, match="holds 4 files; the limit is 3"):
+        corpus.import_files("many", [("many.zip", z)])
+
+
+def test_zip_bomb_is_refused(monkeypatch):
+    monkeypatch.setattr(corpus, "MAX_ZIP_TOTAL_BYTES", 10_000)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.mid", b"MThd" + b"\0" * 50_000)  # compresses to almost nothing
+    with pytest.raises(DatasetError, match="would unpack to"):
+        corpus.import_files("bomb", [("bomb.zip", buf.getvalue())])
+
+
+def test_zip_member_size_cap(monkeypatch):
+    small, big = song(0, 1), song(1, 40)
+    monkeypatch.setattr(corpus, "MAX_MIDI_BYTES", len(small))
+    report = corpus.import_files("sizes", [("s.zip", make_zip({"small.mid": small, "big.mid": big}))])
+    assert report.added == ["small.mid"]
+    assert "big.mid: skipped, too large" in "\n".join(report.problems)
+
+
+def test_damaged_zip():
+    with pytest.raises(DatasetError, match="damaged"):
+        corpus.import_files("broken", [("broken.zip", b"PK\x03\x04" + b"\x00" * 40)])
+
+
+def test_folder_with_maestro_csv_keeps_splits(tmp_path):
+    src = tmp_path / "maestro"
+    (src / "2004").mkdir(parents=True)
+    (src / "2006").mkdir()
+    (src / "2004" / "a.midi").write_bytes(song(0))
+    (src / "2004" / "b.midi").write_bytes(song(1))
+    (src / "2006" / "c.midi").write_bytes(song(2))
+    (src / "maestro-v3.0.0.csv").write_text(
+        "canonical_composer,canonical_title,split,year,midi_filename,audio_filename,duration\n"
+        "X,A,train,2004,2004/a.midi,2004/a.wav,2.0\n"
+        'X,"B, op. 2",validation,2004,2004/b.midi,2004/b.wav,2.0\n'
+        "X,C,test,2006,2006/c.midi,2006/c.wav,2.0\n")
+    report = corpus.import_files("maestro", [src])
+    splits = {p.name: p.split for p in report.dataset.pieces}
+    assert splits == {"2004__a.midi": "train", "2004__b.midi": "validation", "2006__c.midi": "test"}
+    reopened = corpus.open_dataset("maestro")
+    assert {p.name: p.split for p in reopened.pieces} == splits
+
+
+def test_maestro_zip_keeps_splits():
+    z = make_zip({"m/m.csv": b"split,midi_filename\ntrain,2004/a.midi\ntest,2004/b.midi\n",
+                  "m/2004/a.midi": song(0), "m/2004/b.midi": song(1)})
+    report = corpus.import_files("mz", [("m.zip", z)])
+    assert {p.name: p.split for p in report.dataset.pieces} == {"m__2004__a.midi": "train",
+                                                                "m__2004__b.midi": "test"}
+
+
+def test_cache_reopen_does_not_parse(monkeypatch):
+    report = corpus.import_files("cached", [(f"{i}.mid", song(i)) for i in range(5)])
+    monkeypatch.setattr(corpus, "parse_files", lambda *a, **k: pytest.fail("parsed again"))
+    again = corpus.open_dataset("cached")
+    assert [p.name for p in again.pieces] == [p.name for p in report.dataset.pieces]
+    for a, b in zip(again.pieces, report.dataset.pieces):
+        np.testing.assert_array_equal(a.notes.pitch, b.notes.pitch)
+        np.testing.assert_array_equal(a.notes.start, b.notes.start)
+        assert a.notes.tempo == b.notes.tempo
+
+
+def test_cache_notices_changed_and_removed_files(data_dir):
+    corpus.import_files("changing", [("a.mid", song(0)), ("b.mid", song(1))])
+    midi = data_dir / "datasets" / "changing" / "midi"
+    (midi / "a.mid").write_bytes(song(0, count=3))
+    os.utime(midi / "a.mid", ns=(1, 1))  # a different mtime even on coarse clocks
+    (midi / "b.mid").unlink()
+    d = corpus.open_dataset("changing")
+    assert [(p.name, len(p.notes)) for p in d.pieces] == [("a.mid", 3)]
+
+
+def test_corrupt_cache_is_rebuilt(data_dir):
+    corpus.import_files("c", [("a.mid", song(0))])
+    (data_dir / "datasets" / "c" / "cache.npy").write_bytes(b"rubbish")
+    assert len(corpus.open_dataset("c").pieces) == 1
+
+
+def test_unknown_dataset():
+    with pytest.raises(DatasetError, match="no dataset called 'nope'"):
+        corpus.open_dataset("nope")
+
+
+def test_delete_dataset(data_dir):
+    corpus.import_files("gone", [("a.mid", song(0))])
+    corpus.delete_dataset("gone")
+    assert not (data_dir / "datasets" / "gone").exists()
+    with pytest.raises(DatasetError):
+        corpus.delete_dataset("bach-chorales")
+
+
+def test_load_data_from_paths(tmp_path):
+    (tmp_path / "a.mid").write_bytes(song(0))
+    (tmp_path / "b.mid").write_bytes(b"bad")
+    d = corpus.load_data(str(tmp_path))
+    assert [len(p.notes) for p in d.pieces] == [8]
+    assert len(d.problems) == 1 and "not a MIDI file" in d.problems[0]
+
+
+def test_parallel_parse_matches_serial(monkeypatch):
+    items = [(f"{i}.mid", song(i)) for i in range(6)] + [("bad.mid", b"x")]
+    serial = corpus.parse_files(items)
+    monkeypatch.setattr(corpus, "PARALLEL_FROM", 2)
+    seen = []
+    parallel = corpus.parse_files(items, progress=lambda done, total, what: seen.append((done, total)))
+    assert seen[-1] == (7, 7)
+    for a, b in zip(serial, parallel):
+        if isinstance(a, str):
+            assert a == b
+        else:
+            np.testing.assert_array_equal(a.pitch, b.pitch)
+
+
+def test_builtin_corpora_from_music21(small_builtins):
+    infos = {i.name: i for i in corpus.list_datasets(small_builtins)}
+    assert infos["bach-chorales"].built and infos["essen-folk"].built
+    bach = corpus.open_dataset("bach-chorales", root=small_builtins)
+    assert len(bach.pieces) == 6 and not bach.problems
+    first = bach.pieces[0]
+    assert first.name.startswith("bwv") and len(first.notes) > 50
+    from musicgen.midi_io import read_parts
+
+    assert [p.name for p in read_parts(bach.midi_path(first.name))] == ["Soprano", "Alto", "Tenor", "Bass"]
+    folk = corpus.open_dataset("essen-folk", root=small_builtins)
+    assert len(folk.pieces) == 6
+    assert all(p.notes.pitch.min() > 40 for p in folk.pieces)  # melodies, one voice
+
+
+def test_unbuilt_builtin_is_listed(data_dir):
+    infos = {i.name: i for i in corpus.list_datasets()}
+    assert set(corpus.BUILTINS) <= set(infos)
+    assert not infos["bach-chorales"].built
+
+
+def test_piece_names_never_become_other_paths(small_builtins):
+    bach = corpus.open_dataset("bach-chorales", root=small_builtins)
+    with pytest.raises(DatasetError):
+        bach.midi_path("../../etc/passwd")

@@ -1,0 +1,188 @@
+import numpy as np
+import pretty_midi
+import pytest
+from helpers import midi_bytes, notes, raw_midi, scale
+from mido import Message, MetaMessage
+
+from musicgen import midi_io
+from musicgen.errors import MidiError
+from musicgen.midi_io import Notes, Part, read_midi, read_parts, write_midi
+
+
+def test_notes_are_sorted_and_steps_derived():
+    n = notes([(64, 0.5, 1.0), (60, 0.0, 0.5), (67, 0.5, 0.75)])
+    assert n.pitch.tolist() == [60, 64, 67]
+    assert n.step.tolist() == [0.0, 0.5, 0.0]
+    assert n.duration.tolist() == [0.5, 0.5, 0.25]
+    assert n.seconds == 1.0
+
+
+def test_build_clamps_to_valid_midi():
+    n = notes([(200, 0.0, 0.5, 300), (-5, 1.0, 0.9, 0), (60.4, 2.0, 2.0)])
+    assert n.pitch.tolist() == [127, 0, 60]
+    assert n.velocity.tolist() == [127, 1, 80]
+    assert (n.duration > 0).all()
+
+
+def test_build_drops_rows_with_broken_times():
+    n = Notes.build([60, 61, 62], [0.0, np.nan, -1.0], [1.0, 2.0, 0.5])
+    assert n.pitch.tolist() == [60]
+
+
+def test_write_then_read_round_trip():
+    original = notes([(60, 0.0, 0.5, 90), (64, 0.5, 1.0, 70), (67, 0.5, 1.25, 100), (72, 1.5, 3.0, 64, 40)],
+                     tempo=90)
+    back = read_midi(write_midi(original))
+    assert back.pitch.tolist() == original.pitch.tolist()
+    assert back.velocity.tolist() == original.velocity.tolist()
+    assert back.program.tolist() == original.program.tolist()
+    np.testing.assert_allclose(back.start, original.start, atol=1e-3)
+    np.testing.assert_allclose(back.end, original.end, atol=1e-3)
+    assert back.tempo == pytest.approx(90)
+
+
+def test_write_to_path_and_read_path(tmp_path):
+    path = tmp_path / "run.mid"
+    write_midi(notes(scale()), path)
+    assert len(read_midi(path)) == 8
+    assert not list(tmp_path.glob(".*tmp"))  # the atomic write left nothing behind
+
+
+def test_instruments_merged_by_default_and_chosen_on_request():
+    soprano = Part("Soprano", 0, notes([(72, 0.0, 1.0), (74, 1.0, 2.0)]))
+    bass = Part("Bass", 32, notes([(48, 0.0, 2.0)]))
+    data = write_midi([soprano, bass])
+    merged = read_midi(data)
+    assert merged.pitch.tolist() == [48, 72, 74]
+    assert sorted(merged.program.tolist()) == [0, 0, 32]
+    assert read_midi(data, instrument=0).pitch.tolist() == [72, 74]
+    assert read_midi(data, instrument=1).pitch.tolist() == [48]
+    assert [p.name for p in read_parts(data)] == ["Soprano", "Bass"]
+    with pytest.raises(MidiError, match="no instrument number 2"):
+        read_midi(data, instrument=2)
+
+
+def test_drums_are_skipped():
+    pm = pretty_midi.PrettyMIDI()
+    drums = pretty_midi.Instrument(0, is_drum=True)
+    drums.notes.append(pretty_midi.Note(100, 36, 0, 0.1))
+    piano = pretty_midi.Instrument(0)
+    piano.notes.append(pretty_midi.Note(80, 60, 0, 0.5))
+    pm.instruments += [drums, piano]
+    import io
+
+    buf = io.BytesIO()
+    pm.write(buf)
+    assert read_midi(buf.getvalue()).pitch.tolist() == [60]
+
+
+def error_for(data, **kw) -> str:
+    with pytest.raises(MidiError) as info:
+        read_midi(data, name="song.mid", **kw)
+    message = str(info.value)
+    assert message.startswith("song.mid: ")
+    return message
+
+
+def test_empty_file():
+    assert "empty" in error_for(b"")
+
+
+def test_not_a_midi_file():
+    assert "not a MIDI file" in error_for(b"hello, this is text\n")
+
+
+def test_zip_is_not_midi():
+    assert "zip archive" in error_for(b"PK\x03\x04rest")
+
+
+def test_truncated_file():
+    data = midi_bytes(scale())
+    assert "truncated" in error_for(data[: len(data) // 2])
+    assert "truncated" in error_for(data[:12])
+
+
+def test_corrupt_track_length():
+    data = bytearray(midi_bytes(scale()))
+    data[18:22] = b"\xff\xff\xff\xff"  # first track claims to be 4 GB long
+    assert "corrupt" in error_for(bytes(data)) or "truncated" in error_for(bytes(data))
+
+
+def test_no_tracks():
+    assert "no tracks" in error_for(b"MThd\x00\x00\x00\x06\x00\x01\x00\x00\x01\xe0")
+
+
+def test_no_notes():
+    data = raw_midi([[MetaMessage("set_tempo", tempo=500000), MetaMessage("end_of_track", time=10)]])
+    assert "no notes" in error_for(data)
+
+
+def test_only_drums():
+    data = raw_midi([[Message("note_on", channel=9, note=36, velocity=100),
+                      Message("note_off", channel=9, note=36, time=48)]])
+    assert "only drum" in error_for(data)
+
+
+def test_absurd_timing():
+    data = raw_midi([[Message("note_on", note=60, velocity=90), Message("note_off", note=60, time=5 * 3600 * 2 * 96)]])
+    assert "timing is broken" in error_for(data)
+
+
+def test_absurd_tick():
+    data = raw_midi([[Message("note_on", note=60, velocity=90), Message("note_off", note=60, time=20_000_000)]])
+    assert "timing is broken" in error_for(data)
+
+
+def test_too_large(monkeypatch):
+    monkeypatch.setattr(midi_io, "MAX_MIDI_BYTES", 100)
+    assert "too large" in error_for(midi_bytes(scale(count=40)))
+
+
+def test_too_large_path_is_refused_before_reading(tmp_path, monkeypatch):
+    monkeypatch.setattr(midi_io, "MAX_MIDI_BYTES", 100)
+    path = tmp_path / "song.mid"
+    path.write_bytes(midi_bytes(scale(count=40)))
+    assert "too large" in error_for(path)
+
+
+def test_too_many_notes(monkeypatch):
+    monkeypatch.setattr(midi_io, "MAX_NOTES", 10)
+    assert "too many notes" in error_for(midi_bytes(scale(count=11)))
+
+
+def test_missing_path(tmp_path):
+    assert "no such file" in error_for(tmp_path / "gone.mid")
+
+
+def test_out_of_range_data_byte_is_clipped_not_fatal():
+    data = bytearray(raw_midi([[Message("note_on", note=60, velocity=90), Message("note_off", note=60, time=96)]]))
+    at = data.index(bytes([0x90, 60, 90]))
+    data[at + 2] = 200  # velocity 200: mido refuses it unless clipping
+    assert read_midi(bytes(data)).velocity.tolist() == [127]
+
+
+def test_riff_wrapped_midi():
+    inner = midi_bytes(scale(count=3))
+    rmid = b"RIFF" + (len(inner) + 12).to_bytes(4, "little") + b"RMIDdata" + len(inner).to_bytes(4, "little") + inner
+    assert len(read_midi(rmid)) == 3
+
+
+def test_damaged_files_never_raise_anything_but_midi_error():
+    """Truncations and byte flips of a real file: each is either usable or a MidiError."""
+    good = midi_bytes(scale(count=30) + [(48, 0.0, 4.0, 70, 33)])
+    rng = np.random.default_rng(7)
+    outcomes = {"ok": 0, "error": 0}
+    for i in range(300):
+        data = bytearray(good)
+        if i % 3 == 0:
+            data = data[: rng.integers(0, len(data))]
+        else:
+            for at in rng.integers(0, len(data), size=rng.integers(1, 6)):
+                data[at] = int(rng.integers(0, 256))
+        try:
+            read_midi(bytes(data))
+            outcomes["ok"] += 1
+        except MidiError as e:
+            assert str(e).startswith("file: ")
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0
