@@ -1,7 +1,7 @@
 """Datasets on disk: built-in corpora made from music21's bundled scores, user datasets, and their parse cache.
 
 A dataset is a folder data/datasets/NAME/ holding midi/ (the files), dataset.json (title, splits)
-and a parse cache (cache.npy + cache.json) that makes re-opening it cost milliseconds.
+and a parse cache (cache.bin + cache.json) that makes re-opening it cost about a millisecond.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import shutil
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -36,9 +37,10 @@ from .midi_io import Notes, Part, read_midi, write_atomic, write_midi
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
 SPLITS = ("train", "validation", "test")
-PARALLEL_FROM = 48  # below this many files a process pool costs more than it saves
-CACHE_VERSION = 1
-_ROW = np.dtype([("pitch", "i2"), ("start", "f8"), ("end", "f8"), ("velocity", "i2"), ("program", "i2")])
+# A worker process costs about half a second to start; below these counts one process is faster.
+PARSE_PARALLEL_FROM = 400  # MIDI files, about 2.5 ms each
+BUILD_PARALLEL_FROM = 8  # music21 scores, about 60 ms each
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ BUILTINS = {
 DEFAULT_DATASET = "bach-chorales"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Piece:
     name: str  # file name inside the dataset (or a label for files read from elsewhere)
     notes: Notes
@@ -302,38 +304,38 @@ def _parse_one(item: tuple[str, bytes | str]) -> tuple:
     return ("ok", n.pitch, n.start, n.end, n.velocity, n.program, n.tempo)
 
 
-def _pool(n_items: int) -> ProcessPoolExecutor | None:
-    workers = min(os.cpu_count() or 1, 8)
-    if n_items < PARALLEL_FROM or workers < 2:
-        return None
-    # forkserver: forking Streamlit's many threads directly is unsafe.
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
-
-
-def _run_all(fn, items: list, progress: Progress | None, what: str) -> list:
-    """fn over items, in worker processes when there are enough, reporting progress."""
+def _run_all(fn, items: list, progress: Progress | None, what: str, parallel_from: int) -> list:
+    """fn over items, in worker processes on all cores when there are enough items, reporting progress."""
     total = len(items)
-    results = []
-    pool = _pool(total)
+    workers = min(os.cpu_count() or 1, 8)
     if progress:
         progress(0, total, what)
-    try:
-        mapped = pool.map(fn, items, chunksize=max(1, total // 64)) if pool else map(fn, items)
-        for i, r in enumerate(mapped, 1):
-            results.append(r)
-            if progress and (i == total or i % max(1, total // 100) == 0):
-                progress(i, total, what)
-    finally:
-        if pool:
+    if total >= parallel_from and workers > 1:
+        # forkserver: forking Streamlit's many threads directly is unsafe.
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        try:
+            return _collect(pool.map(fn, items, chunksize=max(1, total // 64)), total, progress, what)
+        except BrokenProcessPool:
+            pass  # a worker could not start (e.g. an unusual __main__): do the work here instead
+        finally:
             pool.shutdown(cancel_futures=True)
-    return results
+    return _collect(map(fn, items), total, progress, what)
+
+
+def _collect(results: Iterable, total: int, progress: Progress | None, what: str) -> list:
+    out = []
+    for i, r in enumerate(results, 1):
+        out.append(r)
+        if progress and (i == total or i % max(1, total // 100) == 0):
+            progress(i, total, what)
+    return out
 
 
 def parse_files(items: list[tuple[str, bytes | Path]], progress: Progress | None = None) -> list[Notes | str]:
     """Parse (label, bytes or path) items; each result is a Notes or the sentence saying why not."""
     out = []
     for r in _run_all(_parse_one, [(label, d if isinstance(d, bytes) else str(d)) for label, d in items],
-                      progress, "reading MIDI files"):
+                      progress, "reading MIDI files", PARSE_PARALLEL_FROM):
         out.append(r[1] if r[0] == "error" else Notes(*r[1:6], tempo=r[6]))
     return out
 
@@ -345,68 +347,97 @@ def _file_key(entry: os.DirEntry) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-def _load_cache(folder: Path) -> tuple[dict, np.ndarray] | None:
+_FLOATS, _INTS = ("start", "end"), ("pitch", "velocity", "program")
+
+
+def _load_cache(folder: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
+    """(meta, columns of every cached note end to end) or None when missing, stale or half-written."""
     try:
         meta = json.loads((folder / "cache.json").read_text())
-        rows = np.load(folder / "cache.npy", allow_pickle=False)
+        raw = np.fromfile(folder / "cache.bin", dtype=np.uint8)
     except (OSError, ValueError):
         return None
-    if meta.get("version") != CACHE_VERSION or meta.get("rows") != len(rows) or rows.dtype != _ROW:
-        return None  # stale, or written by another process half-way: parse again
-    return meta, rows
+    n = meta.get("rows", -1) if meta.get("version") == CACHE_VERSION else -1
+    if n < 0 or len(raw) != n * (8 * len(_FLOATS) + 2 * len(_INTS)):
+        return None  # written by another version, or by another process half-way: parse again
+    floats = raw[:8 * 2 * n].view(np.float64).reshape(len(_FLOATS), n)
+    ints = raw[8 * 2 * n:].view(np.int16).reshape(len(_INTS), n)
+    return meta, {**dict(zip(_FLOATS, floats)), **dict(zip(_INTS, ints))}
 
 
-def _save_cache(folder: Path, entries: list[dict], tables: dict[str, Notes]) -> None:
-    rows = np.zeros(sum(len(tables[e["name"]]) for e in entries if e["name"] in tables), dtype=_ROW)
+def _save_cache(folder: Path, stamp: int, entries: list[dict], tables: dict[str, Notes]) -> None:
+    """Raw columns in cache.bin (loading it needs no parsing), their layout and the files' keys in cache.json."""
+    kept = [tables[e["name"]] for e in entries if e["name"] in tables]
     at = 0
     for e in entries:
-        n = tables.get(e["name"])
-        if n is None:
-            continue
-        e["offset"], e["count"], e["tempo"] = at, len(n), n.tempo
-        block = rows[at:at + len(n)]
-        block["pitch"], block["start"], block["end"] = n.pitch, n.start, n.end
-        block["velocity"], block["program"] = n.velocity, n.program
-        at += len(n)
-    tmp = folder / f".cache.{os.getpid()}.npy"
-    np.save(tmp, rows, allow_pickle=False)
-    os.replace(tmp, folder / "cache.npy")
-    write_atomic(folder / "cache.json", json.dumps({"version": CACHE_VERSION, "rows": len(rows),
+        if e["name"] in tables:
+            n = tables[e["name"]]
+            e["offset"], e["count"], e["tempo"] = at, len(n), n.tempo
+            at += len(n)
+    floats = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _FLOATS])
+    ints = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _INTS], dtype=np.int16)
+    write_atomic(folder / "cache.bin", floats.astype(np.float64).tobytes() + ints.tobytes())
+    write_atomic(folder / "cache.json", json.dumps({"version": CACHE_VERSION, "stamp": stamp, "rows": at,
                                                     "files": entries}).encode())
 
 
-def _notes_from_rows(rows: np.ndarray, e: dict) -> Notes:
-    r = rows[e["offset"]:e["offset"] + e["count"]]
-    return Notes(np.ascontiguousarray(r["pitch"]), np.ascontiguousarray(r["start"]), np.ascontiguousarray(r["end"]),
-                 np.ascontiguousarray(r["velocity"]), np.ascontiguousarray(r["program"]), e["tempo"])
+def _cached_notes(cols: dict[str, np.ndarray], e: dict) -> Notes:
+    s = slice(e["offset"], e["offset"] + e["count"])
+    return Notes(cols["pitch"][s], cols["start"][s], cols["end"][s], cols["velocity"][s], cols["program"][s],
+                 e["tempo"])
 
 
-def _read_folder_dataset(folder: Path, progress: Progress | None) -> tuple[list[tuple[str, Notes]], list[str]]:
-    """(name, notes) of every usable file in folder/midi, using and refreshing the parse cache."""
+def _read_folder_dataset(folder: Path, splits: dict[str, str],
+                         progress: Progress | None) -> tuple[list[Piece], list[str]]:
+    """(pieces, problems) of the files in folder/midi, using and refreshing the parse cache.
+
+    Like Python's own import cache, the cache is trusted while the midi folder's modification time is
+    unchanged: musicgen adds, replaces and removes files by renaming, which always updates it.
+    Otherwise each file is checked by size and time, and only new or changed files are parsed.
+    """
     midi = folder / "midi"
+    try:
+        stamp = os.stat(midi).st_mtime_ns  # taken before scanning: a change during the scan is seen next time
+    except FileNotFoundError:
+        stamp = 0
+    cache = _load_cache(folder)
+    if cache is None or cache[0].get("stamp") != stamp:
+        with _locked(folder):
+            _refresh_cache(folder, midi, stamp, cache, progress)
+        cache = _load_cache(folder)
+        if cache is None:
+            raise DatasetError(f"The dataset folder {folder} cannot be read back; is the disk full?")
+    meta, cols = cache
+    p, s, e, v, g = (cols[k] for k in ("pitch", "start", "end", "velocity", "program"))
+    pieces = []
+    for f in meta["files"]:
+        if not f["error"]:
+            a, b = f["offset"], f["offset"] + f["count"]
+            name = f["name"]
+            pieces.append(Piece(name, Notes(p[a:b], s[a:b], e[a:b], v[a:b], g[a:b], f["tempo"]), splits.get(name)))
+    return pieces, [f["error"] for f in meta["files"] if f["error"]]
+
+
+def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None) -> None:
     current = {e.name: _file_key(e) for e in os.scandir(midi) if e.is_file() and not e.name.startswith(".")} \
         if midi.is_dir() else {}
-    cache = _load_cache(folder)
     cached = {e["name"]: e for e in cache[0]["files"]} if cache else {}
     fresh = [name for name, key in current.items() if cached.get(name, {}).get("key") != key]
     tables: dict[str, Notes] = {}
     errors: dict[str, str] = {}
-    for name in current:
-        e = cached.get(name)
-        if name not in fresh and e is not None:
-            if e.get("error"):
-                errors[name] = e["error"]
-            else:
-                tables[name] = _notes_from_rows(cache[1], e)
-    if fresh:
-        results = parse_files([(n, midi / n) for n in fresh], progress)
-        for name, r in zip(fresh, results):
-            (errors.__setitem__(name, r) if isinstance(r, str) else tables.__setitem__(name, r))
-    if fresh or set(cached) != set(current):
-        entries = [{"name": n, "key": current[n], "error": errors.get(n)} for n in sorted(current)]
-        _save_cache(folder, entries, tables)
-    names = sorted(tables)
-    return [(n, tables[n]) for n in names], [errors[n] for n in sorted(errors)]
+    for name in set(current) - set(fresh):
+        e = cached[name]
+        if e.get("error"):
+            errors[name] = e["error"]
+        else:
+            tables[name] = _cached_notes(cache[1], e)
+    for name, r in zip(fresh, parse_files([(n, midi / n) for n in fresh], progress)):
+        if isinstance(r, str):
+            errors[name] = r
+        else:
+            tables[name] = r
+    entries = [{"name": n, "key": current[n], "error": errors.get(n)} for n in sorted(current)]
+    _save_cache(folder, stamp, entries, tables)
 
 
 # ---------------------------------------------------------------- datasets
@@ -426,16 +457,14 @@ def open_dataset(name: str, progress: Progress | None = None, root: Path | None 
     """A stored dataset by name; a built-in corpus is made on first use (about a minute, with progress)."""
     key = dataset_name(name)
     folder = _folder(key, root)
-    if key in BUILTINS and not (folder / "dataset.json").exists():
+    meta = _read_meta(folder)
+    if not meta and key in BUILTINS:
         build_builtin(key, progress, root)
-    if not (folder / "dataset.json").exists():
+        meta = _read_meta(folder)
+    if not meta:
         raise DatasetError(f"There is no dataset called '{name}'. "
                            f"Known datasets: {', '.join(i.name for i in list_datasets(root))}.")
-    meta = _read_meta(folder)
-    with _locked(folder):
-        tables, problems = _read_folder_dataset(folder, progress)
-    splits = meta.get("splits", {})
-    pieces = [Piece(n, notes, splits.get(n)) for n, notes in tables]
+    pieces, problems = _read_folder_dataset(folder, meta.get("splits", {}), progress)
     return Dataset(key, meta.get("title", key), pieces, meta.get("skipped", []) + problems, folder, key in BUILTINS)
 
 
@@ -610,7 +639,8 @@ def build_builtin(name: str, progress: Progress | None = None, root: Path | None
         if (folder / "dataset.json").exists():
             return folder
         tasks = _builtin_tasks(key)[:limit]
-        results = _run_all(_score_parts, tasks, progress, f"building the {BUILTINS[key].title} corpus")
+        results = _run_all(_score_parts, tasks, progress, f"building the {BUILTINS[key].title} corpus",
+                           BUILD_PARALLEL_FROM)
         staging = folder.with_name(f".{key}.building")
         shutil.rmtree(staging, ignore_errors=True)
         (staging / "midi").mkdir(parents=True)

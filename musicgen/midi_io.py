@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from .config import (
 from .errors import MidiError
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Notes:
     """A note table: one row per note, sorted by start then pitch; times in seconds.
 
@@ -186,83 +185,209 @@ def _unwrap_rmid(data: bytes) -> bytes:
     return data
 
 
-def _parse_pretty_midi(data: bytes, label: str):
-    import pretty_midi
-
-    with warnings.catch_warnings():
-        # pretty_midi warns about tempo events on later tracks; the timing it computes is still the best we have.
-        warnings.simplefilter("ignore")
-        try:
-            return pretty_midi.PrettyMIDI(io.BytesIO(data))
-        except EOFError:
-            raise MidiError(f"{label}: the MIDI file is truncated or corrupt (it ends in the middle of a track).") from None
-        except Exception as first:  # mido and pretty_midi raise many kinds for bad bytes
-            if "largest tick" in str(first):
-                raise MidiError(f"{label}: the MIDI file's timing is broken (its events lie absurdly far apart).") from None
-            try:
-                return pretty_midi.PrettyMIDI(io.BytesIO(_clip_data_bytes(data)))
-            except Exception:
-                raise MidiError(f"{label}: the MIDI file is corrupt ({_short(first)}).") from None
+class _Truncated(Exception):
+    pass
 
 
-def _clip_data_bytes(data: bytes) -> bytes:
-    """Rewrite a slightly corrupt file with out-of-range data bytes clipped to 0..127 (mido can)."""
-    import mido
-
-    out = io.BytesIO()
-    mido.MidiFile(file=io.BytesIO(data), clip=True).save(file=out)
-    return out.getvalue()
+class _TooMany(Exception):
+    pass
 
 
-def _short(error: Exception) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text if len(text) <= 80 else text[:77] + "..."
+def _varlen(data: bytes, i: int) -> tuple[int, int]:
+    value = 0
+    while True:
+        b = data[i]
+        i += 1
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            return value, i
+
+
+_DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+_SYSTEM_BYTES = {0xF1: 1, 0xF2: 2, 0xF3: 1}  # other 0xF1-0xFE messages carry no data
+
+
+def _decode_track(data: bytes, i: int, end: int, track: int, notes: list, tempos: list) -> str:
+    """Append (tick, track, channel, program, pitch, velocity or 0 for off) events; returns the track's name.
+
+    A hand-written decoder: this loop is where ingest time goes, and mido's message objects cost 4x more.
+    Out-of-range data bytes (slightly corrupt files) are clipped to 127 rather than refused.
+    """
+    tick = status = 0
+    programs = [0] * 16
+    name = ""
+    while i < end:
+        delta, i = _varlen(data, i)
+        tick += delta
+        b = data[i]
+        if b & 0x80:
+            status = b
+            i += 1
+        elif not 0x80 <= status < 0xF0:
+            raise ValueError(f"a data byte without a status byte at offset {i}")
+        kind = status & 0xF0
+        if kind == 0x90 or kind == 0x80:
+            ch = status & 0x0F
+            velocity = min(data[i + 1], 127) if kind == 0x90 else 0
+            notes.append((tick, track, ch, programs[ch], min(data[i], 127), velocity))
+            i += 2
+            if len(notes) > 2 * MAX_NOTES:  # on and off events; stop before memory runs away
+                raise _TooMany
+        elif kind == 0xC0:
+            programs[status & 0x0F] = min(data[i], 127)
+            i += 1
+        elif kind < 0xF0:
+            i += _DATA_BYTES[kind]
+        elif status == 0xFF:
+            meta = data[i]
+            length, i = _varlen(data, i + 1)
+            if meta == 0x51 and length == 3:
+                tempos.append((tick, int.from_bytes(data[i:i + 3], "big")))
+            elif meta == 0x03 and not name:
+                name = data[i:i + length].decode("latin-1").strip()
+            elif meta == 0x2F:
+                break
+            i += length
+            status = 0  # meta events cancel running status
+        elif status in (0xF0, 0xF7):
+            length, i = _varlen(data, i)
+            i += length
+            status = 0
+        else:
+            i += _SYSTEM_BYTES.get(status, 0)
+            status = 0
+        if i > end:
+            raise _Truncated
+    return name
+
+
+def _decode(data: bytes, label: str) -> tuple[float, list[tuple[str, int, bool, np.ndarray]]]:
+    """Standard MIDI File bytes -> (tempo at the first note, [(name, program, is_drum, rows)]).
+
+    rows: float64, shape=(n, 4): pitch, start, end (seconds), velocity. One entry per (track, channel, program),
+    the way pretty_midi splits instruments. A note-off ends every open note of its pitch that began earlier.
+    """
+    header_len = int.from_bytes(data[4:8], "big")
+    n_tracks, division = int.from_bytes(data[10:12], "big"), int.from_bytes(data[12:14], "big")
+    events, tempos, names = [], [], []
+    pos = 8 + header_len
+    try:
+        while len(names) < n_tracks:
+            if pos + 8 > len(data):
+                raise _Truncated
+            length = int.from_bytes(data[pos + 4:pos + 8], "big")
+            start, pos = pos + 8, pos + 8 + length
+            if data[start - 8:start - 4] != b"MTrk":
+                continue  # chunks of unknown type are skipped, as the standard says
+            if pos > len(data):
+                raise _Truncated
+            names.append(_decode_track(data, start, pos, len(names), events, tempos))
+    except (_Truncated, IndexError):
+        raise MidiError(f"{label}: the MIDI file is truncated or corrupt (it ends in the middle of a track).") \
+            from None
+    except _TooMany:
+        raise MidiError(f"{label}: the MIDI file has too many notes (over {MAX_NOTES:,}).") from None
+    except (ValueError, KeyError) as e:
+        raise MidiError(f"{label}: the MIDI file is corrupt ({e}).") from None
+    if not events:
+        raise MidiError(f"{label}: the MIDI file has no notes.")
+
+    ev = np.array(events, dtype=np.int64)  # tick, track, channel, program, pitch, velocity
+    seconds = _tick_seconds(ev[:, 0], division, tempos)
+    first_tempo = _tempo_at(int(ev[ev[:, 5] > 0, 0].min()) if (ev[:, 5] > 0).any() else 0, division, tempos)
+
+    open_notes: dict[tuple, list] = {}
+    found: dict[tuple, list] = {}
+    for k, (tick, track, ch, program, pitch, velocity) in enumerate(events):
+        key = (track, ch, pitch)
+        if velocity:
+            open_notes.setdefault(key, []).append((tick, k, velocity, program))
+            continue
+        waiting = open_notes.get(key)
+        if not waiting:
+            continue
+        closed = [w for w in waiting if w[0] != tick]
+        for start_tick, start_k, vel, prog in closed:
+            found.setdefault((track, ch, prog), []).append((pitch, seconds[start_k], seconds[k], vel))
+        still = [w for w in waiting if w[0] == tick]
+        if closed and still:
+            open_notes[key] = still  # began at this very tick, after the closed ones: its off comes later
+        else:
+            del open_notes[key]  # alone, an on and off at one tick is a zero-length note: dropped, as pretty_midi does
+    out = []
+    for (track, ch, program), rows in sorted(found.items()):
+        out.append((names[track], program, ch == 9, np.array(rows, dtype=np.float64)))
+    return first_tempo, out
+
+
+def _tempo_map(division: int, tempos: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ticks where a tempo starts, seconds at those ticks, seconds per tick from there on)."""
+    if division & 0x8000:  # SMPTE timing: frames per second and ticks per frame, no tempo
+        fps, per_frame = 256 - (division >> 8), division & 0xFF
+        return np.zeros(1, np.int64), np.zeros(1), np.array([1.0 / max(fps * per_frame, 1)])
+    ppq = max(division, 1)
+    changes = sorted({t: us for t, us in sorted(tempos, key=lambda x: x[0])}.items())  # last change at a tick wins
+    if not changes or changes[0][0] > 0:
+        changes.insert(0, (0, 500_000))  # 120 quarter notes per minute until told otherwise
+    ticks = np.array([t for t, _ in changes], dtype=np.int64)
+    per_tick = np.array([max(us, 1) / 1e6 / ppq for _, us in changes])
+    at = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * per_tick[:-1])])
+    return ticks, at, per_tick
+
+
+def _tick_seconds(ticks: np.ndarray, division: int, tempos: list) -> list[float]:
+    starts, at, per_tick = _tempo_map(division, tempos)
+    seg = np.searchsorted(starts, ticks, side="right") - 1
+    return (at[seg] + (ticks - starts[seg]) * per_tick[seg]).tolist()
+
+
+def _tempo_at(tick: int, division: int, tempos: list) -> float:
+    """Quarter notes per minute in force at tick."""
+    starts, _, per_tick = _tempo_map(division, tempos)
+    if division & 0x8000:
+        return DEFAULT_TEMPO_QPM
+    spq = per_tick[np.searchsorted(starts, tick, side="right") - 1] * max(division, 1)
+    return round(60.0 / spq, 2)
+
+
+def _read_instruments(source, name) -> tuple[str, float, list[tuple[str, int, np.ndarray]]]:
+    """(label, tempo, [(name, program, rows of pitch/start/end/velocity)]) of the non-drum instruments with notes."""
+    data, label = load_bytes(source, name)
+    tempo, instruments = _decode(data, label)
+    if sum(len(rows) for *_, rows in instruments) > MAX_NOTES:
+        raise MidiError(f"{label}: the MIDI file has too many notes (over {MAX_NOTES:,}).")
+    found = [(n or _program_name(program), program, rows) for n, program, drum, rows in instruments if not drum]
+    if not found:
+        if instruments:
+            raise MidiError(f"{label}: the MIDI file has only drum notes, and drums are not used.")
+        raise MidiError(f"{label}: the MIDI file has no notes.")
+    longest = max(float(rows[:, 2].max()) for _, _, rows in found)
+    if longest > MAX_PIECE_SECONDS:
+        raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours).")
+    return label, tempo, found
+
+
+def _notes(rows: np.ndarray, program, tempo: float) -> Notes:
+    return Notes.build(rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], program, tempo=tempo)
 
 
 def read_parts(source: str | os.PathLike | bytes, name: str | None = None) -> list[Part]:
     """Every non-drum instrument that has notes, in file order. Raises MidiError if there is none."""
-    data, label = load_bytes(source, name)
-    pm = _parse_pretty_midi(data, label)
-    try:
-        tempo = round(float(pm.get_tempo_changes()[1][0]), 2)  # MIDI stores microseconds per beat
-    except (IndexError, ValueError):
-        tempo = DEFAULT_TEMPO_QPM
-    parts, drum_notes, total = [], 0, 0
-    for inst in pm.instruments:
-        total += len(inst.notes)
-        if total > MAX_NOTES:
-            raise MidiError(f"{label}: the MIDI file has too many notes (over {MAX_NOTES:,}).")
-        if inst.is_drum:
-            drum_notes += len(inst.notes)
-            continue
-        if not inst.notes:
-            continue
-        arr = np.array([(n.pitch, n.start, n.end, n.velocity) for n in inst.notes], dtype=np.float64)
-        notes = Notes.build(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], inst.program, tempo=tempo)
-        if len(notes):
-            parts.append(Part(inst.name.strip() or _program_name(inst.program), int(inst.program), notes))
-    if not parts:
-        if drum_notes:
-            raise MidiError(f"{label}: the MIDI file has only drum notes, and drums are not used.")
-        if not pm.instruments:
-            raise MidiError(f"{label}: the MIDI file has no notes (its tracks hold no instruments).")
-        raise MidiError(f"{label}: the MIDI file has no notes.")
-    longest = max(p.notes.seconds for p in parts)
-    if longest > MAX_PIECE_SECONDS:
-        raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours).")
-    return parts
+    _, tempo, found = _read_instruments(source, name)
+    return [Part(n, program, _notes(rows, program, tempo)) for n, program, rows in found]
 
 
 def read_midi(source: str | os.PathLike | bytes, name: str | None = None, instrument: int | None = None) -> Notes:
     """A MIDI file as one note table: all non-drum instruments merged, or the one at index `instrument`."""
-    parts = read_parts(source, name)
+    label, tempo, found = _read_instruments(source, name)
     if instrument is None:
-        return Notes.concat([p.notes for p in parts])
-    if not 0 <= instrument < len(parts):
-        label = name or _label(source)
-        raise MidiError(f"{label}: the MIDI file has {len(parts)} instrument(s) with notes; "
+        programs = np.concatenate([np.full(len(rows), program) for _, program, rows in found])
+        return _notes(np.concatenate([rows for _, _, rows in found]), programs, tempo)
+    if not 0 <= instrument < len(found):
+        raise MidiError(f"{label}: the MIDI file has {len(found)} instrument(s) with notes; "
                         f"there is no instrument number {instrument}.")
-    return parts[instrument].notes
+    _, program, rows = found[instrument]
+    return _notes(rows, program, tempo)
 
 
 def _program_name(program: int) -> str:

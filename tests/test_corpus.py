@@ -166,7 +166,7 @@ def test_cache_notices_changed_and_removed_files(data_dir):
 
 def test_corrupt_cache_is_rebuilt(data_dir):
     corpus.import_files("c", [("a.mid", song(0))])
-    (data_dir / "datasets" / "c" / "cache.npy").write_bytes(b"rubbish")
+    (data_dir / "datasets" / "c" / "cache.bin").write_bytes(b"rubbish")
     assert len(corpus.open_dataset("c").pieces) == 1
 
 
@@ -194,7 +194,7 @@ def test_load_data_from_paths(tmp_path):
 def test_parallel_parse_matches_serial(monkeypatch):
     items = [(f"{i}.mid", song(i)) for i in range(6)] + [("bad.mid", b"x")]
     serial = corpus.parse_files(items)
-    monkeypatch.setattr(corpus, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(corpus, "PARSE_PARALLEL_FROM", 2)
     seen = []
     parallel = corpus.parse_files(items, progress=lambda done, total, what: seen.append((done, total)))
     assert seen[-1] == (7, 7)

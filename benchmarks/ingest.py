@@ -1,0 +1,71 @@
+"""Ingest speed: this project's MIDI parse vs music21's, and a cached re-open vs the first parse.
+
+Run: .venv/bin/python benchmarks/ingest.py [--pieces 50]
+Everything is measured in this one run on the same files: the first N Bach chorales written as MIDI.
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from musicgen import corpus  # noqa: E402
+
+
+def timed(fn, repeat=1):
+    """Median wall time of fn() in seconds, and its last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pieces", type=int, default=50)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="musicgen-bench-"))
+    corpus.build_builtin("bach-chorales", root=root, limit=args.pieces)
+    folder = root / "datasets" / "bach-chorales"
+    files = sorted((folder / "midi").iterdir())
+    notes = 0
+
+    def ours():
+        return corpus.parse_files([(f.name, f) for f in files])
+
+    def music21s():
+        from music21 import converter
+
+        return [converter.parse(str(f), forceSource=True, storePickle=False) for f in files]
+
+    import music21  # noqa: F401  (import time is not parse time)
+
+    t_ours, tables = timed(ours, repeat=5)
+    notes = sum(len(t) for t in tables)
+    t_m21, _ = timed(music21s)
+    def first_open():
+        for cache_file in ("cache.json", "cache.bin"):
+            (folder / cache_file).unlink(missing_ok=True)
+        return corpus.open_dataset("bach-chorales", root=root)  # parses every file and writes the cache
+
+    t_first = timed(first_open, repeat=5)[0]
+    data = corpus.open_dataset("bach-chorales", root=root)
+    t_cached, again = timed(lambda: corpus.open_dataset("bach-chorales", root=root), repeat=200)
+    assert len(again.pieces) == len(data.pieces) == len(files)
+
+    print(f"{len(files)} Bach chorales as MIDI, {notes} notes")
+    print(f"music21.converter.parse          {t_m21 * 1000:9.1f} ms   (baseline)")
+    print(f"musicgen parse (one process)     {t_ours * 1000:9.1f} ms   {t_m21 / t_ours:7.1f}x faster   goal >= 20x")
+    print(f"musicgen first open (+cache)     {t_first * 1000:9.1f} ms")
+    print(f"musicgen cached re-open          {t_cached * 1000:9.2f} ms   {t_first / t_cached:7.0f}x faster "
+          f"than the first open   goal >= 200x")
+
+
+if __name__ == "__main__":
+    main()

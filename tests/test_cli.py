@@ -1,0 +1,87 @@
+"""The CLI as a user runs it: a real process, its output and exit status, never a traceback."""
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from helpers import midi_bytes, scale
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, data_dir=None):
+    env = dict(os.environ)
+    if data_dir is not None:
+        env["MUSICGEN_DATA_DIR"] = str(data_dir)
+    r = subprocess.run([sys.executable, "-m", "musicgen", *map(str, args)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r
+
+
+def test_inspect_good_and_bad_files(tmp_path):
+    (tmp_path / "good.mid").write_bytes(midi_bytes(scale(count=7)))
+    (tmp_path / "text.mid").write_text("hello")
+    (tmp_path / "empty.mid").write_bytes(b"")
+    r = cli("inspect", tmp_path / "good.mid", tmp_path / "text.mid", tmp_path / "empty.mid", tmp_path / "missing.mid")
+    assert r.returncode == 0
+    assert r.stdout.count("\n") == 1 and "good.mid: 7 notes" in r.stdout
+    errors = r.stderr.splitlines()
+    assert f"error: {tmp_path / 'text.mid'}: this is not a MIDI file (MIDI files begin with 'MThd')." in errors
+    assert f"error: {tmp_path / 'empty.mid'}: the file is empty (0 bytes)." in errors
+    assert any("missing.mid: there is no such file" in e for e in errors)
+
+
+def test_inspect_nothing_usable_exits_2(tmp_path):
+    (tmp_path / "bad.mid").write_bytes(b"MThd")
+    r = cli("inspect", tmp_path / "bad.mid")
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.startswith("error: ")
+
+
+def test_inspect_folder_and_zip(tmp_path):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "a.mid").write_bytes(midi_bytes(scale(count=3)))
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as zf:
+        zf.writestr("b.mid", midi_bytes(scale(count=4)))
+        zf.writestr("notes.txt", "x")
+    r = cli("inspect", tmp_path / "dir", tmp_path / "z.zip")
+    assert r.returncode == 0
+    assert "a.mid: 3 notes" in r.stdout and "z.zip/b.mid: 4 notes" in r.stdout
+    assert "notes.txt: skipped, not a MIDI file" in r.stderr
+
+
+def test_import_then_datasets_then_inspect_by_name(tmp_path):
+    data = tmp_path / "data"
+    (tmp_path / "a.mid").write_bytes(midi_bytes(scale(count=3)))
+    (tmp_path / "b.mid").write_bytes(b"junk")
+    r = cli("import", "Class Songs", tmp_path / "a.mid", tmp_path / "b.mid", data_dir=data)
+    assert r.returncode == 0
+    assert "class-songs: added 1 file" in r.stdout
+    assert "b.mid: this is not a MIDI file" in r.stderr
+    r = cli("datasets", data_dir=data)
+    assert "class-songs" in r.stdout and "1 pieces, 3 notes" in r.stdout.replace("1 piece,", "1 pieces,")
+    assert "bach-chorales" in r.stdout and "not built yet" in r.stdout
+    r = cli("inspect", "class-songs", data_dir=data)
+    assert r.returncode == 0 and "class-songs/a.mid: 3 notes" in r.stdout
+
+
+def test_import_nothing_usable_is_a_sentence(tmp_path):
+    (tmp_path / "b.mid").write_bytes(b"junk")
+    r = cli("import", "x", tmp_path / "b.mid", data_dir=tmp_path / "data")
+    assert r.returncode == 2
+    assert "error: No usable MIDI file was found" in r.stderr
+
+
+def test_unknown_dataset_is_a_sentence(tmp_path):
+    r = cli("inspect", "no-such-set", data_dir=tmp_path / "data")
+    assert r.returncode == 2 and "error: There is no dataset called 'no-such-set'" in r.stderr
+
+
+def test_data_path_never_imports_tensorflow():
+    code = ("import sys, musicgen.corpus, musicgen.explore, musicgen.render, musicgen.__main__;"
+            "assert 'tensorflow' not in sys.modules and 'streamlit' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
