@@ -1,4 +1,4 @@
-"""Command line: python -m musicgen inspect|import|datasets ...
+"""Command line: python -m musicgen inspect|import|datasets|train|generate|evaluate ...
 
 Problems print as `error: ...` on stderr with exit status 2, never as a traceback.
 """
@@ -91,6 +91,103 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    import signal
+    import threading
+
+    from . import corpus
+    from .config import FAMILIES, checked, preset
+    from .errors import ConfigError
+    from .train import resume, train
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        print("\nstopping after this batch; the model will be saved...", file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    data = corpus.load_data(args.data, ProgressBar())
+    if args.resume:
+        status = resume(args.out, data, ProgressBar(), stop, epochs=args.epochs)
+    else:
+        if args.family is None and args.init is None:
+            raise ConfigError(f"Choose a model family with --family ({' or '.join(FAMILIES)}).")
+        model_cfg, train_cfg = preset(args.family or "pitch-step-duration", args.preset)
+        model_changes = {k: v for k, v in (("seq_length", args.seq_length), ("dropout", args.dropout),
+                                             ("units", tuple(args.units) if args.units else None)) if v is not None}
+        train_changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
+                                             ("learning_rate", args.learning_rate), ("optimizer", args.optimizer),
+                                             ("seed", args.seed), ("patience", args.patience)) if v is not None}
+        model_cfg = checked(model_cfg, **model_changes)
+        train_cfg = checked(train_cfg, **train_changes)
+        status = train(data, args.out, model_cfg, train_cfg, ProgressBar(), stop, init_from=args.init)
+    best = status.get("best_val_loss")
+    print(f"{status['state']}: {status['message']}"
+          + (f" Best validation loss {best:.4f}." if best is not None else "") + f" Saved in {args.out}.")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from . import store
+    from .config import SampleConfig, checked
+    from .explore import summarize
+    from .midi_io import write_midi
+    from .sample import generate
+
+    folder = store.check_model(args.model) if args.model else store.default_model()
+    step_model = store.load_step_model(folder)
+    sampling = checked(SampleConfig(), length=args.length, temperature=args.temperature, seed=args.seed)
+    primer = _primer(args.primer, folder, args.primer_notes, args.seed) if args.primer else None
+    result = generate(step_model, sampling, primer)
+    write_midi(result.notes, args.out)
+    ended = " (the model ended the piece)" if result.ended else ""
+    print(f"wrote {args.out}: {summarize(result.notes).text()}{ended}; model {folder.name}, "
+          f"temperature {sampling.temperature}, seed {sampling.seed}")
+    return 0
+
+
+def _primer(spec: str, folder, notes: int, seed: int):
+    """A MIDI file, DATASET/PIECE, or 'validation' (a piece of the model's validation split, drawn by seed)."""
+    from pathlib import Path
+
+    from . import corpus, store
+    from .errors import MusicgenError
+    from .midi_io import read_midi
+
+    if spec == "validation":
+        summary = store.read_json(Path(folder) / "data.json")
+        names = summary["pieces"]["validation"]
+        if not names:
+            raise MusicgenError("The model has no validation pieces to take a primer from.")
+        name = names[seed % len(names)]
+        return corpus.open_dataset(summary["dataset"]).piece(name).notes.head(notes)
+    if Path(spec).exists():
+        return read_midi(spec).head(notes)
+    dataset, _, piece = spec.partition("/")
+    if piece and corpus.is_dataset_name(dataset):
+        return corpus.open_dataset(dataset).piece(piece).notes.head(notes)
+    raise MusicgenError(f"The primer '{spec}' is neither a MIDI file, DATASET/PIECE, nor 'validation'.")
+
+
+def cmd_evaluate(args) -> int:
+    from . import corpus, store
+    from .train import evaluate
+
+    folder = store.check_model(args.model)
+    data = corpus.load_data(args.data) if args.data else None
+    r = evaluate(folder, data)
+    print(f"{folder.name}: {r['pieces']} held-out pieces, {r['events']} predictions")
+    for head, loss in r["loss"].items():
+        print(f"  {head:9s} loss {loss:.4f}")
+    print(f"  next-{'token' if 'token' in r['loss'] else 'pitch'} accuracy {r['accuracy']:.3f}")
+    for head in ("step", "duration"):
+        print(f"  {head:9s} mean error {r[f'{head}_mae']:.3f} {r['unit']}, spread {r[f'{head}_spread']:.2f} "
+              f"of the real one")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m musicgen", description="Train LSTM networks on MIDI and generate music.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -103,6 +200,40 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(run=cmd_import)
     s = sub.add_parser("datasets", help="list built-in and user datasets with their sizes")
     s.set_defaults(run=cmd_datasets)
+
+    s = sub.add_parser("train", help="train a model in models/NAME (Ctrl-C stops and saves; --resume continues)")
+    s.add_argument("--data", required=True, help="dataset name, or a MIDI file, folder or zip")
+    s.add_argument("--family", choices=["pitch-step-duration", "notes-and-chords"])
+    s.add_argument("--out", required=True, help="the model folder, e.g. models/my-model")
+    s.add_argument("--preset", default="default", help="default, tutorial (pitch-step-duration), chopin or "
+                   "classical-piano-composer (notes-and-chords)")
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--seq-length", type=int)
+    s.add_argument("--units", type=int, nargs="+", help="LSTM sizes, one per layer, e.g. --units 256 256")
+    s.add_argument("--dropout", type=float)
+    s.add_argument("--learning-rate", type=float)
+    s.add_argument("--optimizer", choices=["adam", "adamax", "rmsprop"])
+    s.add_argument("--patience", type=int, help="epochs without improvement before stopping early")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--resume", action="store_true", help="continue the stopped run in --out")
+    s.add_argument("--init", metavar="MODEL", help="fine-tune this model (its family and vocabulary) on --data")
+    s.set_defaults(run=cmd_train)
+
+    s = sub.add_parser("generate", help="generate a piece as MIDI")
+    s.add_argument("--model", help="a model name or folder (default: the pretrained default)")
+    s.add_argument("--length", type=int, default=120, help="notes (or chords) to generate")
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--primer", help="a MIDI file, DATASET/PIECE, or 'validation'")
+    s.add_argument("--primer-notes", type=int, default=32, help="how many of the primer's first notes to use")
+    s.add_argument("--out", required=True, help="the MIDI file to write")
+    s.set_defaults(run=cmd_generate)
+
+    s = sub.add_parser("evaluate", help="held-out loss and accuracy of a model")
+    s.add_argument("--model", required=True)
+    s.add_argument("--data", help="evaluate on every piece of this dataset instead of the validation pieces")
+    s.set_defaults(run=cmd_evaluate)
     return p
 
 

@@ -1,9 +1,7 @@
-"""Constants with their units, and the limits that keep user files from hurting us.
-
-Model, training and sampling settings join here as frozen dataclasses.
-"""
+"""Constants with their units, limits on user files, and the model, training and sampling settings."""
 
 import os
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 PITCH_MIN, PITCH_MAX = 0, 127  # MIDI note numbers
@@ -26,3 +24,121 @@ MIDI_SUFFIXES = (".mid", ".midi")
 def data_dir() -> Path:
     """The folder that holds every dataset and cache: $MUSICGEN_DATA_DIR or ./data."""
     return Path(os.environ.get("MUSICGEN_DATA_DIR") or "data")
+
+
+# ---------------------------------------------------------------- models, training, sampling
+
+FAMILIES = ("pitch-step-duration", "notes-and-chords")
+OPTIMIZERS = ("adam", "adamax", "rmsprop")
+
+
+def _range(lo, hi, help_text: str = ""):
+    """Field metadata read by the UI's sliders and by validation: the one source of allowed values."""
+    return {"range": (lo, hi), "help": help_text}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What a model is: family, input window and layer sizes. Saved beside the weights as config.json."""
+
+    family: str = "pitch-step-duration"
+    preset: str = "default"
+    seq_length: int = field(default=25, metadata=_range(4, 200, "notes the model sees before predicting one"))
+    units: tuple[int, ...] = (128,)  # LSTM sizes, one per stacked layer
+    dropout: float = field(default=0.0, metadata=_range(0.0, 0.7, "fraction of units dropped while training"))
+    embedding: int = 64  # notes-and-chords: size of the token embedding
+    dense: int = 0  # a ReLU layer of this size before the heads; 0 for none
+    time_heads: str = "categorical"  # pitch-step-duration: 'categorical' (time bins) or 'regression' (tutorial)
+    every_step: bool = True  # predict the next note after every position of a window, not only the last
+    min_count: int = 2  # notes-and-chords: rarer tokens become <unk>
+
+    def __post_init__(self):
+        object.__setattr__(self, "units", tuple(int(u) for u in self.units))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fit: optimizer, batches, epochs, early stopping and the seed."""
+
+    epochs: int = field(default=30, metadata=_range(1, 500, "passes over the training data"))
+    batch_size: int = field(default=64, metadata=_range(8, 1024, "windows per gradient step"))
+    learning_rate: float = field(default=0.002, metadata=_range(1e-5, 0.1, "Adam's step size"))
+    optimizer: str = "adam"
+    patience: int = field(default=5, metadata=_range(1, 50, "epochs without a better validation loss before stopping"))
+    validation_fraction: float = 0.1  # of the pieces, when the dataset names no split
+    seed: int = 0
+    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # pitch or token, step, duration
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How to generate."""
+
+    length: int = field(default=120, metadata=_range(8, 2000, "notes or chords to generate"))
+    temperature: float = field(default=1.0, metadata=_range(0.1, 2.0, "lower is safer, higher is wilder"))
+    seed: int = 0
+
+
+# Presets reproduce the projects the families come from; 'default' is ours, chosen by held-out figures.
+PRESETS: dict[str, dict[str, tuple[dict, dict]]] = {
+    "pitch-step-duration": {
+        # TensorFlow's music-generation tutorial, faithfully: LSTM 128, regression time heads, Adam 0.005.
+        "tutorial": ({"seq_length": 25, "units": (128,), "time_heads": "regression", "every_step": False},
+                     {"learning_rate": 0.005, "batch_size": 64, "loss_weights": (0.05, 1.0, 1.0)}),
+        "default": ({"seq_length": 32, "units": (256,), "dropout": 0.2, "time_heads": "categorical"},
+                    {"learning_rate": 0.002, "batch_size": 64}),
+    },
+    "notes-and-chords": {
+        "default": ({"seq_length": 32, "units": (256, 256), "dropout": 0.2, "embedding": 64},
+                    {"learning_rate": 0.002, "batch_size": 64}),
+        # Chopin-style projects: LSTM 512 then 256 with dropout, Adamax.
+        "chopin": ({"seq_length": 64, "units": (512, 256), "dropout": 0.3, "embedding": 96, "every_step": False},
+                   {"optimizer": "adamax", "learning_rate": 0.002, "batch_size": 64}),
+        # Skuldur's Classical-Piano-Composer: three LSTM 512, dropout 0.3, dense 256, RMSprop, 100 notes.
+        "classical-piano-composer": ({"seq_length": 100, "units": (512, 512, 512), "dropout": 0.3, "dense": 256,
+                                      "embedding": 96, "every_step": False},
+                                     {"optimizer": "rmsprop", "learning_rate": 0.001, "batch_size": 64}),
+    },
+}
+
+
+def preset(family: str, name: str = "default") -> tuple[ModelConfig, TrainConfig]:
+    """The model and training settings of a named preset; unknown names are a sentence, not a KeyError."""
+    from .errors import ConfigError
+
+    if family not in PRESETS:
+        raise ConfigError(f"Unknown model family '{family}'. Choose one of: {', '.join(FAMILIES)}.")
+    if name not in PRESETS[family]:
+        raise ConfigError(f"The family '{family}' has no preset '{name}'. "
+                          f"Choose one of: {', '.join(PRESETS[family])}.")
+    model, train = PRESETS[family][name]
+    return ModelConfig(family=family, preset=name, **model), TrainConfig(**train)
+
+
+def checked(config, **changes):
+    """config with changes applied, each checked against its field's range; a ConfigError names the first bad one."""
+    from .errors import ConfigError
+
+    known = {f.name: f for f in fields(config)}
+    for key, value in changes.items():
+        if key not in known:
+            raise ConfigError(f"Unknown setting '{key}'.")
+        lo_hi = known[key].metadata.get("range")
+        if lo_hi and not lo_hi[0] <= value <= lo_hi[1]:
+            raise ConfigError(f"{key.replace('_', ' ').capitalize()} must be between {lo_hi[0]} and {lo_hi[1]} "
+                              f"(got {value}).")
+    if changes.get("optimizer", OPTIMIZERS[0]) not in OPTIMIZERS:
+        raise ConfigError(f"Unknown optimizer '{changes['optimizer']}'. Choose one of: {', '.join(OPTIMIZERS)}.")
+    if any(u < 1 or u > 2048 for u in changes.get("units", (1,))):
+        raise ConfigError("LSTM sizes must be between 1 and 2048 units.")
+    return replace(config, **changes)
+
+
+def to_json(config) -> dict:
+    return asdict(config)
+
+
+def from_json(cls, data: dict):
+    """A config from saved JSON, ignoring keys this version does not know (older or newer folders)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})

@@ -11,3 +11,15 @@ class MidiError(MusicgenError):
 
 class DatasetError(MusicgenError):
     """A dataset that cannot be made, found or read (bad name, unsafe zip, nothing usable)."""
+
+
+class ConfigError(MusicgenError):
+    """A setting out of range, or an unknown family, preset or optimizer."""
+
+
+class ModelError(MusicgenError):
+    """A model folder that is missing, incomplete or made by something else."""
+
+
+class TrainingError(MusicgenError):
+    """Training cannot start or go on (too little data, a stopped run that cannot resume)."""

@@ -1,0 +1,94 @@
+"""Keras 3 builders for both families, with their registered custom loss. Imports TensorFlow: load it lazily."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from .config import ModelConfig, TrainConfig
+from .encoding import Encoding
+
+
+def _import_quietly():
+    """TensorFlow prints start-up chatter on the C-level stderr that no setting silences; it is not for musicians."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import keras
+        import tensorflow as tf
+
+        tf.constant(0.0) + 1.0  # the first op prints more; let it print into /dev/null
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*", category=UserWarning)
+    return keras, tf
+
+
+keras, tf = _import_quietly()
+
+TIME_EMBEDDING = 16  # notes-and-chords: size of the step and duration embeddings
+
+
+def head_names(family: str) -> tuple[str, str, str]:
+    return ("token" if family == "notes-and-chords" else "pitch", "step", "duration")
+
+
+@keras.saving.register_keras_serializable(package="musicgen")
+def mse_with_positive_pressure(y_true, y_pred):
+    """The tutorial's loss for step and duration: squared error plus a push away from negative values."""
+    mse = (y_true - y_pred) ** 2
+    positive_pressure = 10 * keras.ops.maximum(-y_pred, 0.0)
+    return keras.ops.mean(mse + positive_pressure, axis=-1)  # per sample, so sample weights can apply
+
+
+def build(config: ModelConfig, enc: Encoding) -> keras.Model:
+    """Input (batch, seq_length, 3) -> LSTM stack -> three heads of logits (or values, for regression)."""
+    sizes = enc.head_sizes
+    names = head_names(config.family)
+    if config.family == "notes-and-chords":
+        inp = keras.Input((config.seq_length, 3), dtype="int32", name="events")
+        x = keras.layers.Concatenate(name="embedded")([
+            keras.layers.Embedding(sizes[0], config.embedding, name="embed_token")(inp[..., 0]),
+            keras.layers.Embedding(sizes[1], TIME_EMBEDDING, name="embed_step")(inp[..., 1]),
+            keras.layers.Embedding(sizes[2], TIME_EMBEDDING, name="embed_duration")(inp[..., 2]),
+        ])
+    else:
+        inp = keras.Input((config.seq_length, 3), dtype="float32", name="notes")
+        x = inp
+    for i, units in enumerate(config.units):
+        last = i == len(config.units) - 1
+        x = keras.layers.LSTM(units, return_sequences=config.every_step or not last, name=f"lstm_{i}")(x)
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    if config.dense:
+        x = keras.layers.Dense(config.dense, activation="relu", name="dense")(x)
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout, name="dropout_dense")(x)
+    outputs = {name: keras.layers.Dense(size, name=name)(x) for name, size in zip(names, sizes)}
+    return keras.Model(inp, outputs, name=config.family.replace("-", "_"))
+
+
+def compile_model(model: keras.Model, config: ModelConfig, enc: Encoding, train: TrainConfig) -> None:
+    names = head_names(config.family)
+    regression = enc.time_heads == "regression"
+    losses = {names[0]: keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
+    for name in names[1:]:
+        losses[name] = mse_with_positive_pressure if regression else \
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax,
+                 "rmsprop": keras.optimizers.RMSprop}[train.optimizer](learning_rate=train.learning_rate)
+    model.compile(optimizer=optimizer, loss=losses,
+                  loss_weights=dict(zip(names, train.loss_weights)),
+                  metrics={names[0]: ["sparse_categorical_accuracy"]})
+
+
+def numpy_weights(model: keras.Model) -> dict[str, "np.ndarray"]:  # noqa: F821
+    """Every weight the step-wise sampler needs, by layer/weight name, as float32 numpy arrays."""
+    out = {}
+    for layer in model.layers:
+        for w in layer.weights:
+            out[f"{layer.name}/{w.name}"] = keras.ops.convert_to_numpy(w.value).astype("float32")
+    return out

@@ -1,0 +1,230 @@
+"""Model folders, models/<name>/, each self-describing so loading never guesses.
+
+model.keras    best weights so far (no optimizer), for evaluation and fine-tuning
+weights.npz    the same weights as numpy arrays, for generating without TensorFlow
+last.keras     the latest weights with optimizer state, kept while a run can be resumed
+config.json    {"model": ModelConfig, "train": TrainConfig}
+vocab.json     the Encoding (vocabulary, time bins, tempo)
+data.json      what it was trained on: dataset, pieces per split, notes
+history.jsonl  one JSON line per epoch, and progress lines within epochs
+status.json    running / stopped / finished / failed, with a message
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig, TrainConfig, from_json, to_json
+from .encoding import Encoding
+from .errors import ModelError
+from .midi_io import write_atomic
+
+DEFAULT_MODEL = "bach-chords"  # the pretrained model Generate selects first (see README)
+STATES = ("running", "stopped", "finished", "failed")
+
+
+def models_dir() -> Path:
+    """Where models live: $MUSICGEN_MODELS_DIR or ./models."""
+    return Path(os.environ.get("MUSICGEN_MODELS_DIR") or "models")
+
+
+def model_path(name_or_path: str | os.PathLike) -> Path:
+    """A model folder from a name ('bach') or a path ('models/bach')."""
+    p = Path(name_or_path)
+    return p if len(p.parts) > 1 or p.exists() else models_dir() / p
+
+
+def write_json(path: Path, data) -> None:
+    write_atomic(path, json.dumps(data, indent=1).encode())
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path.parent.name}: the model folder has no {path.name}; "
+                         f"it is not a musicgen model or it is incomplete.") from None
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{path.parent.name}: {path.name} cannot be read ({e}).") from None
+
+
+# ---------------------------------------------------------------- writing a run
+
+class RunFolder:
+    """Everything a training run writes, each file replaced atomically so a reader never sees half of one."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def create(self, model: ModelConfig, train: TrainConfig, enc: Encoding, data: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_json(self.folder / "config.json", {"model": to_json(model), "train": to_json(train)})
+        write_json(self.folder / "vocab.json", enc.to_json())
+        write_json(self.folder / "data.json", data)
+
+    def status(self, state: str, message: str = "", **extra) -> None:
+        assert state in STATES
+        old = read_status(self.folder) if (self.folder / "status.json").exists() else {}
+        write_json(self.folder / "status.json", {**old, **extra, "state": state, "message": message,
+                                                  "pid": os.getpid(), "updated": time.time()})
+
+    def append(self, record: dict) -> None:
+        with open(self.folder / "history.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def save_best(self, model) -> None:
+        """model.keras without optimizer state (smaller) and weights.npz for the sampler."""
+        from .model import keras, numpy_weights
+
+        bare = keras.Model.from_config(model.get_config())  # clone_model would copy the optimizer too
+        bare.set_weights(model.get_weights())
+        _save_keras(bare, self.folder / "model.keras")
+        tmp = self.folder / ".weights.tmp.npz"
+        np.savez(tmp, **numpy_weights(model))
+        os.replace(tmp, self.folder / "weights.npz")
+
+    def save_last(self, model) -> None:
+        _save_keras(model, self.folder / "last.keras")
+
+
+def _save_keras(model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- reading
+
+def read_status(folder: Path) -> dict:
+    """status.json, with a 'running' run whose process is gone reported as failed."""
+    try:
+        status = json.loads((Path(folder) / "status.json").read_text())
+    except (OSError, ValueError):
+        return {"state": "failed", "message": "The model folder has no readable status."}
+    if status.get("state") == "running" and not _alive(status.get("pid")):
+        status = {**status, "state": "failed", "message": "The training process ended unexpectedly."}
+    return status
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (TypeError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_history(folder: Path) -> list[dict]:
+    """Every record of history.jsonl; a half-written last line (a run being written) is skipped."""
+    try:
+        lines = (Path(folder) / "history.jsonl").read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def read_configs(folder: Path) -> tuple[ModelConfig, TrainConfig, Encoding]:
+    folder = Path(folder)
+    cfg = read_json(folder / "config.json")
+    return from_json(ModelConfig, cfg["model"]), from_json(TrainConfig, cfg["train"]), \
+        Encoding.from_json(read_json(folder / "vocab.json"))
+
+
+def load_step_model(name_or_path: str | os.PathLike):
+    """The model's StepModel for generating (numpy only, no TensorFlow); a ModelError says what is wrong."""
+    from .sample import StepModel
+
+    folder = check_model(name_or_path)
+    model, _, enc = read_configs(folder)
+    try:
+        with np.load(folder / "weights.npz") as weights:
+            return StepModel(dict(weights), model, enc)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelError(f"{folder.name}: the model's weights cannot be read ({e}).") from None
+
+
+def check_model(name_or_path: str | os.PathLike) -> Path:
+    """The folder of a usable model, or a ModelError saying why it is not one."""
+    folder = model_path(name_or_path)
+    if not folder.is_dir():
+        known = ", ".join(m.name for m in list_models()) or "none yet"
+        raise ModelError(f"There is no model called '{name_or_path}'. Models: {known}.")
+    if not (folder / "weights.npz").exists():
+        status = read_status(folder)
+        if status["state"] == "running":
+            raise ModelError(f"{folder.name}: the model is still training its first epoch; try again in a moment.")
+        raise ModelError(f"{folder.name}: the model folder has no trained weights "
+                         f"({status['state']}: {status.get('message') or 'no epoch finished'}).")
+    return folder
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    folder: Path
+    family: str
+    preset: str
+    state: str
+    message: str
+    epochs: int  # epochs finished
+    best_val_loss: float | None
+    size_bytes: int
+    dataset: str
+
+
+def list_models(root: Path | None = None) -> list[ModelInfo]:
+    """Every model folder under models/, newest first."""
+    base = root or models_dir()
+    out = []
+    for folder in sorted(base.iterdir() if base.is_dir() else [], key=lambda p: -p.stat().st_mtime):
+        if not (folder / "config.json").exists():
+            continue
+        try:
+            cfg = json.loads((folder / "config.json").read_text())["model"]
+            data = json.loads((folder / "data.json").read_text()) if (folder / "data.json").exists() else {}
+        except (OSError, ValueError, KeyError):
+            continue
+        status = read_status(folder)
+        epochs = [r for r in read_history(folder) if r.get("type") == "epoch"]
+        losses = [r["val_loss"] for r in epochs if r.get("val_loss") is not None]
+        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+        out.append(ModelInfo(folder.name, folder, cfg.get("family", "?"), cfg.get("preset", "?"), status["state"],
+                             status.get("message", ""), len(epochs), min(losses) if losses else None, size,
+                             data.get("dataset", "?")))
+    return out
+
+
+def default_model() -> Path:
+    """The model used when none is named: the pretrained default, else the newest usable one."""
+    preferred = models_dir() / DEFAULT_MODEL
+    if (preferred / "weights.npz").exists():
+        return preferred
+    for info in list_models():
+        if (info.folder / "weights.npz").exists():
+            return info.folder
+    raise ModelError("There is no trained model yet. Train one first: "
+                     "python -m musicgen train --data bach-chorales --out models/my-model")
+
+
+def delete_model(name_or_path: str | os.PathLike) -> None:
+    folder = model_path(name_or_path)
+    if not (folder / "config.json").exists():
+        raise ModelError(f"There is no model called '{name_or_path}'.")
+    if read_status(folder)["state"] == "running":
+        raise ModelError(f"{folder.name} is training; stop it before deleting it.")
+    shutil.rmtree(folder)

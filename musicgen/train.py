@@ -1,0 +1,311 @@
+"""Training: split by piece, windows -> tf.data, fit under a distribution strategy, write the run folder as it goes.
+
+Run it in its own process (python -m musicgen train): the app starts that process and reads the folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+import zlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig, TrainConfig
+from .corpus import Dataset, Piece
+from .encoding import Encoding, Windows, build_encoding, encode, windows
+from .errors import TrainingError
+from .store import RunFolder, read_configs, read_history, read_json, read_status
+
+PROGRESS_EVERY_S = 1.0  # how often a progress line goes to history.jsonl within an epoch
+
+
+# ---------------------------------------------------------------- data
+
+def split_pieces(data: Dataset, validation_fraction: float, seed: int,
+                 validation_names: list[str] | None = None) -> dict[str, list[Piece]]:
+    """train / validation / test, always by piece: the dataset's own split if it has one, else a seeded draw."""
+    if validation_names is not None:  # resuming: the same split as before
+        chosen = set(validation_names)
+        return {"train": [p for p in data.pieces if p.name not in chosen and p.split != "test"],
+                "validation": [p for p in data.pieces if p.name in chosen],
+                "test": [p for p in data.pieces if p.split == "test"]}
+    parts = {s: [p for p in data.pieces if p.split == s] for s in ("train", "validation", "test")}
+    parts["train"] += [p for p in data.pieces if p.split not in ("train", "validation", "test")]
+    if not parts["validation"] and len(parts["train"]) >= 2:
+        ranked = sorted(parts["train"], key=lambda p: zlib.crc32(f"{seed}:{p.name}".encode()))
+        k = min(len(ranked) - 1, max(1, round(validation_fraction * len(ranked))))
+        chosen = {p.name for p in ranked[:k]}
+        parts["validation"] = [p for p in parts["train"] if p.name in chosen]
+        parts["train"] = [p for p in parts["train"] if p.name not in chosen]
+    return parts
+
+
+@dataclass
+class Prepared:
+    enc: Encoding
+    train: Windows
+    validation: Windows
+    split: dict[str, list[Piece]]
+
+
+def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding | None = None,
+            validation_names: list[str] | None = None) -> Prepared:
+    """Encoding (learnt from the training pieces unless given) and windows for both splits."""
+    split = split_pieces(data, train.validation_fraction, train.seed, validation_names)
+    if len(split["train"]) < 1 or len(split["validation"]) < 1:
+        raise TrainingError(f"Training needs at least 2 usable pieces (one to learn from, one to check against); "
+                            f"'{data.name}' has {len(data.pieces)}.")
+    enc = enc or build_encoding(model, [p.notes for p in split["train"]])
+
+    def make(pieces):
+        return windows(enc, [encode(enc, p.notes) for p in pieces], model.seq_length, model.every_step)
+
+    tr, va = make(split["train"]), make(split["validation"])
+    if len(tr.x) < 4:
+        raise TrainingError(f"'{data.name}' is too small to train on: it gives {len(tr.x)} training windows "
+                            f"of {model.seq_length} notes. Add pieces or shorten the sequence length.")
+    return Prepared(enc, tr, va, split)
+
+
+def targets(model: ModelConfig, enc: Encoding, w: Windows) -> tuple[dict, dict | None]:
+    """Per-head targets (and per-step weights when every step is predicted) as Keras wants them."""
+    from .model import head_names
+
+    names = head_names(model.family)
+    ys = {}
+    for k, name in enumerate(names):
+        y = w.y[..., k]
+        ys[name] = y[..., None].astype(np.float32) if (k and enc.time_heads == "regression") else y.astype(np.int32)
+    weights = {name: w.weight for name in names} if w.weight is not None else None
+    return ys, weights
+
+
+def _tf_dataset(model: ModelConfig, enc: Encoding, w: Windows, batch: int, seed: int, shuffle: bool):
+    from .model import tf
+
+    ys, weights = targets(model, enc, w)
+    x = w.x.astype(np.int32 if model.family == "notes-and-chords" else np.float32)
+    parts = (x, ys) if weights is None else (x, ys, weights)
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def strategy():
+    """Mirrored over all GPUs when several are visible, the default strategy otherwise.
+
+    MUSICGEN_LOGICAL_CPUS=N splits the CPU into N logical devices and mirrors over them (for tests).
+    """
+    from .model import tf
+
+    n_cpu = int(os.environ.get("MUSICGEN_LOGICAL_CPUS") or 0)
+    if n_cpu > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n_cpu)
+        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(n_cpu)])
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+# ---------------------------------------------------------------- the run
+
+def _callback(run: RunFolder, total_epochs: int, patience: int, best: float, wait: int,
+              stop: threading.Event, progress):
+    from .model import keras
+
+    class RunCallback(keras.callbacks.Callback):
+        """Writes history and status, keeps the best model, stops early or on request."""
+
+        def __init__(self):
+            super().__init__()
+            self.best, self.wait, self.epoch = best, wait, 0
+            self.stopped = self.early = False
+            self.last_line = 0.0
+            self.batches = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.t0 = epoch + 1, time.time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.time()
+            if now - self.last_line >= PROGRESS_EVERY_S:
+                self.last_line = now
+                run.append({"type": "progress", "epoch": self.epoch, "batch": batch + 1, "batches": self.batches,
+                            "loss": float(logs["loss"]) if logs and "loss" in logs else None, "time": now})
+            if progress:
+                progress(batch + 1, self.batches or batch + 1, f"epoch {self.epoch}/{total_epochs}")
+            if stop.is_set():
+                self.stopped = True
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            record = {"type": "epoch", "epoch": epoch + 1, **logs, "seconds": round(time.time() - self.t0, 2),
+                      "time": time.time()}
+            if self.stopped:
+                record["partial"] = True
+            val = logs.get("val_loss", math.inf)
+            if val < self.best or not (run.folder / "weights.npz").exists():
+                self.best, self.wait = min(val, self.best), 0
+                run.save_best(self.model)
+            else:
+                self.wait += 1
+            run.save_last(self.model)
+            run.append(record)
+            if progress:
+                val_text = f", validation {val:.3f}" if not math.isinf(val) else ""
+                progress(self.batches or 1, self.batches or 1,
+                         f"epoch {epoch + 1}/{total_epochs}: loss {logs.get('loss', math.nan):.3f}{val_text}")
+            run.status("running", f"epoch {epoch + 1} of {total_epochs}", epoch=epoch + 1, epochs=total_epochs,
+                       best_val_loss=None if math.isinf(self.best) else self.best)
+            if self.wait >= patience and not self.stopped:
+                self.early = True
+                self.model.stop_training = True
+
+    return RunCallback()
+
+
+def train(data: Dataset, out: str | os.PathLike, model: ModelConfig, train_cfg: TrainConfig,
+          progress=None, stop: threading.Event | None = None, init_from: str | os.PathLike | None = None) -> dict:
+    """Train a new model into `out` (or fine-tune the one in init_from on this data); returns the final status."""
+    out = Path(out)
+    if (out / "config.json").exists():
+        raise TrainingError(f"{out} already holds a model. Choose another name, or add --resume to continue it.")
+    enc = None
+    if init_from is not None:
+        model, _, enc = read_configs(Path(init_from))
+    prepared = prepare(data, model, train_cfg, enc)
+    run = RunFolder(out)
+    run.create(model, train_cfg, prepared.enc, _data_summary(data, prepared))
+    run.status("running", "preparing", epoch=0, epochs=train_cfg.epochs)
+    return _fit(run, model, train_cfg, prepared, progress, stop or threading.Event(), init_from=init_from)
+
+
+def resume(out: str | os.PathLike, data: Dataset, progress=None, stop: threading.Event | None = None,
+           epochs: int | None = None) -> dict:
+    """Continue a stopped run from its last saved epoch, on the same split of the same data."""
+    out = Path(out)
+    model, train_cfg, enc = read_configs(out)
+    status = read_status(out)
+    if status["state"] == "running":
+        raise TrainingError(f"{out.name} is still training.")
+    if not (out / "last.keras").exists():
+        raise TrainingError(f"{out.name} cannot be resumed: it {'finished' if status['state'] == 'finished' else 'has no saved epoch'}. "
+                            "Train a new model, or fine-tune this one with --init.")
+    if epochs:
+        train_cfg = replace(train_cfg, epochs=epochs)
+    summary = read_json(out / "data.json")
+    prepared = prepare(data, model, train_cfg, enc, summary["pieces"]["validation"])
+    return _fit(RunFolder(out), model, train_cfg, prepared, progress, stop or threading.Event(), resume=True)
+
+
+def _data_summary(data: Dataset, prepared: Prepared) -> dict:
+    return {"dataset": data.name,
+            "pieces": {k: [p.name for p in v] for k, v in prepared.split.items()},
+            "notes": {k: int(sum(len(p.notes) for p in v)) for k, v in prepared.split.items()},
+            "windows": {"train": len(prepared.train.x), "validation": len(prepared.validation.x)}}
+
+
+def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepared: Prepared, progress,
+         stop: threading.Event, resume: bool = False, init_from=None) -> dict:
+    from .model import build, compile_model, keras, tf
+
+    try:
+        keras.utils.set_random_seed(train_cfg.seed)
+        tf.config.experimental.enable_op_determinism()
+        strat = strategy()
+        history = [r for r in read_history(run.folder) if r.get("type") == "epoch"] if resume else []
+        losses = [r.get("val_loss", math.inf) for r in history]
+        best = min(losses, default=math.inf)
+        wait = len(losses) - 1 - int(np.argmin(losses)) if losses else 0
+        with strat.scope():
+            if resume:
+                net = keras.models.load_model(run.folder / "last.keras")
+            else:
+                net = build(model_cfg, prepared.enc)
+                if init_from is not None:
+                    net.set_weights(keras.models.load_model(Path(init_from) / "model.keras", compile=False)
+                                    .get_weights())
+                compile_model(net, model_cfg, prepared.enc, train_cfg)
+        batch = train_cfg.batch_size
+        train_ds = _tf_dataset(model_cfg, prepared.enc, prepared.train, batch, train_cfg.seed, True)
+        val_ds = _tf_dataset(model_cfg, prepared.enc, prepared.validation, batch, train_cfg.seed, False)
+        cb = _callback(run, train_cfg.epochs, train_cfg.patience, best, wait, stop, progress)
+        cb.batches = math.ceil(len(prepared.train.x) / batch)
+        run.status("running", "training", epochs=train_cfg.epochs)
+        if len(history) < train_cfg.epochs:
+            net.fit(train_ds, validation_data=val_ds, epochs=train_cfg.epochs, initial_epoch=len(history),
+                    callbacks=[cb], verbose=0)
+    except Exception as e:  # the run folder must say what happened, whatever it was
+        run.status("failed", f"Training failed: {type(e).__name__}: {e}")
+        raise
+    best_val = None if math.isinf(cb.best) else cb.best
+    epochs_done = len([r for r in read_history(run.folder) if r.get("type") == "epoch"])
+    if cb.stopped:
+        run.status("stopped", f"Stopped after epoch {epochs_done}; resume with --resume.", best_val_loss=best_val)
+    else:
+        why = "stopped early: no better validation loss" if cb.early else "all epochs done"
+        run.status("finished", f"Finished after {epochs_done} epochs ({why}).", best_val_loss=best_val)
+        (run.folder / "last.keras").unlink(missing_ok=True)  # only a stopped run needs it
+    return read_status(run.folder)
+
+
+# ---------------------------------------------------------------- held-out figures
+
+def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: list[Piece] | None = None) -> dict:
+    """Held-out figures of a saved model: loss per head, next-pitch (or next-token) accuracy, time errors.
+
+    On the model's own validation pieces unless data (every piece of it) or pieces are given.
+    """
+    from . import corpus
+    from .model import head_names, keras
+
+    folder = Path(folder)
+    model_cfg, _, enc = read_configs(folder)
+    if pieces is None:
+        if data is None:
+            summary = read_json(folder / "data.json")
+            data = corpus.load_data(summary["dataset"])
+            names = set(summary["pieces"]["validation"])
+            pieces = [p for p in data.pieces if p.name in names]
+        else:
+            pieces = data.pieces
+    w = windows(enc, [encode(enc, p.notes) for p in pieces], model_cfg.seq_length, model_cfg.every_step)
+    if not len(w.x):
+        raise TrainingError("There is nothing to evaluate on: the pieces give no windows.")
+    net = keras.models.load_model(folder / "model.keras", compile=False)
+    x = w.x.astype(np.int32 if model_cfg.family == "notes-and-chords" else np.float32)
+    out = net.predict(x, batch_size=256, verbose=0)
+    weight = w.weight if w.weight is not None else np.ones(w.y.shape[:-1], dtype=np.float32)
+    mask = weight > 0
+    names = head_names(model_cfg.family)
+    result = {"pieces": len(pieces), "windows": int(len(w.x)), "events": int(mask.sum()), "loss": {}}
+    for k, name in enumerate(names):
+        pred, true = np.asarray(out[name]), w.y[..., k]
+        if k and enc.time_heads == "regression":
+            p = pred[..., 0]
+            result["loss"][name] = float(((true - p) ** 2 + 10 * np.maximum(-p, 0))[mask].mean())
+            guess, truth = np.maximum(p, 0), true
+        else:
+            logp = pred - pred.max(-1, keepdims=True)
+            logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+            picked = np.take_along_axis(logp, true.astype(np.int64)[..., None], -1)[..., 0]
+            result["loss"][name] = float(-picked[mask].mean())
+            top = pred.argmax(-1)
+            if k == 0:
+                result["accuracy"] = float((top == true)[mask].mean())
+                continue
+            centers = np.asarray(enc.step_bins if k == 1 else enc.duration_bins)
+            guess, truth = centers[top], centers[true.astype(np.int64)]
+        if k:
+            result[f"{name}_mae"] = float(np.abs(guess - truth)[mask].mean())
+            result[f"{name}_spread"] = float(guess[mask].std() / max(truth[mask].std(), 1e-9))
+    result["unit"] = "beats" if model_cfg.family == "notes-and-chords" else "seconds"
+    return result
