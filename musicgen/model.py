@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 
 from .config import ModelConfig, TrainConfig
 from .encoding import Encoding
@@ -18,12 +17,15 @@ def _import_quietly():
         import keras
         import tensorflow as tf
 
+        n_cpu = int(os.environ.get("MUSICGEN_LOGICAL_CPUS") or 0)
+        if n_cpu > 1:  # split the CPU into logical devices (to test mirrored training); only before the first op
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n_cpu)
         tf.constant(0.0) + 1.0  # the first op prints more; let it print into /dev/null
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
-    warnings.filterwarnings("ignore", message=".*shuffle=True.*", category=UserWarning)
     return keras, tf
 
 

@@ -85,7 +85,8 @@ def targets(model: ModelConfig, enc: Encoding, w: Windows) -> tuple[dict, dict |
     return ys, weights
 
 
-def _tf_dataset(model: ModelConfig, enc: Encoding, w: Windows, batch: int, seed: int, shuffle: bool):
+def _tf_dataset(model: ModelConfig, enc: Encoding, w: Windows, batch: int, seed: int, shuffle: bool,
+                replicas: int = 1):
     from .model import tf
 
     ys, weights = targets(model, enc, w)
@@ -94,6 +95,11 @@ def _tf_dataset(model: ModelConfig, enc: Encoding, w: Windows, batch: int, seed:
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if replicas > 1:
+        # replicas cannot share out a batch unevenly (Keras adds per-replica tensors of unequal shape):
+        # whole batches only, or for a small set one batch that splits evenly
+        batch = batch if len(x) >= batch else max(replicas, len(x) // replicas * replicas)
+        return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
 
 
@@ -104,11 +110,9 @@ def strategy():
     """
     from .model import tf
 
-    n_cpu = int(os.environ.get("MUSICGEN_LOGICAL_CPUS") or 0)
-    if n_cpu > 1:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n_cpu)
-        return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(n_cpu)])
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) > 1:  # MUSICGEN_LOGICAL_CPUS, see model.py
+        return tf.distribute.MirroredStrategy([d.name for d in cpus])
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -235,14 +239,16 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
                                     .get_weights())
                 compile_model(net, model_cfg, prepared.enc, train_cfg)
         batch = train_cfg.batch_size
-        train_ds = _tf_dataset(model_cfg, prepared.enc, prepared.train, batch, train_cfg.seed, True)
-        val_ds = _tf_dataset(model_cfg, prepared.enc, prepared.validation, batch, train_cfg.seed, False)
+        replicas = int(strat.num_replicas_in_sync)
+        train_ds = _tf_dataset(model_cfg, prepared.enc, prepared.train, batch, train_cfg.seed, True, replicas)
+        val_ds = _tf_dataset(model_cfg, prepared.enc, prepared.validation, batch, train_cfg.seed, False, replicas)
         cb = _callback(run, train_cfg.epochs, train_cfg.patience, best, wait, stop, progress)
-        cb.batches = math.ceil(len(prepared.train.x) / batch)
-        run.status("running", "training", epochs=train_cfg.epochs)
+        cb.batches = len(train_ds)
+        run.status("running", "training", epochs=train_cfg.epochs, strategy=type(strat).__name__,
+                   replicas=int(strat.num_replicas_in_sync))
         if len(history) < train_cfg.epochs:
             net.fit(train_ds, validation_data=val_ds, epochs=train_cfg.epochs, initial_epoch=len(history),
-                    callbacks=[cb], verbose=0)
+                    callbacks=[cb], verbose=0, shuffle=False)  # tf.data shuffles, seeded
     except Exception as e:  # the run folder must say what happened, whatever it was
         run.status("failed", f"Training failed: {type(e).__name__}: {e}")
         raise

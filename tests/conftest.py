@@ -5,9 +5,10 @@ from musicgen import corpus
 
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch):
-    """Every test gets its own empty data folder; nothing is written to ./data."""
+    """Every test gets its own empty data and models folders; nothing is written to ./data or ./models."""
     folder = tmp_path / "data"
     monkeypatch.setenv("MUSICGEN_DATA_DIR", str(folder))
+    monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(tmp_path / "models"))
     return folder
 
 

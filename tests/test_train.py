@@ -1,0 +1,181 @@
+"""Tiny models on tiny data: train -> save -> load -> generate for both families, errors, stop and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicgen import corpus, store
+from musicgen.config import ModelConfig, SampleConfig, TrainConfig, checked, preset
+from musicgen.errors import ConfigError, ModelError, TrainingError
+from musicgen.sample import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "pitch-step-duration": ModelConfig(family="pitch-step-duration", seq_length=8, units=(16,)),
+    "notes-and-chords": ModelConfig(family="notes-and-chords", seq_length=8, units=(16, 12), embedding=8,
+                                    dropout=0.1, min_count=1),
+}
+FAST = TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, seed=3)
+
+
+@pytest.fixture
+def bach(small_builtins, monkeypatch):
+    monkeypatch.setenv("MUSICGEN_DATA_DIR", str(small_builtins))  # evaluate() finds the model's dataset by name
+    return corpus.open_dataset("bach-chorales")
+
+
+@pytest.mark.parametrize("family", list(TINY))
+def test_train_save_load_generate(family, bach, tmp_path):
+    from musicgen.train import evaluate, train
+
+    out = tmp_path / "models" / family
+    status = train(bach, out, TINY[family], FAST)
+    assert status["state"] == "finished" and status["best_val_loss"] > 0
+    for name in ("model.keras", "weights.npz", "config.json", "vocab.json", "data.json", "history.jsonl"):
+        assert (out / name).exists(), name
+    assert not (out / "last.keras").exists()  # only a stopped run keeps it
+    summary = json.loads((out / "data.json").read_text())
+    assert summary["dataset"] == "bach-chorales"
+    assert len(summary["pieces"]["train"]) == 5 and len(summary["pieces"]["validation"]) == 1
+    epochs = [r for r in store.read_history(out) if r["type"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2] and all("val_loss" in r for r in epochs)
+    g = generate(store.load_step_model(out), SampleConfig(length=24, seed=1))
+    assert len(g.notes) > 0 and g.notes.pitch.max() <= 127 and (g.notes.duration > 0).all()
+    figures = evaluate(out)
+    assert figures["pieces"] == 1 and 0 <= figures["accuracy"] <= 1
+    assert set(figures["loss"]) == {"token" if family == "notes-and-chords" else "pitch", "step", "duration"}
+    info = {m.name: m for m in store.list_models()}[family]
+    assert info.state == "finished" and info.epochs == 2 and info.best_val_loss == pytest.approx(min(
+        r["val_loss"] for r in epochs))
+
+
+def test_tutorial_preset_trains_with_regression_heads(bach, tmp_path):
+    from musicgen.train import train
+
+    model, train_cfg = preset("pitch-step-duration", "tutorial")
+    assert model.time_heads == "regression" and train_cfg.learning_rate == 0.005
+    assert train_cfg.loss_weights == (0.05, 1.0, 1.0) and model.units == (128,) and model.seq_length == 25
+    tiny = checked(model, units=(8,), seq_length=8)
+    out = tmp_path / "tut"
+    assert train(bach, out, tiny, checked(train_cfg, epochs=1))["state"] == "finished"
+    g = generate(store.load_step_model(out), SampleConfig(length=16, seed=0))
+    assert (g.notes.duration > 0).all() and (np.diff(g.notes.start) >= 0).all()
+
+
+def test_same_seed_same_weights(bach, tmp_path):
+    from musicgen.train import train
+
+    for name in ("a", "b"):
+        train(bach, tmp_path / name, TINY["pitch-step-duration"], checked(FAST, epochs=1))
+    with np.load(tmp_path / "a" / "weights.npz") as a, np.load(tmp_path / "b" / "weights.npz") as b:
+        assert sorted(a) == sorted(b)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_fine_tune_keeps_the_vocabulary(bach, tmp_path):
+    from musicgen.train import train
+
+    train(bach, tmp_path / "base", TINY["notes-and-chords"], checked(FAST, epochs=1))
+    status = train(bach, tmp_path / "tuned", TINY["notes-and-chords"], checked(FAST, epochs=1),
+                   init_from=tmp_path / "base")
+    assert status["state"] == "finished"
+    base = json.loads((tmp_path / "base" / "vocab.json").read_text())
+    assert json.loads((tmp_path / "tuned" / "vocab.json").read_text()) == base
+
+
+def test_too_little_data(tmp_path):
+    from helpers import midi_bytes, scale
+
+    from musicgen.train import train
+
+    one = corpus.import_files("one", [("a.mid", midi_bytes(scale()))]).dataset
+    with pytest.raises(TrainingError, match="at least 2 usable pieces"):
+        train(one, tmp_path / "m", TINY["pitch-step-duration"], FAST)
+    assert not (tmp_path / "m").exists()
+
+
+def test_settings_are_checked():
+    with pytest.raises(ConfigError, match="Unknown model family"):
+        preset("waltz")
+    with pytest.raises(ConfigError, match="no preset 'mozart'"):
+        preset("notes-and-chords", "mozart")
+    with pytest.raises(ConfigError, match="Dropout must be between"):
+        checked(ModelConfig(), dropout=0.9)
+    with pytest.raises(ConfigError, match="Unknown optimizer"):
+        checked(TrainConfig(), optimizer="sgd")
+
+
+def test_missing_and_broken_models_are_sentences(tmp_path):
+    with pytest.raises(ModelError, match="no model called 'ghost'"):
+        store.load_step_model("ghost")
+    broken = tmp_path / "models" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="no trained weights"):
+        store.load_step_model("broken")
+    with pytest.raises(ModelError, match="no trained model yet"):
+        store.default_model()
+
+
+def cli(*args, env=None, **kw):
+    return subprocess.run([sys.executable, "-m", "musicgen", *map(str, args)], cwd=ROOT,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300, **kw)
+
+
+def test_sigterm_stops_cleanly_then_resume_finishes(small_builtins, tmp_path):
+    env = {"MUSICGEN_DATA_DIR": str(small_builtins)}
+    out = tmp_path / "models" / "long"
+    cmd = [sys.executable, "-m", "musicgen", "train", "--data", "bach-chorales", "--family", "pitch-step-duration",
+           "--out", str(out), "--epochs", "200", "--patience", "50", "--units", "16", "--seq-length", "8",
+           "--batch-size", "8", "--seed", "1"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "weights.npz").exists() and proc.poll() is None:
+        time.sleep(0.2)
+    assert (out / "weights.npz").exists(), proc.stderr.read() if proc.poll() is not None else "no epoch in 120 s"
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    status = store.read_status(out)
+    assert status["state"] == "stopped" and "--resume" in status["message"]
+    assert (out / "last.keras").exists()
+    done = len([r for r in store.read_history(out) if r["type"] == "epoch"])
+    assert 1 <= done < 200
+    r = cli("generate", "--model", out, "--length", "10", "--out", tmp_path / "g.mid", env=env)
+    assert r.returncode == 0, r.stderr  # a stopped model is a usable model
+    r = cli("train", "--data", "bach-chorales", "--out", out, "--resume", "--epochs", str(done + 1), env=env)
+    assert r.returncode == 0, r.stderr
+    assert store.read_status(out)["state"] == "finished"
+    assert [r["epoch"] for r in store.read_history(out) if r["type"] == "epoch"][-1] == done + 1
+
+
+def test_mirrored_training_on_two_logical_cpus(small_builtins, tmp_path):
+    out = tmp_path / "models" / "mirrored"
+    r = cli("train", "--data", "bach-chorales", "--family", "notes-and-chords", "--out", out, "--epochs", "1",
+            "--units", "8", "--seq-length", "8", "--batch-size", "16",
+            env={"MUSICGEN_DATA_DIR": str(small_builtins), "MUSICGEN_LOGICAL_CPUS": "2"})
+    assert r.returncode == 0, r.stderr
+    status = store.read_status(out)
+    assert status["state"] == "finished"
+    assert status["strategy"] == "MirroredStrategy" and status["replicas"] == 2
+
+
+def test_cli_errors_are_sentences(small_builtins, tmp_path):
+    env = {"MUSICGEN_DATA_DIR": str(small_builtins)}
+    r = cli("train", "--data", "bach-chorales", "--family", "notes-and-chords", "--preset", "mozart",
+            "--out", tmp_path / "x", env=env)
+    assert r.returncode == 2 and "error: The family 'notes-and-chords' has no preset 'mozart'" in r.stderr
+    r = cli("train", "--data", "no-such-data", "--family", "notes-and-chords", "--out", tmp_path / "x", env=env)
+    assert r.returncode == 2 and "no dataset called 'no-such-data'" in r.stderr
+    r = cli("generate", "--model", "ghost", "--out", tmp_path / "g.mid", env=env)
+    assert r.returncode == 2 and "error: There is no model called 'ghost'" in r.stderr
