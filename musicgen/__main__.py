@@ -116,7 +116,8 @@ def cmd_train(args) -> int:
             raise ConfigError(f"Choose a model family with --family ({' or '.join(FAMILIES)}).")
         model_cfg, train_cfg = preset(args.family or "pitch-step-duration", args.preset)
         model_changes = {k: v for k, v in (("seq_length", args.seq_length), ("dropout", args.dropout),
-                                             ("units", tuple(args.units) if args.units else None)) if v is not None}
+                                             ("units", tuple(args.units) if args.units else None),
+                                             ("time_heads", args.time_heads)) if v is not None}
         train_changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                              ("learning_rate", args.learning_rate), ("optimizer", args.optimizer),
                                              ("seed", args.seed), ("patience", args.patience)) if v is not None}
@@ -212,6 +213,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seq-length", type=int)
     s.add_argument("--units", type=int, nargs="+", help="LSTM sizes, one per layer, e.g. --units 256 256")
     s.add_argument("--dropout", type=float)
+    s.add_argument("--time-heads", choices=["categorical", "regression"],
+                   help="pitch-step-duration: step and duration as time bins (default) or values (the tutorial)")
     s.add_argument("--learning-rate", type=float)
     s.add_argument("--optimizer", choices=["adam", "adamax", "rmsprop"])
     s.add_argument("--patience", type=int, help="epochs without improvement before stopping early")

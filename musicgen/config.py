@@ -129,6 +129,8 @@ def checked(config, **changes):
                               f"(got {value}).")
     if changes.get("optimizer", OPTIMIZERS[0]) not in OPTIMIZERS:
         raise ConfigError(f"Unknown optimizer '{changes['optimizer']}'. Choose one of: {', '.join(OPTIMIZERS)}.")
+    if changes.get("time_heads", "categorical") not in ("categorical", "regression"):
+        raise ConfigError("Time heads must be 'categorical' or 'regression'.")
     if any(u < 1 or u > 2048 for u in changes.get("units", (1,))):
         raise ConfigError("LSTM sizes must be between 1 and 2048 units.")
     return replace(config, **changes)

@@ -27,10 +27,17 @@ class StepModel:
     def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, enc: Encoding):
         self.config, self.enc = config, enc
         w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
-        self.embeddings = [w[f"embed_{n}/embeddings"] for n in ("token", "step", "duration")] \
-            if config.family == "notes-and-chords" else None
         self.lstms = [(w[f"lstm_{i}/kernel"], w[f"lstm_{i}/recurrent_kernel"], w[f"lstm_{i}/bias"])
                       for i in range(len(config.units))]
+        self.tables = None
+        if config.family == "notes-and-chords":
+            # embedding -> first LSTM kernel folded into one table per input: a lookup instead of a matmul
+            kernel, at = self.lstms[0][0], 0
+            self.tables = []
+            for n in ("token", "step", "duration"):
+                e = w[f"embed_{n}/embeddings"]
+                self.tables.append(e @ kernel[at:at + e.shape[1]])
+                at += e.shape[1]
         self.dense = (w["dense/kernel"], w["dense/bias"]) if config.dense else None
         names = ("token" if config.family == "notes-and-chords" else "pitch", "step", "duration")
         self.heads = [(w[f"{n}/kernel"], w[f"{n}/bias"]) for n in names]
@@ -41,13 +48,14 @@ class StepModel:
 
     def step(self, row: np.ndarray, state: list) -> tuple[list[np.ndarray], list]:
         """Feed one input row (shape=(3,)); returns the three heads' outputs and the new state."""
-        if self.embeddings is not None:
-            x = np.concatenate([e[int(i)] for e, i in zip(self.embeddings, row)])
-        else:
-            x = np.asarray(row, dtype=np.float32)
+        x = np.asarray(row, dtype=np.float32)
         new_state = []
-        for (kernel, recurrent, bias), (h, c) in zip(self.lstms, state):
-            z = x @ kernel + h @ recurrent + bias
+        for layer, ((kernel, recurrent, bias), (h, c)) in enumerate(zip(self.lstms, state)):
+            if layer == 0 and self.tables is not None:
+                t, s, d = (int(v) for v in row)
+                z = self.tables[0][t] + self.tables[1][s] + self.tables[2][d] + h @ recurrent + bias
+            else:
+                z = x @ kernel + h @ recurrent + bias
             u = len(h)
             i, f, g, o = _sigmoid(z[:u]), _sigmoid(z[u:2 * u]), np.tanh(z[2 * u:3 * u]), _sigmoid(z[3 * u:])
             c = f * c + i * g

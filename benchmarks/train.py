@@ -1,0 +1,110 @@
+"""Training speed and memory of family pitch-step-duration, tutorial preset, on the built-in Bach chorales.
+
+Run: .venv/bin/python benchmarks/train.py [--pieces 100]
+- samples/s of this project's pipeline (windows within pieces, numpy -> tf.data) vs the tutorial's own
+  tf.data pipeline (Dataset.window over all notes, shuffle, batch, cache), same model, same notes, same run;
+  timed on the second epoch, after tracing and the tutorial's cache are warm;
+- peak memory (max RSS) of `python -m musicgen train` on the whole corpus for one epoch.
+"""
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from musicgen import corpus  # noqa: E402
+from musicgen.config import preset  # noqa: E402
+
+
+def tutorial_dataset(tf, all_notes: np.ndarray, seq_length: int, batch: int):
+    """TensorFlow's music-generation tutorial, create_sequences() and the pipeline around it, as published."""
+    key_order = ["pitch", "step", "duration"]
+    vocab_size = 128
+    notes_ds = tf.data.Dataset.from_tensor_slices(all_notes)
+    seq_length = seq_length + 1
+    windows = notes_ds.window(seq_length, shift=1, stride=1, drop_remainder=True)
+    sequences = windows.flat_map(lambda x: x.batch(seq_length, drop_remainder=True))
+
+    def scale_pitch(x):
+        return x / [vocab_size, 1.0, 1.0]
+
+    def split_labels(sequences):
+        inputs = sequences[:-1]
+        labels_dense = sequences[-1]
+        labels = {key: labels_dense[i] for i, key in enumerate(key_order)}
+        return scale_pitch(inputs), labels
+
+    seq_ds = sequences.map(split_labels, num_parallel_calls=tf.data.AUTOTUNE)
+    n = len(all_notes) - seq_length
+    return (seq_ds.shuffle(n).batch(batch, drop_remainder=True).cache().prefetch(tf.data.experimental.AUTOTUNE)), n
+
+
+class EpochTimer:
+    def __init__(self, keras):
+        outer = self
+
+        class T(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                outer.t0 = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                outer.times.append(time.perf_counter() - outer.t0)
+
+        self.times, self.callback = [], T()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pieces", type=int, default=100, help="chorales used for the speed comparison")
+    args = ap.parse_args()
+    from musicgen.encoding import build_encoding
+    from musicgen.model import build, compile_model, keras, tf
+    from musicgen.train import _tf_dataset, prepare
+
+    model_cfg, train_cfg = preset("pitch-step-duration", "tutorial")
+    data = corpus.open_dataset("bach-chorales")
+    data.pieces = data.pieces[:args.pieces]
+    prepared = prepare(data, model_cfg, train_cfg)
+    batch = train_cfg.batch_size
+
+    def fit(ds, n_samples):
+        keras.utils.set_random_seed(0)
+        net = build(model_cfg, build_encoding(model_cfg, []))
+        compile_model(net, model_cfg, prepared.enc, train_cfg)
+        timer = EpochTimer(keras)
+        net.fit(ds, epochs=2, verbose=0, callbacks=[timer.callback], shuffle=False)
+        return n_samples / timer.times[-1]
+
+    ours_ds = _tf_dataset(model_cfg, prepared.enc, prepared.train, batch, 0, True)
+    ours = fit(ours_ds, len(prepared.train.x))
+    # the tutorial's input: the same training pieces' notes end to end, as (pitch, step, duration)
+    notes = np.concatenate([np.stack([p.notes.pitch, p.notes.step, p.notes.duration], 1)
+                            for p in prepared.split["train"]]).astype(np.float64)
+    tut_ds, n = tutorial_dataset(tf, notes, model_cfg.seq_length, batch)
+    theirs = fit(tut_ds, n // batch * batch)
+    print(f"pitch-step-duration, tutorial preset, {len(prepared.split['train'])} Bach chorales, batch {batch}")
+    print(f"  tutorial tf.data pipeline   {theirs:8.0f} samples/s   (baseline)")
+    print(f"  musicgen pipeline           {ours:8.0f} samples/s   {ours / theirs:5.2f}x   goal >= 1.0x")
+
+    cmd = [sys.executable, "-m", "musicgen", "train", "--data", "bach-chorales", "--family", "pitch-step-duration",
+           "--preset", "tutorial", "--epochs", "1", "--out", str(Path(tempfile_dir()) / "bench-model")]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"  peak memory, whole corpus, one epoch: {peak:,.0f} MB   goal < 2,048 MB")
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="musicgen-bench-")
+
+
+if __name__ == "__main__":
+    main()
