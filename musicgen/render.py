@@ -1,11 +1,155 @@
-"""Pictures and sound of a note table: piano roll and histogram figures (matplotlib, no pyplot)."""
+"""Sound, notation and pictures of a note table: WAV through FluidSynth, sheet music as SVG through
+music21 -> MusicXML -> verovio, and piano roll and histogram figures (matplotlib, no pyplot)."""
 
 from __future__ import annotations
+
+import importlib.resources
+import io
+import wave
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .explore import Histogram, note_name
-from .midi_io import Notes
+from .midi_io import Notes, write_midi
+
+SAMPLE_RATE = 44100  # Hz
+SOUNDFONTS = (  # best first; Debian's fluid-soundfont-gm, then timgm6mb-soundfont, then pretty_midi's own
+    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+    Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
+)
+NO_FLUIDSYNTH = ("Real instrument sound needs the FluidSynth library, which is not installed, so this is a "
+                 "plain synthesizer. To fix: sudo apt-get install libfluidsynth3 fluid-soundfont-gm")
+
+
+# ---------------------------------------------------------------- audio
+
+def soundfont() -> Path:
+    """The best General MIDI SoundFont on this machine."""
+    import pretty_midi
+
+    for path in SOUNDFONTS:
+        if path.exists():
+            return path
+    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+
+
+@dataclass(frozen=True)
+class Audio:
+    wav: bytes  # 16-bit mono WAV
+    seconds: float
+    note: str | None  # a sentence for the user when the sound is not what it should be
+
+
+def audio(notes: Notes, program: int | None = 0, sample_rate: int = SAMPLE_RATE) -> Audio:
+    """The notes played by a General MIDI instrument (program 0 = piano; None keeps each note's own)."""
+    import pretty_midi
+
+    if program is not None:
+        notes = Notes(notes.pitch, notes.start, notes.end, notes.velocity,
+                      np.full(len(notes), int(np.clip(program, 0, 127)), dtype=np.int16), notes.tempo)
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(write_midi(notes)))
+    note = None
+    try:
+        import fluidsynth  # noqa: F401  (raises ImportError without the C library)
+
+        samples = pm.fluidsynth(fs=sample_rate, synthesizer=str(soundfont()))
+    except (ImportError, OSError):
+        note = NO_FLUIDSYNTH
+        samples = pm.synthesize(fs=sample_rate)
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    if peak > 0:
+        samples = samples / peak * 0.89  # -1 dBFS: loud, never clipped
+    return Audio(_wav(samples, sample_rate), len(samples) / sample_rate, note)
+
+
+def _wav(samples: np.ndarray, sample_rate: int) -> bytes:
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- sheet music
+
+GRID = (4, 3)  # quantize to sixteenths and eighth-note triplets
+SPLIT_PITCH = 60  # middle C: notes below go to the bass staff
+
+
+def score(notes: Notes, title: str = "musicgen"):
+    """A music21 Score that reads like sheet music: estimated key, quantized rhythm, treble and bass staves."""
+    from music21 import clef, key, layout, meter, metadata, note, stream, tempo
+
+    beats = notes.tempo / 60.0
+    sc = stream.Score()
+    sc.metadata = metadata.Metadata(title=title, composer="musicgen")
+    low = notes.pitch < SPLIT_PITCH
+    staves = [("treble", ~low), ("bass", low)] if low.any() and (~low).any() else \
+        [("bass" if low.all() else "treble", np.ones(len(notes), bool))]
+    for which, mask in staves:
+        part = stream.Part()
+        for p, s, e in zip(notes.pitch[mask].tolist(), notes.start[mask].tolist(), notes.end[mask].tolist()):
+            n = note.Note(p)
+            n.quarterLength = max(_snap((e - s) * beats), 0.25)
+            part.insert(_snap(s * beats), n)
+        part = part.chordify() if len(part.notes) else part
+        part.insert(0, clef.TrebleClef() if which == "treble" else clef.BassClef())
+        sc.insert(0, part)
+    found = sc.analyze("key") if len(notes) else key.Key("C")
+    for part in sc.parts:
+        part.insert(0, key.KeySignature(found.sharps))
+        part.insert(0, meter.TimeSignature("4/4"))
+        _spell(part, found)
+    sc.parts[0].insert(0, tempo.MetronomeMark(number=round(notes.tempo)))
+    if len(sc.parts) == 2:
+        sc.insert(0, layout.StaffGroup(list(sc.parts), symbol="brace"))
+    return sc.makeNotation()
+
+
+def _snap(quarters: float) -> float:
+    """The nearest point on the sixteenth or triplet grid, whichever is closer."""
+    options = [round(quarters * d) / d for d in GRID]
+    return min(options, key=lambda q: abs(q - quarters))
+
+
+def _spell(part, found_key) -> None:
+    """Sharps in sharp keys, flats in flat keys: no needless accidentals."""
+    for n in part.recurse().notes:
+        for p in n.pitches:
+            if p.accidental is not None and p.accidental.alter == 0:
+                p.accidental = None  # music21 marks MIDI-made white keys 'natural', which would be printed
+            elif p.accidental is not None and (found_key.sharps < 0) == (p.accidental.alter > 0):
+                p.getEnharmonic(inPlace=True)
+
+
+def musicxml(notes: Notes, title: str = "musicgen") -> bytes:
+    from music21.musicxml.m21ToXml import GeneralObjectExporter
+
+    return GeneralObjectExporter(score(notes, title)).parse()
+
+
+def sheet_music_svg(notes: Notes, title: str = "musicgen", width: int = 2100) -> str:
+    """Engraved sheet music as one SVG, as many systems as the piece needs (no MuseScore or LilyPond)."""
+    return engrave(musicxml(notes, title), width)
+
+
+def engrave(xml: bytes, width: int = 2100) -> str:
+    import verovio
+
+    # toolkit(False) and an explicit resource path: Streamlit runs pages in threads, where verovio's
+    # default font path is not set
+    tk = verovio.toolkit(False)
+    tk.setResourcePath(str(importlib.resources.files("verovio") / "data"))
+    tk.setOptions({"pageWidth": width, "pageHeight": 60000, "adjustPageHeight": True, "scale": 45,
+                   "breaks": "auto", "footer": "none", "header": "auto"})
+    if not tk.loadData(xml.decode("utf-8")):
+        raise ValueError("verovio could not read the MusicXML")
+    return tk.renderToSVG(1)
 
 
 def _figure(width: float, height: float):
