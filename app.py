@@ -1,4 +1,4 @@
-"""musicgen's entry point: page setup and navigation only; every page lives in pages/."""
+"""musicgen's entry point: page setup, navigation and the shared sidebar; every page lives in pages/."""
 
 import streamlit as st
 
@@ -10,4 +10,7 @@ page = st.navigation([
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/generate.py", title="Generate", icon=":material/piano:"),
 ])
+with st.sidebar:
+    st.caption(f"Dataset: **{st.session_state.get('dataset', 'bach-chorales')}**")
+    st.caption(f"Model: **{st.session_state.get('model') or 'the pretrained default'}**")
 page.run()

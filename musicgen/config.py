@@ -144,3 +144,8 @@ def from_json(cls, data: dict):
     """A config from saved JSON, ignoring keys this version does not know (older or newer folders)."""
     names = {f.name for f in fields(cls)}
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names})
+
+
+def field_range(cls, name: str) -> tuple:
+    """(low, high) of a config field, for a slider."""
+    return next(f for f in fields(cls) if f.name == name).metadata["range"]

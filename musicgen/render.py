@@ -77,8 +77,8 @@ def _wav(samples: np.ndarray, sample_rate: int) -> bytes:
 
 # ---------------------------------------------------------------- sheet music
 
-GRID = (4, 3)  # quantize to sixteenths and eighth-note triplets
 SPLIT_PITCH = 60  # middle C: notes below go to the bass staff
+TRIPLETS_IF_BETTER = 0.5  # use a triplet grid only when it halves the timing error of sixteenths
 
 
 def score(notes: Notes, title: str = "musicgen"):
@@ -86,6 +86,7 @@ def score(notes: Notes, title: str = "musicgen"):
     from music21 import clef, key, layout, meter, metadata, note, stream, tempo
 
     beats = notes.tempo / 60.0
+    grid = _grid(np.concatenate([notes.start, notes.end]) * beats)
     sc = stream.Score()
     sc.metadata = metadata.Metadata(title=title, composer="musicgen")
     low = notes.pitch < SPLIT_PITCH
@@ -95,8 +96,9 @@ def score(notes: Notes, title: str = "musicgen"):
         part = stream.Part()
         for p, s, e in zip(notes.pitch[mask].tolist(), notes.start[mask].tolist(), notes.end[mask].tolist()):
             n = note.Note(p)
-            n.quarterLength = max(_snap((e - s) * beats), 0.25)
-            part.insert(_snap(s * beats), n)
+            start = _snap(s * beats, grid)
+            n.quarterLength = max(_snap(e * beats, grid) - start, 1 / grid)
+            part.insert(start, n)
         part = part.chordify() if len(part.notes) else part
         part.insert(0, clef.TrebleClef() if which == "treble" else clef.BassClef())
         sc.insert(0, part)
@@ -111,10 +113,19 @@ def score(notes: Notes, title: str = "musicgen"):
     return sc.makeNotation()
 
 
-def _snap(quarters: float) -> float:
-    """The nearest point on the sixteenth or triplet grid, whichever is closer."""
-    options = [round(quarters * d) / d for d in GRID]
-    return min(options, key=lambda q: abs(q - quarters))
+def _grid(quarters: np.ndarray) -> int:
+    """Divisions of a quarter note for the whole piece: 4 (sixteenths), or 6 when triplets fit far better.
+
+    One grid per piece: mixing grids note by note scatters triplet brackets over music that has none.
+    """
+    if not len(quarters):
+        return 4
+    error = {d: np.abs(quarters * d - np.rint(quarters * d)).mean() / d for d in (4, 6)}
+    return 6 if error[6] < TRIPLETS_IF_BETTER * error[4] else 4
+
+
+def _snap(quarters: float, grid: int) -> float:
+    return round(quarters * grid) / grid
 
 
 def _spell(part, found_key) -> None:
@@ -208,3 +219,31 @@ def histogram_figure(hist: Histogram, title: str):
     ax.set_ylabel("notes")
     ax.set_title(title)
     return fig
+
+
+def png(fig, dpi: int = 100) -> bytes:
+    """A matplotlib Figure as PNG bytes (cacheable, unlike the figure)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A piece in every form the app shows or offers for download."""
+
+    title: str
+    notes: Notes
+    midi: bytes
+    wav: bytes
+    sound_note: str | None  # why the sound is plain, when FluidSynth is missing
+    musicxml: bytes
+    svg: str
+    piano_roll_png: bytes
+
+
+def render_all(notes: Notes, title: str, program: int = 0) -> Rendered:
+    sound = audio(notes, program)
+    xml = musicxml(notes, title)
+    return Rendered(title, notes, write_midi(notes), sound.wav, sound.note, xml, engrave(xml),
+                    png(piano_roll(notes, title=title)))

@@ -228,3 +228,20 @@ def delete_model(name_or_path: str | os.PathLike) -> None:
     if read_status(folder)["state"] == "running":
         raise ModelError(f"{folder.name} is training; stop it before deleting it.")
     shutil.rmtree(folder)
+
+
+def epoch_table(folder: Path) -> dict[str, list]:
+    """Per-epoch figures for a chart: {'epoch': [...], 'loss': [...], 'val_loss': [...], 'val_pitch_loss': ...}."""
+    rows = [r for r in read_history(folder) if r.get("type") == "epoch"]
+    keys = sorted({k for r in rows for k in r if k.endswith("loss")})
+    return {"epoch": [r["epoch"] for r in rows], **{k: [r.get(k) for r in rows] for k in keys}}
+
+
+def progress_now(folder: Path) -> dict | None:
+    """The latest within-epoch progress line, if it is newer than the latest epoch."""
+    for r in reversed(read_history(folder)):
+        if r.get("type") == "progress":
+            return r
+        if r.get("type") == "epoch":
+            return None
+    return None

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ModelConfig, TrainConfig
-from .corpus import Dataset, Piece
+from .corpus import Dataset, Piece, dataset_name
 from .encoding import Encoding, Windows, build_encoding, encode, windows
 from .errors import TrainingError
 from .store import RunFolder, read_configs, read_history, read_json, read_status
@@ -315,3 +315,52 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
             result[f"{name}_spread"] = float(guess[mask].std() / max(truth[mask].std(), 1e-9))
     result["unit"] = "beats" if model_cfg.family == "notes-and-chords" else "seconds"
     return result
+
+
+# ---------------------------------------------------------------- a run in its own process (for the app)
+
+def launch(dataset: str, name: str, family: str, preset_name: str, model_changes: dict,
+           train_changes: dict) -> Path:
+    """Start `python -m musicgen train` in its own process (it outlives the page); returns the model folder.
+
+    Settings are checked here first, so a mistake is a sentence on the page, not a failed run.
+    """
+    import subprocess
+    import sys
+
+    from .config import checked, preset
+    from .store import model_path, models_dir, write_json
+
+    model, train_cfg = preset(family, preset_name)
+    checked(model, **model_changes)
+    checked(train_cfg, **train_changes)
+    folder = model_path(dataset_name(name))  # the same rules as dataset names: a safe folder name
+    if folder.exists():
+        raise TrainingError(f"A model called '{folder.name}' exists already; choose another name.")
+    folder.mkdir(parents=True)
+    args = [sys.executable, "-m", "musicgen", "train", "--data", dataset, "--family", family,
+            "--preset", preset_name, "--out", str(folder.resolve())]
+    for key, value in {**model_changes, **train_changes}.items():
+        args += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else [value])]
+    env = {**os.environ, "MUSICGEN_MODELS_DIR": str(models_dir().resolve()),
+           "MUSICGEN_DATA_DIR": str(Path(os.environ.get("MUSICGEN_DATA_DIR") or "data").resolve())}
+    with open(folder / "train.log", "w") as log:
+        proc = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    write_json(folder / "status.json", {"state": "running", "message": "starting", "pid": proc.pid,
+                                        "updated": time.time()})
+    return folder
+
+
+def request_stop(folder: str | os.PathLike) -> bool:
+    """Ask a running training process to stop after its current batch (it saves first); False if none runs."""
+    import signal
+
+    status = read_status(Path(folder))
+    if status["state"] != "running":
+        return False
+    try:
+        os.kill(int(status["pid"]), signal.SIGTERM)
+    except (ProcessLookupError, TypeError, ValueError):
+        return False
+    return True

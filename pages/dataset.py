@@ -1,27 +1,102 @@
 import streamlit as st
 
-from musicgen import corpus
+from musicgen import corpus, render
 from musicgen.errors import MusicgenError
-from musicgen.explore import note_rows, summarize
-from musicgen.render import piano_roll
+from musicgen.explore import clock, histograms, note_name, note_rows, summarize
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def histogram_pngs(name: str, version: str, piece: str | None) -> list[bytes]:
+    data = corpus.open_dataset(name)
+    tables = [data.piece(piece).notes] if piece else [p.notes for p in data.pieces]
+    hists = histograms(tables)
+    titles = {"pitch": "Pitch", "step": "Time between notes (s)", "duration": "Note length (s)"}
+    return [render.png(render.histogram_figure(h, titles[k])) for k, h in hists.items()]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def piece_media(name: str, version: str, piece: str, first: int) -> tuple[bytes, bytes, str | None]:
+    notes = corpus.open_dataset(name).piece(piece).notes
+    sound = render.audio(notes.head(first))
+    return render.png(render.piano_roll(notes, first=first, title=piece)), sound.wav, sound.note
+
 
 st.title("Dataset")
-infos = corpus.list_datasets()
-name = st.selectbox("Dataset", [i.name for i in infos], key="dataset",
-                    format_func=lambda n: next(f"{i.title} ({n})" for i in infos if i.name == n))
+infos = {i.name: i for i in corpus.list_datasets()}
+names = list(infos)
+current = st.session_state.get("dataset", corpus.DEFAULT_DATASET)
+name = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0,
+                    format_func=lambda n: f"{infos[n].title} ({'built-in' if infos[n].builtin else 'yours'})")
+st.session_state["dataset"] = name  # a plain key, kept while other pages run (widget keys are not)
+
+with st.expander("Upload MIDI files or a zip into a dataset of yours"):
+    with st.form("upload", clear_on_submit=True):
+        uploads = st.file_uploader("MIDI files (.mid, .midi) or zip archives", type=["mid", "midi", "zip"],
+                                   accept_multiple_files=True)
+        target = st.text_input("Dataset name", value="my-songs")
+        if st.form_submit_button("Import", type="primary"):
+            bar = st.progress(0.0)
+            try:
+                report = corpus.import_files(target, [(u.name, u.getvalue()) for u in uploads or []],
+                                             lambda done, total, what: bar.progress(done / max(total, 1), what))
+                st.session_state["dataset_note"] = (
+                    f"Added {len(report.added)} file(s) to '{report.dataset.name}'"
+                    + (f"; {report.duplicates} were there already" if report.duplicates else "") + ".",
+                    report.problems)
+                st.session_state["dataset"] = report.dataset.name
+                st.rerun()
+            except MusicgenError as e:
+                st.error(str(e))
+            finally:
+                bar.empty()
+if "dataset_note" in st.session_state:
+    message, problems = st.session_state.pop("dataset_note")
+    st.success(message)
+    for problem in problems:
+        st.warning(problem)
+
 bar = st.progress(0.0, text="Opening the dataset...")
 try:
-    data = corpus.open_dataset(name, progress=lambda done, total, what: bar.progress(done / max(total, 1), text=what))
+    data = corpus.open_dataset(name, lambda done, total, what: bar.progress(done / max(total, 1), text=what))
 except MusicgenError as e:
+    bar.empty()
     st.error(str(e))
     st.stop()
 bar.empty()
-st.write(summarize([p.notes for p in data.pieces]).text())
-for problem in data.problems:
-    st.warning(problem)
-piece = st.selectbox("Piece", [p.name for p in data.pieces])
-if piece:
-    notes = data.piece(piece).notes
-    first = st.slider("Notes shown", 10, max(10, min(len(notes), 1000)), min(len(notes), 200))
-    st.pyplot(piano_roll(notes, first=first, title=piece))
+if not data.pieces:
+    st.warning("This dataset has no usable pieces.")
+    st.stop()
+
+summary = summarize([p.notes for p in data.pieces])
+version = summary.text()
+cols = st.columns(5)
+cols[0].metric("Pieces", f"{summary.pieces:,}")
+cols[1].metric("Notes", f"{summary.notes:,}")
+cols[2].metric("Playing time", clock(summary.seconds))
+cols[3].metric("Pitch range", f"{note_name(summary.pitch_min)}–{note_name(summary.pitch_max)}")
+cols[4].metric("Tempo (median)", f"{summary.tempo:.0f} bpm")
+if data.problems:
+    with st.expander(f"{len(data.problems)} file(s) could not be used"):
+        for problem in data.problems:
+            st.write(problem)
+
+st.subheader("The whole dataset")
+for col, image in zip(st.columns(3), histogram_pngs(name, version, None)):
+    col.image(image)
+
+st.subheader("One piece")
+piece = st.selectbox("Piece", [p.name for p in data.pieces], key="dataset_piece")
+notes = data.piece(piece).notes
+st.caption(summarize(notes).text())
+first = st.slider("Notes shown and played", 10, max(11, min(len(notes), 2000)), min(len(notes), 300))
+roll, wav, sound_note = piece_media(name, version, piece, first)
+st.image(roll)
+st.audio(wav, format="audio/wav")
+if sound_note:
+    st.info(sound_note)
+for col, image in zip(st.columns(3), histogram_pngs(name, version, piece)):
+    col.image(image)
+with st.expander("Notes table"):
     st.dataframe(note_rows(notes, limit=first), hide_index=True)
+st.download_button("Download this MIDI file", data.midi_path(piece).read_bytes(), file_name=piece,
+                   mime="audio/midi")

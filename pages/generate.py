@@ -1,4 +1,108 @@
+import random
+
 import streamlit as st
 
+from musicgen import corpus, render, store
+from musicgen.config import SampleConfig, field_range
+from musicgen.errors import MusicgenError
+from musicgen.explore import note_rows, summarize
+from musicgen.midi_io import read_midi
+from musicgen.sample import generate
+
+KEEP = 3  # results kept on the page to compare
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def step_model(folder: str, mtime: float):
+    return store.load_step_model(folder)  # shared between sessions: never mutated
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> bool:
+    """Import the notation and audio libraries once, before the first click, so Generate answers fast."""
+    import matplotlib.figure  # noqa: F401
+    import music21  # noqa: F401
+    import verovio  # noqa: F401
+
+    return True
+
+
 st.title("Generate")
-st.info("This page is being built: the models and generation come next.")
+warm_up()
+models = [m for m in store.list_models() if (m.folder / "weights.npz").exists()]
+if not models:
+    st.warning("There is no trained model yet: train one on the Train page.")
+    st.stop()
+names = [m.name for m in models]
+try:
+    preferred = st.session_state.get("model") or store.default_model().name
+except MusicgenError:
+    preferred = names[0]
+c1, c2 = st.columns([2, 1])
+name = c1.selectbox("Model", names, index=names.index(preferred) if preferred in names else 0,
+                    format_func=lambda n: f"{n} ({next(m.family for m in models if m.name == n)})")
+st.session_state["model"] = name
+program = c2.selectbox("Instrument", [0, 19, 40, 73, 24], format_func=lambda p: {
+    0: "Piano", 19: "Church organ", 40: "Violin", 73: "Flute", 24: "Guitar"}[p])
+
+c1, c2, c3 = st.columns(3)
+temperature = c1.slider("Temperature", *field_range(SampleConfig, "temperature"), 1.0, 0.05,
+                        help="lower is safer and more repetitive, higher is wilder")
+length = c2.slider("Length (notes or chords)", *field_range(SampleConfig, "length"), 120)
+st.session_state.setdefault("seed", 0)
+with c3:
+    seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", help="the same seed gives the same piece")
+    if st.button("Roll the dice", icon=":material/casino:"):
+        st.session_state["seed"] = random.randrange(2**31 - 1)  # noqa: S311 (music, not security)
+        st.rerun()
+
+kind = st.radio("Primer", ["None: start like a piece", "A piece from a dataset", "My MIDI file"], horizontal=True)
+primer = None
+try:
+    if kind == "A piece from a dataset":
+        c1, c2, c3 = st.columns(3)
+        infos = [i.name for i in corpus.list_datasets() if i.built]
+        ds = c1.selectbox("Dataset", infos)
+        data = corpus.open_dataset(ds) if ds else None
+        piece = c2.selectbox("Piece", [p.name for p in data.pieces]) if data else None
+        count = c3.slider("Primer notes", 4, 128, 32)
+        primer = data.piece(piece).notes.head(count) if piece else None
+    elif kind == "My MIDI file":
+        upload = st.file_uploader("A MIDI file to continue", type=["mid", "midi"])
+        if upload is not None:
+            primer = read_midi(upload.getvalue(), name=upload.name).head(64)
+            st.caption(f"Primer: {summarize(primer).text()}")
+except MusicgenError as e:
+    st.error(str(e))
+
+if st.button("Generate", type="primary", icon=":material/music_note:"):
+    folder = store.model_path(name)
+    try:
+        with st.spinner("Composing..."):
+            model = step_model(str(folder), (folder / "weights.npz").stat().st_mtime)
+            result = generate(model, SampleConfig(length=length, temperature=temperature, seed=int(seed)), primer)
+            title = f"{name}, temperature {temperature:g}, seed {int(seed)}"
+            rendered = render.render_all(result.notes, title, program)
+        st.session_state["results"] = [rendered] + st.session_state.get("results", [])[:KEEP - 1]
+    except MusicgenError as e:
+        st.error(str(e))
+
+for i, r in enumerate(st.session_state.get("results", [])):
+    box = st.container(border=True) if i == 0 else st.expander(f"Earlier: {r.title}")
+    with box:
+        if i == 0:
+            st.subheader(r.title)
+        st.caption(summarize(r.notes).text())
+        st.audio(r.wav, format="audio/wav")
+        if r.sound_note:
+            st.info(r.sound_note)
+        st.image(r.svg, use_container_width=True)
+        st.image(r.piano_roll_png)
+        c1, c2, c3 = st.columns(3)
+        stem = r.title.replace(", ", "_").replace(" ", "-")
+        c1.download_button("MIDI", r.midi, f"{stem}.mid", "audio/midi", key=f"mid{i}")
+        c2.download_button("WAV", r.wav, f"{stem}.wav", "audio/wav", key=f"wav{i}")
+        c3.download_button("MusicXML", r.musicxml, f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml",
+                           key=f"xml{i}")
+        with st.expander("Notes table"):
+            st.dataframe(note_rows(r.notes), hide_index=True)

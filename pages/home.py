@@ -2,7 +2,21 @@ import streamlit as st
 
 st.title("musicgen")
 st.write(
-    "Train LSTM networks on MIDI files and generate new music from them, on your own computer. "
-    "Start on **Dataset** to explore the built-in Bach chorales and German folk songs, or upload your own MIDI files."
+    "Teach a small neural network (an LSTM) the style of a set of MIDI files, then let it write new music "
+    "in that style, all on this computer. Everything works offline: two corpora of public-domain music are "
+    "built in, and a pretrained model is ready on the Generate page."
 )
-st.page_link("pages/dataset.py", label="Explore a dataset", icon=":material/library_music:")
+c1, c2, c3 = st.columns(3)
+with c1:
+    st.subheader("1. Dataset")
+    st.write("Explore the built-in Bach chorales or German folk songs, or upload your own MIDI files or a zip.")
+    st.page_link("pages/dataset.py", label="Open Dataset", icon=":material/library_music:")
+with c2:
+    st.subheader("2. Train")
+    st.write("Choose a model family and its settings, start training and watch the loss fall. "
+             "Training goes on if you close the tab.")
+    st.page_link("pages/train.py", label="Open Train", icon=":material/model_training:")
+with c3:
+    st.subheader("3. Generate")
+    st.write("Pick a model, set temperature and length, then read, hear and download the new piece.")
+    st.page_link("pages/generate.py", label="Open Generate", icon=":material/piano:")

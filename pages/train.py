@@ -1,4 +1,122 @@
+from dataclasses import fields
+
 import streamlit as st
 
+from musicgen import corpus, store
+from musicgen.config import FAMILIES, OPTIMIZERS, PRESETS, preset
+from musicgen.errors import MusicgenError
+from musicgen.train import launch, request_stop
+
+
+def slider(config, name: str, label: str, **kw):
+    """A slider drawn from the config field's own range and default: one source of truth."""
+    f = next(f for f in fields(config) if f.name == name)
+    lo, hi = f.metadata["range"]
+    return st.slider(label, lo, hi, getattr(config, name), help=f.metadata["help"], **kw)
+
+
 st.title("Train")
-st.info("This page is being built: the models and generation come next.")
+st.write("Training runs in its own process: it goes on if you close this tab, and this page shows it again "
+         "when you come back.")
+
+datasets = [i.name for i in corpus.list_datasets()]
+current = st.session_state.get("dataset", corpus.DEFAULT_DATASET)
+c1, c2, c3 = st.columns(3)
+dataset = c1.selectbox("Dataset", datasets, index=datasets.index(current) if current in datasets else 0)
+family = c2.selectbox("Model family", FAMILIES, help="pitch-step-duration: one note at a time "
+                      "(TensorFlow's tutorial). notes-and-chords: a vocabulary of notes and chords "
+                      "(the classic music21 projects).")
+preset_name = c3.selectbox("Preset", list(PRESETS[family]), index=list(PRESETS[family]).index("default"),
+                           help="default is ours; tutorial, chopin and classical-piano-composer reproduce "
+                                "the projects they are named after")
+model_cfg, train_cfg = preset(family, preset_name)
+
+with st.form("train"):
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        epochs = slider(train_cfg, "epochs", "Epochs")
+        patience = slider(train_cfg, "patience", "Patience")
+    with c2:
+        seq_length = slider(model_cfg, "seq_length", "Sequence length")
+        dropout = slider(model_cfg, "dropout", "Dropout")
+    with c3:
+        batch_size = slider(train_cfg, "batch_size", "Batch size")
+        learning_rate = st.number_input("Learning rate", 1e-5, 0.1, train_cfg.learning_rate, format="%.4f")
+    c1, c2, c3 = st.columns(3)
+    units = c1.text_input("LSTM sizes", " ".join(map(str, model_cfg.units)), help="one number per layer")
+    optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(train_cfg.optimizer))
+    seed = c3.number_input("Seed", 0, 2**31 - 1, 0)
+    name = st.text_input("Model name", f"{dataset}-{family.split('-')[0]}")
+    start = st.form_submit_button("Start training", type="primary")
+
+if start:
+    try:
+        sizes = tuple(int(u) for u in units.split())
+        folder = launch(dataset, name, family, preset_name,
+                        {"seq_length": seq_length, "dropout": dropout, "units": sizes},
+                        {"epochs": epochs, "patience": patience, "batch_size": batch_size,
+                         "learning_rate": learning_rate, "optimizer": optimizer, "seed": int(seed)})
+        st.session_state["watch"] = folder.name
+    except ValueError:
+        st.error("LSTM sizes must be whole numbers separated by spaces, e.g. 256 256.")
+    except MusicgenError as e:
+        st.error(str(e))
+
+models = store.list_models()
+if not models:
+    st.info("No models yet. Start one above.")
+    st.stop()
+running = [m.name for m in models if m.state == "running"]
+names = [m.name for m in models]
+watch = st.session_state.get("watch") or (running[0] if running else names[0])
+watch = st.selectbox("Watch", names, index=names.index(watch) if watch in names else 0)
+st.session_state["watch"] = watch
+
+
+@st.fragment(run_every=1.0)
+def live(name: str):
+    folder = store.model_path(name)
+    status = store.read_status(folder)
+    state = status["state"]
+    line = f"**{name}**: {state}" + (f" ({status['message']})" if status.get("message") else "")
+    (st.error if state == "failed" else st.success if state == "finished" else st.info)(line)
+    now = store.progress_now(folder)
+    if state == "running" and now and now.get("batches"):
+        st.progress(min(1.0, now["batch"] / now["batches"]),
+                    text=f"epoch {now['epoch']}: batch {now['batch']} of {now['batches']}")
+    table = store.epoch_table(folder)
+    if table["epoch"]:
+        losses = {k: v for k, v in table.items() if k in ("loss", "val_loss")}
+        st.line_chart(losses | {"epoch": table["epoch"]}, x="epoch", y=list(losses), x_label="epoch",
+                      y_label="loss")
+        with st.expander("Loss per head"):
+            heads = {k: v for k, v in table.items() if k.endswith("_loss") and k != "val_loss"}
+            st.line_chart(heads | {"epoch": table["epoch"]}, x="epoch", y=list(heads))
+    if state == "running" and st.button("Stop training", key=f"stop-{name}"):
+        request_stop(folder)
+        st.toast("Stopping after the current batch; the model is saved first.")
+
+
+live(watch)
+
+st.subheader("Models")
+st.dataframe({
+    "model": [m.name for m in models],
+    "status": [m.state for m in models],
+    "family": [m.family for m in models],
+    "preset": [m.preset for m in models],
+    "dataset": [m.dataset for m in models],
+    "epochs": [m.epochs for m in models],
+    "best validation loss": [round(m.best_val_loss, 4) if m.best_val_loss is not None else None for m in models],
+    "size (MB)": [round(m.size_bytes / 2**20, 1) for m in models],
+}, hide_index=True)
+with st.expander("Delete a model"):
+    doomed = st.selectbox("Model to delete", names, key="doomed")
+    sure = st.checkbox(f"Yes, delete {doomed} and its files for good")
+    if st.button("Delete", disabled=not sure):
+        try:
+            store.delete_model(doomed)
+            st.session_state.pop("watch", None)
+            st.rerun()
+        except MusicgenError as e:
+            st.error(str(e))

@@ -19,3 +19,18 @@ def small_builtins(tmp_path_factory):
     for name in corpus.BUILTINS:
         corpus.build_builtin(name, root=root, limit=6)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_models(small_builtins, tmp_path_factory):
+    """A models folder with one tiny trained model per family, trained once per test run."""
+    from musicgen.config import ModelConfig, TrainConfig
+    from musicgen.train import train
+
+    root = tmp_path_factory.mktemp("models")
+    data = corpus.open_dataset("bach-chorales", root=small_builtins)
+    fast = TrainConfig(epochs=1, batch_size=32, learning_rate=0.01)
+    train(data, root / "tiny-psd", ModelConfig(family="pitch-step-duration", seq_length=8, units=(16,)), fast)
+    train(data, root / "tiny-nc", ModelConfig(family="notes-and-chords", seq_length=8, units=(16,),
+                                               embedding=8, min_count=1), fast)
+    return root

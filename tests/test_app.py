@@ -1,10 +1,32 @@
-"""Each page through Streamlit's AppTest, without a browser."""
+"""Each page through Streamlit's AppTest, without a browser, on tiny data and tiny models."""
 
+import time
+
+import pytest
 from streamlit.testing.v1 import AppTest
+
+from musicgen import store
+
+APP = "../app.py"
+
+
+@pytest.fixture
+def app_env(small_builtins, tiny_models, monkeypatch):
+    monkeypatch.setenv("MUSICGEN_DATA_DIR", str(small_builtins))
+    monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(tiny_models))
+
+
+def page(name, **state):
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
 
 
 def test_home_runs():
-    at = AppTest.from_file("../app.py").run(timeout=30)
+    at = AppTest.from_file(APP).run(timeout=30)
     assert not at.exception
     assert at.title[0].value == "musicgen"
 
@@ -15,15 +37,61 @@ def test_dataset_page_shows_a_user_dataset():
     from musicgen import corpus
 
     corpus.import_files("class", [("scale.mid", midi_bytes(scale(count=9)))])
-    at = AppTest.from_file("../app.py").run(timeout=30)
-    at.session_state["dataset"] = "class"  # not the default corpus, which would be built first
-    at.switch_page("pages/dataset.py").run(timeout=30)
-    assert not at.exception
-    assert any("9 notes" in m.value for m in at.markdown)
+    at = page("dataset", dataset="class")
+    assert [m.value for m in at.metric][:2] == ["1", "9"]
+    assert at.get("audio") and at.get("image")
+    assert not at.error
 
 
-def test_placeholder_pages_run():
-    at = AppTest.from_file("../app.py").run(timeout=30)
-    for page in ("pages/train.py", "pages/generate.py"):
-        at.switch_page(page).run(timeout=30)
-        assert not at.exception
+def test_dataset_page_builtin_corpus(app_env):
+    at = page("dataset")
+    assert at.metric[0].value == "6"
+    at.selectbox[1].select(at.selectbox[1].options[2]).run()
+    assert not at.exception and at.get("audio")
+
+
+def test_generate_page_makes_music(app_env):
+    at = page("generate", model="tiny-nc")
+    at.slider[1].set_value(24)
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert not at.exception and not at.error
+    assert at.get("audio"), "no audio player"
+    images = at.get("image")
+    assert images, "no sheet music or piano roll"
+    results = at.session_state["results"]
+    assert len(results) == 1 and "<svg" in results[0].svg and results[0].wav[:4] == b"RIFF"
+    assert results[0].midi[:4] == b"MThd" and b"score-partwise" in results[0].musicxml
+    at.session_state["seed"] = 5
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert len(at.session_state["results"]) == 2  # the earlier piece stays to compare
+
+
+def test_generate_without_models_says_so(monkeypatch, tmp_path):
+    monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(tmp_path / "none"))
+    at = page("generate")
+    assert "no trained model" in at.warning[0].value
+
+
+def test_train_page_starts_and_shows_a_run(app_env, tiny_models, monkeypatch):
+    at = page("train")
+    assert "tiny-psd" in [r for r in at.dataframe[0].value["model"]]
+    at.slider[0].set_value(1)  # epochs
+    at.text_input[1].set_value("app-run")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception and not at.error
+    folder = tiny_models / "app-run"
+    assert folder.exists()
+    deadline = time.time() + 180
+    while store.read_status(folder)["state"] == "running" and time.time() < deadline:
+        time.sleep(1)
+    assert store.read_status(folder)["state"] == "finished", (folder / "train.log").read_text()
+    at.run()
+    assert any("finished" in s.value for s in at.success)
+    store.delete_model(folder)
+
+
+def test_train_page_refuses_a_taken_name(app_env):
+    at = page("train")
+    at.text_input[1].set_value("tiny-psd")
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert "exists already" in at.error[0].value

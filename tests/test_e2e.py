@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from musicgen import corpus
-
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -33,11 +31,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    data = tmp_path_factory.mktemp("e2e-data")
-    corpus.build_builtin("bach-chorales", root=data, limit=6)  # the default dataset, small
+def app_url(tmp_path_factory, small_builtins, tiny_models):
     port = free_port()
-    env = dict(os.environ, MUSICGEN_DATA_DIR=str(data))
+    env = dict(os.environ, MUSICGEN_DATA_DIR=str(small_builtins), MUSICGEN_MODELS_DIR=str(tiny_models))
     log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1"],
@@ -78,7 +74,40 @@ def test_dataset_page_shows_a_piano_roll(app_url, browser):
     page.get_by_role("link", name="Dataset").first.click()
     page.get_by_role("heading", name="Dataset").wait_for(timeout=30_000)
     page.locator("[data-testid='stImage'] img, [data-testid='stPyplot'] img").first.wait_for(timeout=60_000)
-    assert page.get_by_text("6 pieces").count() > 0
+    page.get_by_text("Playing time").wait_for(timeout=10_000)
+    assert page.locator("[data-testid='stMetricValue']").first.inner_text() == "6"  # pieces
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(ARTIFACTS / "dataset.png"), full_page=True)
+    page.close()
+
+
+def test_upload_keeps_good_files_and_names_bad_ones(app_url, browser, tmp_path):
+    from helpers import midi_bytes, scale
+
+    (tmp_path / "good.mid").write_bytes(midi_bytes(scale(count=12)))
+    (tmp_path / "broken.mid").write_bytes(b"this is not music")
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(f"{app_url}/dataset")
+    page.get_by_text("Upload MIDI files or a zip").click()
+    page.locator("input[type='file']").set_input_files([str(tmp_path / "good.mid"), str(tmp_path / "broken.mid")])
+    page.get_by_label("Dataset name").fill("e2e-upload")
+    page.get_by_role("button", name="Import").click()
+    page.get_by_text("Added 1 file(s) to 'e2e-upload'").wait_for(timeout=120_000)
+    page.get_by_text("broken.mid: this is not a MIDI file").wait_for(timeout=10_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+    page.close()
+
+
+def test_generate_shows_audio_and_engraved_notes(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{app_url}/generate")
+    page.get_by_role("button", name="Generate").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Generate").click()
+    page.locator("audio").first.wait_for(timeout=60_000)
+    sheet = page.locator("[data-testid='stImage'] img[src*='svg']").first
+    sheet.wait_for(timeout=60_000)
+    assert sheet.bounding_box()["height"] > 100  # staves, not an empty picture
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "generate.png"), full_page=True)
     page.close()
