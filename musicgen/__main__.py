@@ -179,7 +179,7 @@ def cmd_evaluate(args) -> int:
     folder = store.check_model(args.model)
     data = corpus.load_data(args.data) if args.data else None
     r = evaluate(folder, data)
-    print(f"{folder.name}: {r['pieces']} held-out pieces, {r['events']} predictions")
+    print(f"{folder.name}: {r['pieces']} held-out pieces, {r['events']} predictions, each from the piece's start")
     for head, loss in r["loss"].items():
         print(f"  {head:9s} loss {loss:.4f}")
     print(f"  next-{'token' if 'token' in r['loss'] else 'pitch'} accuracy {r['accuracy']:.3f}")

@@ -268,10 +268,13 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
 def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: list[Piece] | None = None) -> dict:
     """Held-out figures of a saved model: loss per head, next-pitch (or next-token) accuracy, time errors.
 
+    Each held-out piece is run from its start through the step-wise sampler's network, every note predicted
+    once from all notes before it: the way music is generated, and no TensorFlow needed.
     On the model's own validation pieces unless data (every piece of it) or pieces are given.
     """
     from . import corpus
-    from .model import head_names, keras
+    from .model import head_names
+    from .store import load_step_model
 
     folder = Path(folder)
     model_cfg, _, enc = read_configs(folder)
@@ -283,36 +286,39 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
             pieces = [p for p in data.pieces if p.name in names]
         else:
             pieces = data.pieces
-    w = windows(enc, [encode(enc, p.notes) for p in pieces], model_cfg.seq_length, model_cfg.every_step)
-    if not len(w.x):
-        raise TrainingError("There is nothing to evaluate on: the pieces give no windows.")
-    net = keras.models.load_model(folder / "model.keras", compile=False)
-    x = w.x.astype(np.int32 if model_cfg.family == "notes-and-chords" else np.float32)
-    out = net.predict(x, batch_size=256, verbose=0)
-    weight = w.weight if w.weight is not None else np.ones(w.y.shape[:-1], dtype=np.float32)
-    mask = weight > 0
+    step_model = load_step_model(folder)
+    outs, trues = [[], [], []], []
+    for piece in pieces:
+        inputs, targets = encode(enc, piece.notes)
+        state = step_model.zero_state()
+        for j in range(len(inputs) - 1):
+            out, state = step_model.step(inputs[j], state)
+            for k in range(3):
+                outs[k].append(out[k])
+        trues.append(targets[1:])
+    if not trues or not outs[0]:
+        raise TrainingError("There is nothing to evaluate on: the pieces have no notes.")
+    true = np.concatenate(trues)
     names = head_names(model_cfg.family)
-    result = {"pieces": len(pieces), "windows": int(len(w.x)), "events": int(mask.sum()), "loss": {}}
+    result = {"pieces": len(pieces), "events": int(len(true)), "loss": {}}
     for k, name in enumerate(names):
-        pred, true = np.asarray(out[name]), w.y[..., k]
+        pred, t = np.array(outs[k], dtype=np.float64), true[:, k]
         if k and enc.time_heads == "regression":
-            p = pred[..., 0]
-            result["loss"][name] = float(((true - p) ** 2 + 10 * np.maximum(-p, 0))[mask].mean())
-            guess, truth = np.maximum(p, 0), true
+            p = pred[:, 0]
+            result["loss"][name] = float(((t - p) ** 2 + 10 * np.maximum(-p, 0)).mean())
+            guess, truth = np.maximum(p, 0), t
         else:
             logp = pred - pred.max(-1, keepdims=True)
             logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
-            picked = np.take_along_axis(logp, true.astype(np.int64)[..., None], -1)[..., 0]
-            result["loss"][name] = float(-picked[mask].mean())
+            result["loss"][name] = float(-logp[np.arange(len(t)), t.astype(np.int64)].mean())
             top = pred.argmax(-1)
             if k == 0:
-                result["accuracy"] = float((top == true)[mask].mean())
+                result["accuracy"] = float((top == t).mean())
                 continue
             centers = np.asarray(enc.step_bins if k == 1 else enc.duration_bins)
-            guess, truth = centers[top], centers[true.astype(np.int64)]
-        if k:
-            result[f"{name}_mae"] = float(np.abs(guess - truth)[mask].mean())
-            result[f"{name}_spread"] = float(guess[mask].std() / max(truth[mask].std(), 1e-9))
+            guess, truth = centers[top], centers[t.astype(np.int64)]
+        result[f"{name}_mae"] = float(np.abs(guess - truth).mean())
+        result[f"{name}_spread"] = float(guess.std() / max(truth.std(), 1e-9))
     result["unit"] = "beats" if model_cfg.family == "notes-and-chords" else "seconds"
     return result
 

@@ -52,9 +52,9 @@ length = c2.slider("Length (notes or chords)", *field_range(SampleConfig, "lengt
 st.session_state.setdefault("seed", 0)
 with c3:
     seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", help="the same seed gives the same piece")
-    if st.button("Roll the dice", icon=":material/casino:"):
-        st.session_state["seed"] = random.randrange(2**31 - 1)  # noqa: S311 (music, not security)
-        st.rerun()
+    # a callback: it runs before the script, when the seed widget may still be changed
+    st.button("Roll the dice", icon=":material/casino:",
+              on_click=lambda: st.session_state.update(seed=random.randrange(2**31 - 1)))
 
 kind = st.radio("Primer", ["None: start like a piece", "A piece from a dataset", "My MIDI file"], horizontal=True)
 primer = None
