@@ -32,6 +32,7 @@ def _import_quietly():
 keras, tf = _import_quietly()
 
 TIME_EMBEDDING = 16  # notes-and-chords: size of the step and duration embeddings
+STEPS_PER_EXECUTION = 8  # batches per compiled call: small LSTMs on a CPU spend much time between batches
 
 
 def head_names(family: str) -> tuple[str, str, str]:
@@ -73,7 +74,8 @@ def build(config: ModelConfig, enc: Encoding) -> keras.Model:
     return keras.Model(inp, outputs, name=config.family.replace("-", "_"))
 
 
-def compile_model(model: keras.Model, config: ModelConfig, enc: Encoding, train: TrainConfig) -> None:
+def compile_model(model: keras.Model, config: ModelConfig, enc: Encoding, train: TrainConfig,
+                  replicas: int = 1) -> None:
     names = head_names(config.family)
     regression = enc.time_heads == "regression"
     losses = {names[0]: keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
@@ -84,7 +86,8 @@ def compile_model(model: keras.Model, config: ModelConfig, enc: Encoding, train:
                  "rmsprop": keras.optimizers.RMSprop}[train.optimizer](learning_rate=train.learning_rate)
     model.compile(optimizer=optimizer, loss=losses,
                   loss_weights=dict(zip(names, train.loss_weights)),
-                  metrics={names[0]: ["sparse_categorical_accuracy"]})
+                  metrics={names[0]: ["sparse_categorical_accuracy"]},
+                  steps_per_execution=STEPS_PER_EXECUTION if replicas == 1 else 1)  # mirrored fails with more
 
 
 def numpy_weights(model: keras.Model) -> dict[str, "np.ndarray"]:  # noqa: F821

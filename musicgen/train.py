@@ -91,16 +91,20 @@ def _tf_dataset(model: ModelConfig, enc: Encoding, w: Windows, batch: int, seed:
 
     ys, weights = targets(model, enc, w)
     x = w.x.astype(np.int32 if model.family == "notes-and-chords" else np.float32)
-    parts = (x, ys) if weights is None else (x, ys, weights)
-    ds = tf.data.Dataset.from_tensor_slices(parts)
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    parts = tf.nest.map_structure(tf.constant, (x, ys) if weights is None else (x, ys, weights))
+    drop = False
     if replicas > 1:
         # replicas cannot share out a batch unevenly (Keras adds per-replica tensors of unequal shape):
         # whole batches only, or for a small set one batch that splits evenly
         batch = batch if len(x) >= batch else max(replicas, len(x) // replicas * replicas)
-        return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
+        drop = True
+    # shuffle indices and gather whole batches: per-window tf.data ops cost more than the model on a CPU
+    order = tf.data.Dataset.range(len(x))
+    if shuffle:
+        order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = order.batch(batch, drop_remainder=drop).map(
+        lambda idx: tf.nest.map_structure(lambda t: tf.gather(t, idx), parts), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def strategy():
@@ -237,7 +241,7 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
                 if init_from is not None:
                     net.set_weights(keras.models.load_model(Path(init_from) / "model.keras", compile=False)
                                     .get_weights())
-                compile_model(net, model_cfg, prepared.enc, train_cfg)
+                compile_model(net, model_cfg, prepared.enc, train_cfg, int(strat.num_replicas_in_sync))
         batch = train_cfg.batch_size
         replicas = int(strat.num_replicas_in_sync)
         train_ds = _tf_dataset(model_cfg, prepared.enc, prepared.train, batch, train_cfg.seed, True, replicas)

@@ -51,6 +51,13 @@ if ! .venv/bin/python -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_lib
     say "could not install FluidSynth (needs root and apt): sound falls back to a plain synthesizer. To fix: sudo apt-get install libfluidsynth3"
 fi
 
+# A good General MIDI SoundFont (FluidR3, about 140 MB); without it the small TimGM6mb plays.
+if [ ! -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then
+  say "installing the FluidR3 SoundFont for a better piano (about 120 MB download)"
+  apt_install fluid-soundfont-gm ||
+    say "could not install the FluidR3 SoundFont; the smaller TimGM6mb one plays. To fix: sudo apt-get install fluid-soundfont-gm"
+fi
+
 # Chromium for the end-to-end browser test (Debian's build; browsers are never downloaded).
 if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
   say "installing Chromium for the browser test (about a minute)"
