@@ -79,3 +79,15 @@ def test_primer_changes_the_continuation():
     plain = generate(step_model, SampleConfig(length=20, temperature=0.1, seed=1))
     primed = generate(step_model, SampleConfig(length=20, temperature=0.1, seed=1), primer=PIECE)
     assert not np.array_equal(plain.notes.pitch, primed.notes.pitch)
+
+
+@pytest.mark.parametrize("name", ["bach-chords", "bach-notes"])
+def test_committed_models_generate(name):
+    from pathlib import Path
+
+    from musicgen import store
+
+    folder = Path(__file__).resolve().parents[1] / "models" / name
+    g = generate(store.load_step_model(folder), SampleConfig(length=64, seed=0))
+    assert g.events >= 32 and len(g.notes) > 0
+    assert 21 <= g.notes.pitch.min() and g.notes.pitch.max() <= 108  # a piano's range, as in the chorales
