@@ -143,6 +143,18 @@ def cmd_generate(args) -> int:
     primer = _primer(args.primer, folder, args.primer_notes, args.seed) if args.primer else None
     result = generate(step_model, sampling, primer)
     write_midi(result.notes, args.out)
+    if args.wav or args.musicxml:
+        from pathlib import Path
+
+        from . import render
+
+        if args.wav:
+            sound = render.audio(result.notes)
+            Path(args.wav).write_bytes(sound.wav)
+            if sound.note:
+                print(f"note: {sound.note}", file=sys.stderr)
+        if args.musicxml:
+            Path(args.musicxml).write_bytes(render.musicxml(result.notes, f"{folder.name}, seed {sampling.seed}"))
     ended = " (the model ended the piece)" if result.ended else ""
     print(f"wrote {args.out}: {summarize(result.notes).text()}{ended}; model {folder.name}, "
           f"temperature {sampling.temperature}, seed {sampling.seed}")
@@ -231,6 +243,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--primer", help="a MIDI file, DATASET/PIECE, or 'validation'")
     s.add_argument("--primer-notes", type=int, default=32, help="how many of the primer's first notes to use")
     s.add_argument("--out", required=True, help="the MIDI file to write")
+    s.add_argument("--wav", help="also write the piece as audio (WAV) here")
+    s.add_argument("--musicxml", help="also write the piece as sheet music (MusicXML) here")
     s.set_defaults(run=cmd_generate)
 
     s = sub.add_parser("evaluate", help="held-out loss and accuracy of a model")

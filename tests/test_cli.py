@@ -85,3 +85,24 @@ def test_data_path_never_imports_tensorflow():
     code = ("import sys, musicgen.corpus, musicgen.explore, musicgen.render, musicgen.__main__;"
             "assert 'tensorflow' not in sys.modules and 'streamlit' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_generate_writes_midi_wav_and_musicxml_the_same_for_a_seed(tmp_path):
+    models = ROOT / "models"
+    for name in ("a", "b"):
+        r = cli("generate", "--model", models / "bach-notes", "--length", "30", "--seed", "4",
+                "--out", tmp_path / f"{name}.mid", "--wav", tmp_path / f"{name}.wav",
+                "--musicxml", tmp_path / f"{name}.musicxml")
+        assert r.returncode == 0, r.stderr
+        assert "30 notes" in r.stdout
+    assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
+    assert (tmp_path / "a.wav").read_bytes()[:4] == b"RIFF"
+    assert b"score-partwise" in (tmp_path / "a.musicxml").read_bytes()
+    r = cli("inspect", tmp_path / "a.mid")
+    assert "a.mid: 30 notes" in r.stdout
+
+
+def test_generate_without_model_uses_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(ROOT / "models"))
+    r = cli("generate", "--length", "16", "--out", tmp_path / "d.mid")
+    assert r.returncode == 0 and "model bach-chords" in r.stdout

@@ -35,3 +35,73 @@ def test_histogram_figure_renders_to_png():
     fig.savefig(buf, format="png")
     assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
     assert fig.axes[0].get_title() == "Pitch"
+
+
+def wav_samples(data: bytes):
+    import io
+    import wave
+
+    import numpy as np
+
+    with wave.open(io.BytesIO(data)) as w:
+        assert w.getframerate() == 44100 and w.getsampwidth() == 2
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768.0
+
+
+def test_audio_is_real_sound_of_the_right_length():
+    import numpy as np
+
+    from musicgen.render import audio
+
+    n = notes([(60, 0.0, 1.0), (64, 1.0, 2.0), (67, 2.0, 3.0)])
+    sound = audio(n)
+    assert sound.note is None  # FluidSynth and a SoundFont are installed by the setup
+    x = wav_samples(sound.wav)
+    assert 3.0 <= len(x) / 44100 <= 6.0  # the notes plus the instrument's release
+    assert 0.5 < np.abs(x).max() <= 0.9
+    loud = np.sqrt((x[: 3 * 44100].reshape(30, -1) ** 2).mean(1))
+    assert (loud > 0.01).all()  # sound all the way through the three notes
+    spectrum = np.abs(np.fft.rfft(x[:44100]))
+    assert abs(np.fft.rfftfreq(44100, 1 / 44100)[spectrum.argmax()] - 261.6) < 3  # C4 is heard first
+
+
+def test_audio_without_fluidsynth_says_why(monkeypatch):
+    import sys
+
+    from musicgen.render import audio
+
+    monkeypatch.setitem(sys.modules, "fluidsynth", None)  # as on a machine without libfluidsynth
+    sound = audio(notes([(69, 0.0, 0.5)]))
+    assert "FluidSynth" in sound.note and "apt-get install" in sound.note
+    assert wav_samples(sound.wav).std() > 0.01
+
+
+def test_sheet_music_reads_like_sheet_music():
+    from music21 import converter
+
+    from musicgen.render import musicxml, sheet_music_svg
+
+    g_major = [(p, i * 0.6, (i + 1) * 0.6) for i, p in enumerate([67, 69, 71, 72, 74, 76, 78, 79])]
+    bass = [(43, 0.0, 2.4), (50, 2.4, 4.8)]
+    n = notes(g_major + bass, tempo=100)  # 0.6 s is a quarter note at 100 bpm
+    score = converter.parse(musicxml(n, "G major"))
+    assert len(score.parts) == 2  # treble and bass staves
+    assert score.parts[0].recurse().getElementsByClass("KeySignature")[0].sharps == 1
+    treble = [p for el in score.parts[0].recurse().notes for p in el.pitches]
+    assert [p.nameWithOctave for p in treble] == ["G4", "A4", "B4", "C5", "D5", "E5", "F#5", "G5"]
+    assert all(p.accidental is None or p.accidental.displayStatus is False for p in treble)  # F# is in the key
+    assert {el.quarterLength for el in score.parts[0].recurse().notes} == {1.0}
+    assert [el.quarterLength for el in score.parts[1].recurse().notes] == [4.0, 4.0]
+    svg = sheet_music_svg(n, "G major")
+    assert svg.startswith("<svg") or "<svg" in svg[:500]
+    assert svg.count('class="staff"') >= 2 and 'class="keySig"' in svg
+
+
+def test_one_staff_for_a_melody_and_systems_for_a_long_piece():
+    from music21 import converter
+
+    from musicgen.render import musicxml, sheet_music_svg
+
+    melody = notes([(72 + i % 5, i * 0.3, i * 0.3 + 0.3) for i in range(200)], tempo=100)
+    assert len(converter.parse(musicxml(melody)).parts) == 1
+    assert sheet_music_svg(melody).count('class="system"') >= 3
