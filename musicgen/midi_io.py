@@ -117,6 +117,10 @@ class Notes:
         """Notes that start in [t0, t1) seconds."""
         return self.take((self.start >= t0) & (self.start < t1))
 
+    def shifted(self, seconds: float) -> Notes:
+        """The same notes moved in time, e.g. a window moved to start at 0."""
+        return Notes(self.pitch, self.start + seconds, self.end + seconds, self.velocity, self.program, self.tempo)
+
 
 @dataclass(frozen=True)
 class Part:

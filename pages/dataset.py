@@ -15,10 +15,12 @@ def histogram_pngs(name: str, version: str, piece: str | None) -> list[bytes]:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def piece_media(name: str, version: str, piece: str, first: int) -> tuple[bytes, bytes, str | None]:
+def piece_media(name: str, version: str, piece: str, first: int | None,
+                window: tuple[float, float] | None) -> tuple[bytes, bytes, str | None]:
     notes = corpus.open_dataset(name).piece(piece).notes
-    sound = render.audio(notes.head(first))
-    return render.png(render.piano_roll(notes, first=first, title=piece)), sound.wav, sound.note
+    shown = notes.window(*window).shifted(-window[0]) if window else notes.head(first)
+    sound = render.audio(shown)
+    return render.png(render.piano_roll(notes, first=first, window=window, title=piece)), sound.wav, sound.note
 
 
 st.title("Dataset")
@@ -88,8 +90,12 @@ st.subheader("One piece")
 piece = st.selectbox("Piece", [p.name for p in data.pieces], key="dataset_piece")
 notes = data.piece(piece).notes
 st.caption(summarize(notes).text())
-first = st.slider("Notes shown and played", 10, max(11, min(len(notes), 2000)), min(len(notes), 300))
-roll, wav, sound_note = piece_media(name, version, piece, first)
+if st.radio("Show", ["The first notes", "A time window"], horizontal=True) == "The first notes":
+    first, window = st.slider("Notes shown and played", 10, max(11, min(len(notes), 2000)), min(len(notes), 300)), None
+else:
+    end = max(1.0, round(notes.seconds, 1))
+    first, window = None, st.slider("Seconds shown and played", 0.0, end, (0.0, min(end, 20.0)), 0.5)
+roll, wav, sound_note = piece_media(name, version, piece, first, window)
 st.image(roll)
 st.audio(wav, format="audio/wav")
 if sound_note:
@@ -97,6 +103,6 @@ if sound_note:
 for col, image in zip(st.columns(3), histogram_pngs(name, version, piece)):
     col.image(image)
 with st.expander("Notes table"):
-    st.dataframe(note_rows(notes, limit=first), hide_index=True)
+    st.dataframe(note_rows(notes.window(*window) if window else notes, limit=first), hide_index=True)
 st.download_button("Download this MIDI file", data.midi_path(piece).read_bytes(), file_name=piece,
                    mime="audio/midi")

@@ -48,6 +48,9 @@ def test_dataset_page_builtin_corpus(app_env):
     assert at.metric[0].value == "6"
     at.selectbox[1].select(at.selectbox[1].options[2]).run()
     assert not at.exception and at.get("audio")
+    at.radio[0].set_value("A time window").run()
+    at.slider[0].set_value((2.0, 6.0)).run()
+    assert not at.exception and at.get("audio") and len(at.get("image")) == 7  # 6 histograms and the roll
 
 
 def test_generate_page_makes_music(app_env):

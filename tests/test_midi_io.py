@@ -231,3 +231,9 @@ def test_decoder_agrees_with_pretty_midi_on_real_files():
         ours = np.array(sorted(zip(n.pitch, n.start, n.end, n.velocity, n.program))).reshape(-1, 5)
         assert ours.shape == expected.shape, f.name
         np.testing.assert_allclose(ours, expected, atol=1e-6, err_msg=f.name)
+
+
+def test_window_and_shift():
+    n = notes([(60, 0.0, 1.0), (62, 1.0, 2.0), (64, 2.0, 3.0)])
+    w = n.window(1.0, 2.5).shifted(-1.0)
+    assert w.pitch.tolist() == [62, 64] and w.start.tolist() == [0.0, 1.0] and w.end.tolist() == [1.0, 2.0]
