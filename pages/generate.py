@@ -96,7 +96,8 @@ for i, r in enumerate(st.session_state.get("results", [])):
         st.audio(r.wav, format="audio/wav")
         if r.sound_note:
             st.info(r.sound_note)
-        st.image(r.svg, use_container_width=True)
+        if i == 0:  # the sheet music travels inline with every rerun: only the newest piece's
+            st.image(r.svg, width="stretch")
         st.image(r.piano_roll_png)
         c1, c2, c3 = st.columns(3)
         stem = r.title.replace(", ", "_").replace(" ", "-")
@@ -104,5 +105,6 @@ for i, r in enumerate(st.session_state.get("results", [])):
         c2.download_button("WAV", r.wav, f"{stem}.wav", "audio/wav", key=f"wav{i}")
         c3.download_button("MusicXML", r.musicxml, f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml",
                            key=f"xml{i}")
-        with st.expander("Notes table"):
-            st.dataframe(note_rows(r.notes), hide_index=True)
+        if i == 0:
+            with st.expander("Notes table"):
+                st.dataframe(note_rows(r.notes), hide_index=True)
