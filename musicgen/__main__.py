@@ -198,7 +198,33 @@ def cmd_evaluate(args) -> int:
     for head in ("step", "duration"):
         print(f"  {head:9s} mean error {r[f'{head}_mae']:.3f} {r['unit']}, spread {r[f'{head}_spread']:.2f} "
               f"of the real one")
+    if args.samples:
+        _print_samples(folder, data, args)
     return 0
+
+
+def _print_samples(folder, data, args) -> None:
+    from . import corpus, store
+    from .metrics import STATISTICS, sample_report
+
+    summary = store.read_json(folder / "data.json")
+    if data is None:
+        data = corpus.load_data(summary["dataset"])
+        names = set(summary["pieces"]["train"])
+        training = {p.name: p.notes for p in data.pieces if p.name in names}
+    else:
+        training = {p.name: p.notes for p in data.pieces}
+    report = sample_report(store.load_step_model(folder), training, args.samples, args.length,
+                           args.temperature, args.seed)
+    print(f"{len(report.pieces)} generated pieces of {args.length} events at temperature {args.temperature} "
+          f"vs {len(training)} training pieces")
+    print(f"  {'statistic':20s} {'corpus mean +- sd':>22s} {'generated':>10s}  inside mean +- 2 sd")
+    for row in report.rows:
+        unit = STATISTICS[row.name][0]
+        print(f"  {row.name:20s} {row.corpus_mean:10.3f} +- {row.corpus_sd:7.3f} {row.generated_mean:10.3f}  "
+              f"{'yes' if row.inside else 'NO '}  ({unit})")
+    copy = report.longest
+    print(f"  longest copied run: {copy.notes} notes" + (f", from {copy.piece}" if copy.piece else ""))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -250,6 +276,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("evaluate", help="held-out loss and accuracy of a model")
     s.add_argument("--model", required=True)
     s.add_argument("--data", help="evaluate on every piece of this dataset instead of the validation pieces")
+    s.add_argument("--samples", type=int, default=0, help="also generate this many pieces and compare their "
+                   "statistics with the training pieces'")
+    s.add_argument("--length", type=int, default=120, help="events per generated piece")
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the first generated piece")
     s.set_defaults(run=cmd_evaluate)
     return p
 

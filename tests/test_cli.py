@@ -106,3 +106,13 @@ def test_generate_without_model_uses_the_default(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(ROOT / "models"))
     r = cli("generate", "--length", "16", "--out", tmp_path / "d.mid")
     assert r.returncode == 0 and "model bach-chords" in r.stdout
+
+
+def test_evaluate_with_samples_prints_the_table(small_builtins):
+    r = cli("evaluate", "--model", ROOT / "models" / "bach-notes", "--data", "bach-chorales", "--samples", "3",
+            "--length", "40", data_dir=small_builtins)
+    assert r.returncode == 0, r.stderr
+    assert "6 held-out pieces" in r.stdout and "next-pitch accuracy" in r.stdout
+    for name in ("pitch_class_entropy", "scale_consistency", "pitch_range", "mean_ioi", "polyphony",
+                 "repeated_onsets", "mean_note_length", "longest copied run"):
+        assert name in r.stdout

@@ -1,0 +1,158 @@
+"""Objective music statistics of note tables, generated vs corpus, and a detector of copied passages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .encoding import CHORD_TOLERANCE_BEATS
+from .midi_io import Notes
+
+MAJOR = (0, 2, 4, 5, 7, 9, 11)
+MINOR = (0, 2, 3, 5, 7, 8, 10)  # natural minor
+LENGTH_EDGES = (0.0, 0.375, 0.75, 1.5, 3.0, np.inf)  # beats: sixteenth-ish, eighth, quarter, half, longer
+LENGTH_LABELS = ("< 3/8", "3/8-3/4", "3/4-3/2", "3/2-3", ">= 3")
+
+# name: (unit, what it says); the order is the order of every table
+STATISTICS = {
+    "pitch_class_entropy": ("bits", "how evenly the 12 pitch classes are used (0 to 3.58)"),
+    "scale_consistency": ("fraction", "notes inside the best-fitting major or minor scale"),
+    "pitch_range": ("semitones", "highest minus lowest pitch"),
+    "mean_ioi": ("beats", "mean time between onsets"),
+    "polyphony": ("notes", "notes starting together, on average"),
+    "repeated_onsets": ("fraction", "onsets that repeat the previous one exactly"),
+    "mean_note_length": ("beats", "mean note length"),
+}
+
+
+def _onsets(notes: Notes) -> list[np.ndarray]:
+    """Pitch sets of the onsets, in order (notes within the chord tolerance start together)."""
+    beats = notes.start * notes.tempo / 60.0
+    group = np.cumsum(np.diff(beats, prepend=-np.inf) >= CHORD_TOLERANCE_BEATS) - 1
+    return [np.unique(notes.pitch[group == g]) for g in range(group[-1] + 1)] if len(notes) else []
+
+
+def pitch_class_entropy(notes: Notes) -> float:
+    counts = np.bincount(notes.pitch % 12, minlength=12).astype(float)
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def scale_consistency(notes: Notes) -> float:
+    """Largest fraction of notes inside one of the 24 major and natural-minor scales."""
+    counts = np.bincount(notes.pitch % 12, minlength=12)
+    best = max(counts[[(tonic + step) % 12 for step in scale]].sum()
+               for tonic in range(12) for scale in (MAJOR, MINOR))
+    return float(best / counts.sum())
+
+
+def statistics(notes: Notes) -> dict[str, float]:
+    """Every statistic of STATISTICS for one piece (times in beats of the piece's tempo)."""
+    if not len(notes):
+        raise ValueError("a piece without notes has no statistics")
+    onsets = _onsets(notes)
+    beat = notes.tempo / 60.0
+    starts = np.unique(np.round(notes.start * beat / CHORD_TOLERANCE_BEATS)) * CHORD_TOLERANCE_BEATS
+    same = [np.array_equal(a, b) for a, b in zip(onsets[1:], onsets[:-1])]
+    return {
+        "pitch_class_entropy": pitch_class_entropy(notes),
+        "scale_consistency": scale_consistency(notes),
+        "pitch_range": float(notes.pitch.max() - notes.pitch.min()),
+        "mean_ioi": float(np.diff(starts).mean()) if len(starts) > 1 else 0.0,
+        "polyphony": float(np.mean([len(o) for o in onsets])),
+        "repeated_onsets": float(np.mean(same)) if same else 0.0,
+        "mean_note_length": float((notes.duration * beat).mean()),
+    }
+
+
+def length_histogram(notes: Notes) -> np.ndarray:
+    """Fractions of notes per length class (LENGTH_LABELS), in beats."""
+    counts = np.histogram(notes.duration * notes.tempo / 60.0, LENGTH_EDGES)[0]
+    return counts / max(counts.sum(), 1)
+
+
+# ---------------------------------------------------------------- copies
+
+def intervals(notes: Notes) -> np.ndarray:
+    """The notes in order (by onset, then pitch) as the intervals between neighbours: transposition-free."""
+    return np.diff(notes.pitch.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class Copy:
+    notes: int  # length of the longest run of consecutive notes shared with a training piece
+    piece: str | None  # the training piece it is shared with
+
+
+def longest_copy(generated: Notes, training: dict[str, Notes]) -> Copy:
+    """The longest run of consecutive notes (compared as intervals) that also stands in a training piece."""
+    gen = intervals(generated)
+    train = {name: intervals(n) for name, n in training.items()}
+
+    def shared(length: int) -> str | None:
+        if length == 0:
+            return next(iter(train), None)
+        wanted = {tuple(gen[i:i + length]) for i in range(len(gen) - length + 1)}
+        for name, seq in train.items():
+            for i in range(len(seq) - length + 1):
+                if tuple(seq[i:i + length]) in wanted:
+                    return name
+        return None
+
+    lo, hi, where = 0, len(gen), shared(0)  # lo intervals are shared; more than hi cannot be
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        found = shared(mid)
+        if found is not None:
+            lo, where = mid, found
+        else:
+            hi = mid - 1
+    return Copy(lo + 1 if len(generated) else 0, where if lo else None)
+
+
+# ---------------------------------------------------------------- comparing sets of pieces
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    corpus_mean: float
+    corpus_sd: float
+    generated_mean: float
+
+    @property
+    def inside(self) -> bool:
+        """Within the corpus mean +- 2 standard deviations."""
+        return abs(self.generated_mean - self.corpus_mean) <= 2 * self.corpus_sd
+
+
+def compare(corpus: list[Notes], generated: list[Notes]) -> list[Row]:
+    """Per statistic: the corpus pieces' mean and sd, the generated pieces' mean."""
+    c = [statistics(n) for n in corpus if len(n)]
+    g = [statistics(n) for n in generated if len(n)]
+    return [Row(k, float(np.mean([s[k] for s in c])), float(np.std([s[k] for s in c])),
+                float(np.mean([s[k] for s in g]))) for k in STATISTICS]
+
+
+@dataclass(frozen=True)
+class SampleReport:
+    rows: list[Row]
+    copies: list[Copy]  # one per generated piece
+    pieces: list[Notes]  # the generated pieces
+
+    @property
+    def longest(self) -> Copy:
+        return max(self.copies, key=lambda c: c.notes)
+
+
+def sample_report(step_model, training: dict[str, Notes], samples: int, length: int, temperature: float,
+                  seed: int = 0) -> SampleReport:
+    """Generate `samples` pieces (seeds seed, seed+1, ...) and compare them with the training pieces."""
+    from .config import SampleConfig
+    from .sample import generate
+
+    pieces = [generate(step_model, SampleConfig(length=length, temperature=temperature, seed=seed + i)).notes
+              for i in range(samples)]
+    pieces = [p for p in pieces if len(p)]
+    return SampleReport(compare(list(training.values()), pieces), [longest_copy(p, training) for p in pieces],
+                        pieces)

@@ -1,0 +1,83 @@
+"""Each statistic on a hand-made piece whose answer is known."""
+
+import math
+
+import numpy as np
+import pytest
+from helpers import notes
+
+from musicgen.metrics import (
+    compare,
+    length_histogram,
+    longest_copy,
+    pitch_class_entropy,
+    scale_consistency,
+    statistics,
+)
+
+# at 60 bpm a beat is a second
+C_MAJOR_SCALE = notes([(p, i, i + 1) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])], tempo=60)
+
+
+def test_pitch_class_entropy():
+    assert pitch_class_entropy(notes([(60, 0, 1), (72, 1, 2)])) == 0.0  # one pitch class
+    assert pitch_class_entropy(notes([(60, 0, 1), (67, 1, 2)])) == pytest.approx(1.0)  # two, equally
+    chromatic = notes([(60 + i, i, i + 1) for i in range(12)])
+    assert pitch_class_entropy(chromatic) == pytest.approx(math.log2(12))
+
+
+def test_scale_consistency():
+    assert scale_consistency(C_MAJOR_SCALE) == 1.0
+    assert scale_consistency(notes([(60, 0, 1), (61, 1, 2), (62, 2, 3), (63, 3, 4)])) == 0.75
+    a_minor = notes([(p, i, i + 1) for i, p in enumerate([57, 59, 60, 62, 64, 65, 67])])
+    assert scale_consistency(a_minor) == 1.0
+
+
+def test_statistics_of_a_scale():
+    s = statistics(C_MAJOR_SCALE)
+    assert s["pitch_range"] == 12
+    assert s["mean_ioi"] == pytest.approx(1.0)
+    assert s["polyphony"] == 1.0
+    assert s["repeated_onsets"] == 0.0
+    assert s["mean_note_length"] == pytest.approx(1.0)
+
+
+def test_polyphony_and_repeats():
+    # a C major triad struck three times, then one G: onsets (CEG)(CEG)(CEG)(G)
+    rows = [(p, t, t + 0.5) for t in (0.0, 0.5, 1.0) for p in (60, 64, 67)] + [(67, 1.5, 2.0)]
+    s = statistics(notes(rows, tempo=120))
+    assert s["polyphony"] == pytest.approx(10 / 4)
+    assert s["repeated_onsets"] == pytest.approx(2 / 3)  # two of the three changes repeat the onset before
+    assert s["mean_ioi"] == pytest.approx(1.0)  # half a second at 120 bpm is one beat
+    assert s["mean_note_length"] == pytest.approx(1.0)
+
+
+def test_length_histogram():
+    n = notes([(60, 0, 0.25), (60, 1, 1.5), (60, 2, 3), (60, 3, 5), (60, 5, 10)], tempo=60)
+    assert length_histogram(n).tolist() == [0.2, 0.2, 0.2, 0.2, 0.2]
+
+
+def test_copy_detector_finds_a_transposed_quotation():
+    theme = [60, 62, 64, 65, 67, 65, 64, 62, 60, 59]
+    training = {
+        "theme.mid": notes([(p, i, i + 1) for i, p in enumerate([50, 52] + theme + [40])]),
+        "other.mid": notes([(p, i, i + 1) for i, p in enumerate([70, 71, 70, 71, 70])]),
+    }
+    generated = notes([(p + 5, i, i + 1) for i, p in enumerate([30, 80] + theme + [20, 90])])  # up a fourth
+    copy = longest_copy(generated, training)
+    assert copy.notes == len(theme) and copy.piece == "theme.mid"
+
+
+def test_copy_detector_with_nothing_shared():
+    copy = longest_copy(notes([(60, 0, 1), (61, 1, 2), (63, 2, 3)]), {"x": notes([(60, 0, 1), (70, 1, 2)])})
+    assert copy.notes == 1 and copy.piece is None
+
+
+def test_compare_says_inside_or_outside_the_band():
+    corpus = [notes([(p + k, i, i + 1) for i, p in enumerate([60, 62, 64, 65, 67])]) for k in range(5)]
+    rows = {r.name: r for r in compare(corpus, corpus[:2])}
+    assert rows["scale_consistency"].inside and rows["scale_consistency"].corpus_sd == 0.0
+    wild = [notes([(60 + 7 * i % 12 + 48 * (i % 2), i, i + 1) for i in range(12)])]
+    rows = {r.name: r for r in compare(corpus, wild)}
+    assert not rows["pitch_range"].inside and not rows["pitch_class_entropy"].inside
+    assert np.isfinite([r.generated_mean for r in rows.values()]).all()
