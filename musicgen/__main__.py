@@ -120,7 +120,8 @@ def cmd_train(args) -> int:
                                              ("time_heads", args.time_heads)) if v is not None}
         train_changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                              ("learning_rate", args.learning_rate), ("optimizer", args.optimizer),
-                                             ("seed", args.seed), ("patience", args.patience)) if v is not None}
+                                             ("seed", args.seed), ("patience", args.patience),
+                                             ("transpose", args.transpose)) if v is not None}
         model_cfg = checked(model_cfg, **model_changes)
         train_cfg = checked(train_cfg, **train_changes)
         status = train(data, args.out, model_cfg, train_cfg, ProgressBar(), stop, init_from=args.init)
@@ -257,6 +258,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--optimizer", choices=["adam", "adamax", "rmsprop"])
     s.add_argument("--patience", type=int, help="epochs without improvement before stopping early")
     s.add_argument("--seed", type=int)
+    s.add_argument("--transpose", type=int, help="also train on each piece moved up and down by up to N semitones")
     s.add_argument("--resume", action="store_true", help="continue the stopped run in --out")
     s.add_argument("--init", metavar="MODEL", help="fine-tune this model (its family and vocabulary) on --data")
     s.set_defaults(run=cmd_train)

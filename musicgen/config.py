@@ -66,6 +66,8 @@ class TrainConfig:
     optimizer: str = "adam"
     patience: int = field(default=5, metadata=_range(1, 50, "epochs without a better validation loss before stopping"))
     validation_fraction: float = 0.1  # of the pieces, when the dataset names no split
+    transpose: int = field(default=0, metadata=_range(0, 6, "also learn every training piece moved up and "
+                                                             "down by up to this many semitones"))
     seed: int = 0
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # pitch or token, step, duration
 

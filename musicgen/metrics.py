@@ -156,3 +156,20 @@ def sample_report(step_model, training: dict[str, Notes], samples: int, length: 
     pieces = [p for p in pieces if len(p)]
     return SampleReport(compare(list(training.values()), pieces), [longest_copy(p, training) for p in pieces],
                         pieces)
+
+
+COPY_LIMIT = 16  # notes: a longer shared run is a quotation, not style
+
+
+def corpus_statistics(tables: list[Notes]) -> dict[str, np.ndarray]:
+    """Each statistic over every piece: name -> values, shape=(pieces,)."""
+    rows = [statistics(n) for n in tables if len(n)]
+    return {k: np.array([r[k] for r in rows]) for k in STATISTICS}
+
+
+def copy_verdict(copy: Copy) -> str:
+    if copy.notes > COPY_LIMIT:
+        return (f"{copy.notes} notes in a row are the same (as intervals) as in {copy.piece}: "
+                f"this passage is copied from the training music.")
+    where = f" (with {copy.piece})" if copy.piece else ""
+    return f"No copying: the longest run shared with the training music is {copy.notes} notes{where}."

@@ -247,3 +247,22 @@ def render_all(notes: Notes, title: str, program: int = 0) -> Rendered:
     xml = musicxml(notes, title)
     return Rendered(title, notes, write_midi(notes), sound.wav, sound.note, xml, engrave(xml),
                     png(piano_roll(notes, title=title)))
+
+
+def statistics_figure(corpus: dict[str, np.ndarray], piece: dict[str, float]):
+    """One small histogram per statistic of the corpus pieces, the piece marked by a red line."""
+    from .metrics import STATISTICS
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4.2), dpi=100, layout="constrained")
+    axes = fig.subplots(2, 4).ravel()
+    for ax, (name, (unit, _)) in zip(axes, STATISTICS.items()):
+        ax.hist(corpus[name], bins=20, color="#9db4d8")
+        ax.axvline(piece[name], color="#c0392b", linewidth=2)
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.set_xlabel(unit, fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[-1].axis("off")
+    axes[-1].text(0.0, 0.5, "bars: the training pieces\nred line: this piece", fontsize=9, va="center")
+    return fig

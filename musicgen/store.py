@@ -6,6 +6,7 @@ last.keras     the latest weights with optimizer state, kept while a run can be 
 config.json    {"model": ModelConfig, "train": TrainConfig}
 vocab.json     the Encoding (vocabulary, time bins, tempo)
 data.json      what it was trained on: dataset, pieces per split, notes
+heldout.json   held-out figures, written when training finishes
 history.jsonl  one JSON line per epoch, and progress lines within epochs
 status.json    running / stopped / finished / failed, with a message
 """
@@ -245,3 +246,11 @@ def progress_now(folder: Path) -> dict | None:
         if r.get("type") == "epoch":
             return None
     return None
+
+
+def heldout(folder: Path) -> dict | None:
+    """The held-out figures written when training finished, if any."""
+    try:
+        return json.loads((Path(folder) / "heldout.json").read_text())
+    except (OSError, ValueError):
+        return None

@@ -19,8 +19,10 @@ from .config import ModelConfig, TrainConfig
 from .corpus import Dataset, Piece, dataset_name
 from .encoding import Encoding, Windows, build_encoding, encode, windows
 from .errors import TrainingError
-from .store import RunFolder, read_configs, read_history, read_json, read_status
+from .midi_io import Notes
+from .store import RunFolder, read_configs, read_history, read_json, read_status, write_json
 
+PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of a piano's lowest and highest keys
 PROGRESS_EVERY_S = 1.0  # how often a progress line goes to history.jsonl within an epoch
 
 
@@ -60,16 +62,26 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
     if len(split["train"]) < 1 or len(split["validation"]) < 1:
         raise TrainingError(f"Training needs at least 2 usable pieces (one to learn from, one to check against); "
                             f"'{data.name}' has {len(data.pieces)}.")
-    enc = enc or build_encoding(model, [p.notes for p in split["train"]])
+    enc = enc or build_encoding(model, transposed([p.notes for p in split["train"]], train.transpose))
 
-    def make(pieces):
-        return windows(enc, [encode(enc, p.notes) for p in pieces], model.seq_length, model.every_step)
+    def make(tables):
+        return windows(enc, [encode(enc, n) for n in tables], model.seq_length, model.every_step)
 
-    tr, va = make(split["train"]), make(split["validation"])
+    tr = make(transposed([p.notes for p in split["train"]], train.transpose))
+    va = make([p.notes for p in split["validation"]])
     if len(tr.x) < 4:
         raise TrainingError(f"'{data.name}' is too small to train on: it gives {len(tr.x)} training windows "
                             f"of {model.seq_length} notes. Add pieces or shorten the sequence length.")
     return Prepared(enc, tr, va, split)
+
+
+def transposed(tables: list[Notes], semitones: int) -> list[Notes]:
+    """The tables, and each moved by -semitones..+semitones where it stays within the piano's range."""
+    out = list(tables)
+    for shift in (s for s in range(-semitones, semitones + 1) if s):
+        out += [Notes(n.pitch + shift, n.start, n.end, n.velocity, n.program, n.tempo) for n in tables
+                if len(n) and n.pitch.min() + shift >= PIANO_LOW and n.pitch.max() + shift <= PIANO_HIGH]
+    return out
 
 
 def targets(model: ModelConfig, enc: Encoding, w: Windows) -> tuple[dict, dict | None]:
@@ -262,8 +274,9 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
         run.status("stopped", f"Stopped after epoch {epochs_done}; resume with --resume.", best_val_loss=best_val)
     else:
         why = "stopped early: no better validation loss" if cb.early else "all epochs done"
-        run.status("finished", f"Finished after {epochs_done} epochs ({why}).", best_val_loss=best_val)
         (run.folder / "last.keras").unlink(missing_ok=True)  # only a stopped run needs it
+        write_json(run.folder / "heldout.json", evaluate(run.folder, pieces=prepared.split["validation"]))
+        run.status("finished", f"Finished after {epochs_done} epochs ({why}).", best_val_loss=best_val)
     return read_status(run.folder)
 
 

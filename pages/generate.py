@@ -1,8 +1,9 @@
 import random
+from pathlib import Path
 
 import streamlit as st
 
-from musicgen import corpus, render, store
+from musicgen import corpus, metrics, render, store
 from musicgen.config import SampleConfig, field_range
 from musicgen.errors import MusicgenError
 from musicgen.explore import note_rows, summarize
@@ -15,6 +16,19 @@ KEEP = 3  # results kept on the page to compare
 @st.cache_resource(max_entries=4, show_spinner=False)
 def step_model(folder: str, mtime: float):
     return store.load_step_model(folder)  # shared between sessions: never mutated
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def training_music(folder: str, mtime: float) -> tuple[dict, dict] | None:
+    """(statistics of every training piece, the pieces) of a model, or None when its dataset is gone."""
+    summary = store.read_json(Path(folder) / "data.json")
+    try:
+        data = corpus.open_dataset(summary["dataset"])
+    except MusicgenError:
+        return None
+    names = set(summary["pieces"]["train"])
+    pieces = {p.name: p.notes for p in data.pieces if p.name in names}
+    return metrics.corpus_statistics(list(pieces.values())), pieces
 
 
 @st.cache_resource(show_spinner=False)
@@ -84,6 +98,7 @@ if st.button("Generate", type="primary", icon=":material/music_note:"):
             title = f"{name}, temperature {temperature:g}, seed {int(seed)}"
             rendered = render.render_all(result.notes, title, program)
         st.session_state["results"] = [rendered] + st.session_state.get("results", [])[:KEEP - 1]
+        st.session_state["results_model"] = [str(folder)] + st.session_state.get("results_model", [])[:KEEP - 1]
     except MusicgenError as e:
         st.error(str(e))
 
@@ -108,3 +123,19 @@ for i, r in enumerate(st.session_state.get("results", [])):
         if i == 0:
             with st.expander("Notes table"):
                 st.dataframe(note_rows(r.notes), hide_index=True)
+            if st.button("Compare with the music the model learned from", key="compare"):
+                folder = Path(st.session_state["results_model"][0])
+                known = training_music(str(folder), (folder / "data.json").stat().st_mtime)
+                if known is None:
+                    st.session_state["comparison"] = (r.title, None, "The model's training dataset is not on "
+                                                      "this computer, so there is nothing to compare with.")
+                else:
+                    stats, pieces = known
+                    st.session_state["comparison"] = (
+                        r.title, render.png(render.statistics_figure(stats, metrics.statistics(r.notes))),
+                        metrics.copy_verdict(metrics.longest_copy(r.notes, pieces)))
+            shown = st.session_state.get("comparison")
+            if shown and shown[0] == r.title:
+                if shown[1]:
+                    st.image(shown[1])
+                st.write(shown[2])

@@ -84,6 +84,14 @@ def live(name: str):
     if state == "running" and now and now.get("batches"):
         st.progress(min(1.0, now["batch"] / now["batches"]),
                     text=f"epoch {now['epoch']}: batch {now['batch']} of {now['batches']}")
+    figures = store.heldout(folder) if state == "finished" else None
+    if figures:
+        first = next(iter(figures["loss"]))
+        cols = st.columns(4)
+        cols[0].metric("Held-out pieces", figures["pieces"])
+        cols[1].metric(f"Next-{first} accuracy", f"{figures['accuracy']:.1%}")
+        cols[2].metric(f"{first.capitalize()} loss", f"{figures['loss'][first]:.3f}")
+        cols[3].metric("Step error", f"{figures['step_mae']:.3f} {figures['unit']}")
     table = store.epoch_table(folder)
     if table["epoch"]:
         losses = {k: v for k, v in table.items() if k in ("loss", "val_loss")}

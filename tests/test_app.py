@@ -68,6 +68,11 @@ def test_generate_page_makes_music(app_env):
     assert not at.exception and at.session_state["seed"] != 0
     next(b for b in at.button if b.label == "Generate").click().run()
     assert len(at.session_state["results"]) == 2  # the earlier piece stays to compare
+    images = len(at.get("image"))
+    next(b for b in at.button if b.label.startswith("Compare with the music")).click().run()
+    assert not at.exception
+    assert len(at.get("image")) == images + 1  # the statistics beside the training pieces'
+    assert any("the training music" in m.value for m in at.markdown)  # the copy detector's verdict
 
 
 def test_generate_without_models_says_so(monkeypatch, tmp_path):
@@ -91,6 +96,7 @@ def test_train_page_starts_and_shows_a_run(app_env, tiny_models, monkeypatch):
     assert store.read_status(folder)["state"] == "finished", (folder / "train.log").read_text()
     at.run()
     assert any("finished" in s.value for s in at.success)
+    assert at.metric[0].label == "Held-out pieces" and at.metric[1].label.startswith("Next-")
     store.delete_model(folder)
 
 

@@ -50,6 +50,7 @@ def test_train_save_load_generate(family, bach, tmp_path):
     assert len(g.notes) > 0 and g.notes.pitch.max() <= 127 and (g.notes.duration > 0).all()
     figures = evaluate(out)
     assert figures["pieces"] == 1 and 0 <= figures["accuracy"] <= 1
+    assert store.heldout(out) == figures  # written by the run when it finished
     assert set(figures["loss"]) == {"token" if family == "notes-and-chords" else "pitch", "step", "duration"}
     info = {m.name: m for m in store.list_models()}[family]
     assert info.state == "finished" and info.epochs == 2 and info.best_val_loss == pytest.approx(min(
@@ -179,3 +180,13 @@ def test_cli_errors_are_sentences(small_builtins, tmp_path):
     assert r.returncode == 2 and "no dataset called 'no-such-data'" in r.stderr
     r = cli("generate", "--model", "ghost", "--out", tmp_path / "g.mid", env=env)
     assert r.returncode == 2 and "error: There is no model called 'ghost'" in r.stderr
+
+
+def test_transposed_copies_stay_on_the_piano():
+    from helpers import notes
+
+    from musicgen.train import transposed
+
+    low = notes([(22, 0, 1), (40, 1, 2)])
+    out = transposed([low], 2)
+    assert sorted(int(n.pitch.min()) for n in out) == [21, 22, 23, 24]  # 20 would be below the piano
