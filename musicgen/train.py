@@ -155,6 +155,7 @@ def _callback(run: RunFolder, total_epochs: int, patience: int, best: float, wai
 
         def on_train_batch_end(self, batch, logs=None):
             now = time.time()
+            batch = min(batch, (self.batches or batch + 1) - 1)  # Keras counts whole executions of 8 batches
             if now - self.last_line >= PROGRESS_EVERY_S:
                 self.last_line = now
                 run.append({"type": "progress", "epoch": self.epoch, "batch": batch + 1, "batches": self.batches,
