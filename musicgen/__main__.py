@@ -205,16 +205,10 @@ def cmd_evaluate(args) -> int:
 
 
 def _print_samples(folder, data, args) -> None:
-    from . import corpus, store
+    from . import store
     from .metrics import STATISTICS, sample_report
 
-    summary = store.read_json(folder / "data.json")
-    if data is None:
-        data = corpus.load_data(summary["dataset"])
-        names = set(summary["pieces"]["train"])
-        training = {p.name: p.notes for p in data.pieces if p.name in names}
-    else:
-        training = {p.name: p.notes for p in data.pieces}
+    training = {p.name: p.notes for p in data.pieces} if data else store.model_pieces(folder, "train")
     report = sample_report(store.load_step_model(folder), training, args.samples, args.length,
                            args.temperature, args.seed)
     print(f"{len(report.pieces)} generated pieces of {args.length} events at temperature {args.temperature} "

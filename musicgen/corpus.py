@@ -33,7 +33,7 @@ from .config import (
     data_dir,
 )
 from .errors import DatasetError, MidiError
-from .midi_io import Notes, Part, read_midi, write_atomic, write_midi
+from .midi_io import Notes, Part, read_midi, too_large, write_atomic, write_midi
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
 SPLITS = ("train", "validation", "test")
@@ -185,13 +185,12 @@ def _zip_files(zf: zipfile.ZipFile, label: str, problems: list[str]) -> Iterator
             problems.append(f"{label}/{member}: skipped, not a MIDI file (.mid or .midi).")
             continue
         if info.file_size > MAX_MIDI_BYTES:
-            problems.append(f"{label}/{member}: skipped, too large ({info.file_size / 2**20:.1f} MB; "
-                            f"the limit is {MAX_MIDI_BYTES // 2**20} MB).")
+            problems.append(too_large(f"{label}/{member}", info.file_size, MAX_MIDI_BYTES))
             continue
         try:
             with zf.open(info) as fh:
                 data = fh.read(MAX_MIDI_BYTES + 1)  # the header's size may lie; never read more than the cap
-        except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
+        except (zipfile.BadZipFile, OSError, RuntimeError) as e:  # RuntimeError: encrypted, unknown compression
             problems.append(f"{label}/{member}: skipped, it cannot be unpacked ({e}).")
             continue
         if len(data) > MAX_MIDI_BYTES:
@@ -252,8 +251,7 @@ def read_sources(sources: Iterable[str | os.PathLike | tuple[str, bytes]]) -> tu
             label, data = src
             label = PurePosixPath(str(label).replace("\\", "/")).name or "upload"
             if len(data) > MAX_UPLOAD_BYTES:
-                problems.append(f"{label}: skipped, too large ({len(data) / 2**20:.0f} MB; "
-                                f"the limit is {MAX_UPLOAD_BYTES // 2**20} MB).")
+                problems.append(too_large(label, len(data), MAX_UPLOAD_BYTES))
             elif data[:2] == b"PK" or label.lower().endswith(".zip"):
                 files += _read_zip(data, label, problems)
             else:
@@ -266,8 +264,7 @@ def read_sources(sources: Iterable[str | os.PathLike | tuple[str, bytes]]) -> tu
             files += _read_zip(path, path.name, problems)
         elif path.is_file():
             if path.stat().st_size > MAX_MIDI_BYTES:
-                problems.append(f"{path.name}: the file is too large ({path.stat().st_size / 2**20:.1f} MB; "
-                                f"the limit is {MAX_MIDI_BYTES // 2**20} MB).")
+                problems.append(too_large(path.name, path.stat().st_size, MAX_MIDI_BYTES))
             else:
                 files.append(MidiFile(str(src), path.name, path.read_bytes()))
         else:
@@ -284,8 +281,7 @@ def _read_folder(folder: Path, problems: list[str]) -> list[MidiFile]:
     for p in found:
         rel = p.relative_to(folder).as_posix()
         if p.stat().st_size > MAX_MIDI_BYTES:
-            problems.append(f"{folder.name}/{rel}: the file is too large ({p.stat().st_size / 2**20:.1f} MB; "
-                            f"the limit is {MAX_MIDI_BYTES // 2**20} MB).")
+            problems.append(too_large(f"{folder.name}/{rel}", p.stat().st_size, MAX_MIDI_BYTES))
             continue
         out.append(MidiFile(str(p), rel, p.read_bytes(), splits.get(rel)))
     if not found:

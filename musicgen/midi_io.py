@@ -145,8 +145,7 @@ def load_bytes(source: str | os.PathLike | bytes, name: str | None = None) -> tu
         try:
             size = path.stat().st_size
             if size > MAX_MIDI_BYTES:
-                raise MidiError(f"{label}: the file is too large ({size / 2**20:.1f} MB; "
-                                f"the limit is {MAX_MIDI_BYTES // 2**20} MB).")
+                raise MidiError(too_large(label, size, MAX_MIDI_BYTES))
             data = path.read_bytes()
         except FileNotFoundError:
             raise MidiError(f"{label}: there is no such file.") from None
@@ -158,13 +157,16 @@ def load_bytes(source: str | os.PathLike | bytes, name: str | None = None) -> tu
     return _unwrap_rmid(data), label
 
 
+def too_large(label: str, size: int, limit: int) -> str:
+    return f"{label}: the file is too large ({size / 2**20:.1f} MB; the limit is {limit // 2**20} MB)."
+
+
 def check_header(data: bytes, label: str = "file") -> None:
     """Raise MidiError unless data looks like a Standard MIDI File of acceptable size."""
     if len(data) == 0:
         raise MidiError(f"{label}: the file is empty (0 bytes).")
     if len(data) > MAX_MIDI_BYTES:
-        raise MidiError(f"{label}: the file is too large ({len(data) / 2**20:.1f} MB; "
-                        f"the limit is {MAX_MIDI_BYTES // 2**20} MB).")
+        raise MidiError(too_large(label, len(data), MAX_MIDI_BYTES))
     body = _unwrap_rmid(data)
     if not body.startswith(b"MThd"):
         if data.startswith(b"PK"):

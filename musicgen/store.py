@@ -254,3 +254,16 @@ def heldout(folder: Path) -> dict | None:
         return json.loads((Path(folder) / "heldout.json").read_text())
     except (OSError, ValueError):
         return None
+
+
+def model_pieces(folder: Path, split: str) -> dict:
+    """{name: Notes} of the model's own pieces of one split ('train', 'validation'), from its dataset.
+
+    Raises DatasetError when that dataset is no longer on this computer.
+    """
+    from . import corpus
+
+    summary = read_json(Path(folder) / "data.json")
+    names = set(summary["pieces"][split])
+    data = corpus.load_data(summary["dataset"])
+    return {p.name: p.notes for p in data.pieces if p.name in names}

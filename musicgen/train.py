@@ -290,24 +290,19 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
     once from all notes before it: the way music is generated, and no TensorFlow needed.
     On the model's own validation pieces unless data (every piece of it) or pieces are given.
     """
-    from . import corpus
     from .model import head_names
-    from .store import load_step_model
+    from .store import load_step_model, model_pieces
 
     folder = Path(folder)
     model_cfg, _, enc = read_configs(folder)
-    if pieces is None:
-        if data is None:
-            summary = read_json(folder / "data.json")
-            data = corpus.load_data(summary["dataset"])
-            names = set(summary["pieces"]["validation"])
-            pieces = [p for p in data.pieces if p.name in names]
-        else:
-            pieces = data.pieces
+    if pieces is not None:
+        tables = [p.notes for p in pieces]
+    else:
+        tables = [p.notes for p in data.pieces] if data else list(model_pieces(folder, "validation").values())
     step_model = load_step_model(folder)
     outs, trues = [[], [], []], []
-    for piece in pieces:
-        inputs, targets = encode(enc, piece.notes)
+    for notes in tables:
+        inputs, targets = encode(enc, notes)
         state = step_model.zero_state()
         for j in range(len(inputs) - 1):
             out, state = step_model.step(inputs[j], state)
@@ -318,7 +313,7 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
         raise TrainingError("There is nothing to evaluate on: the pieces have no notes.")
     true = np.concatenate(trues)
     names = head_names(model_cfg.family)
-    result = {"pieces": len(pieces), "events": int(len(true)), "loss": {}}
+    result = {"pieces": len(tables), "events": int(len(true)), "loss": {}}
     for k, name in enumerate(names):
         pred, t = np.array(outs[k], dtype=np.float64), true[:, k]
         if k and enc.time_heads == "regression":

@@ -21,13 +21,10 @@ def step_model(folder: str, mtime: float):
 @st.cache_data(max_entries=4, show_spinner=False)
 def training_music(folder: str, mtime: float) -> tuple[dict, dict] | None:
     """(statistics of every training piece, the pieces) of a model, or None when its dataset is gone."""
-    summary = store.read_json(Path(folder) / "data.json")
     try:
-        data = corpus.open_dataset(summary["dataset"])
+        pieces = store.model_pieces(Path(folder), "train")
     except MusicgenError:
         return None
-    names = set(summary["pieces"]["train"])
-    pieces = {p.name: p.notes for p in data.pieces if p.name in names}
     return metrics.corpus_statistics(list(pieces.values())), pieces
 
 

@@ -108,7 +108,7 @@ def test_zip_member_size_cap(monkeypatch):
     monkeypatch.setattr(corpus, "MAX_MIDI_BYTES", len(small))
     report = corpus.import_files("sizes", [("s.zip", make_zip({"small.mid": small, "big.mid": big}))])
     assert report.added == ["small.mid"]
-    assert "big.mid: skipped, too large" in "\n".join(report.problems)
+    assert "big.mid: the file is too large" in "\n".join(report.problems)
 
 
 def test_damaged_zip():
