@@ -140,7 +140,8 @@ def cmd_generate(args) -> int:
 
     folder = store.check_model(args.model) if args.model else store.default_model()
     step_model = store.load_step_model(folder)
-    sampling = checked(SampleConfig(), length=args.length, temperature=args.temperature, seed=args.seed)
+    temperature = args.temperature if args.temperature is not None else store.default_temperature(folder)
+    sampling = checked(SampleConfig(), length=args.length, temperature=temperature, seed=args.seed)
     primer = _primer(args.primer, folder, args.primer_notes, args.seed) if args.primer else None
     result = generate(step_model, sampling, primer)
     write_midi(result.notes, args.out)
@@ -260,7 +261,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("generate", help="generate a piece as MIDI")
     s.add_argument("--model", help="a model name or folder (default: the pretrained default)")
     s.add_argument("--length", type=int, default=120, help="notes (or chords) to generate")
-    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--temperature", type=float, help="default: the model's chosen temperature, else 1.0")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--primer", help="a MIDI file, DATASET/PIECE, or 'validation'")
     s.add_argument("--primer-notes", type=int, default=32, help="how many of the primer's first notes to use")

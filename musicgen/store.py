@@ -7,6 +7,7 @@ config.json    {"model": ModelConfig, "train": TrainConfig}
 vocab.json     the Encoding (vocabulary, time bins, tempo)
 data.json      what it was trained on: dataset, pieces per split, notes
 heldout.json   held-out figures, written when training finishes
+sampling.json  optional: the temperature chosen for this model by `evaluate --samples` (see README)
 history.jsonl  one JSON line per epoch, and progress lines within epochs
 status.json    running / stopped / finished / failed, with a message
 """
@@ -267,3 +268,11 @@ def model_pieces(folder: Path, split: str) -> dict:
     names = set(summary["pieces"][split])
     data = corpus.load_data(summary["dataset"])
     return {p.name: p.notes for p in data.pieces if p.name in names}
+
+
+def default_temperature(folder: Path) -> float:
+    """The temperature chosen for this model (sampling.json), else 1.0."""
+    try:
+        return float(json.loads((Path(folder) / "sampling.json").read_text())["temperature"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1.0

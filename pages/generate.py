@@ -57,7 +57,8 @@ program = c2.selectbox("Instrument", [0, 19, 40, 73, 24], format_func=lambda p: 
     0: "Piano", 19: "Church organ", 40: "Violin", 73: "Flute", 24: "Guitar"}[p])
 
 c1, c2, c3 = st.columns(3)
-temperature = c1.slider("Temperature", *field_range(SampleConfig, "temperature"), 1.0, 0.05,
+temperature = c1.slider("Temperature", *field_range(SampleConfig, "temperature"),
+                        store.default_temperature(store.model_path(name)), 0.05,
                         help="lower is safer and more repetitive, higher is wilder")
 length = c2.slider("Length (notes or chords)", *field_range(SampleConfig, "length"), 120)
 st.session_state.setdefault("seed", 0)
