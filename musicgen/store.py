@@ -1,7 +1,7 @@
 """Model folders, models/<name>/, each self-describing so loading never guesses.
 
 model.keras    best weights so far (no optimizer), for evaluation and fine-tuning
-weights.npz    the same weights as numpy arrays, for generating without TensorFlow
+weights.npz    the same weights as float16 numpy arrays, for generating without TensorFlow
 last.keras     the latest weights with optimizer state, kept while a run can be resumed
 config.json    {"model": ModelConfig, "train": TrainConfig}
 vocab.json     the Encoding (vocabulary, time bins, tempo)
@@ -89,7 +89,8 @@ class RunFolder:
         bare.set_weights(model.get_weights())
         _save_keras(bare, self.folder / "model.keras")
         tmp = self.folder / ".weights.tmp.npz"
-        np.savez(tmp, **numpy_weights(model))
+        # float16 on disk halves the folder (the sampler computes in float32); a pretrained default stays < 10 MB
+        np.savez(tmp, **{k: v.astype(np.float16) for k, v in numpy_weights(model).items()})
         os.replace(tmp, self.folder / "weights.npz")
 
     def save_last(self, model) -> None:
