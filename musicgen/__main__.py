@@ -219,6 +219,15 @@ def _print_samples(folder, data, args) -> None:
         unit = STATISTICS[row.name][0]
         print(f"  {row.name:20s} {row.corpus_mean:10.3f} +- {row.corpus_sd:7.3f} {row.generated_mean:10.3f}  "
               f"{'yes' if row.inside else 'NO '}  ({unit})")
+    import numpy as np
+
+    from .metrics import LENGTH_LABELS, length_histogram
+
+    corpus_hist = np.mean([length_histogram(n) for n in training.values()], axis=0)
+    generated_hist = np.mean([length_histogram(n) for n in report.pieces], axis=0)
+    print("  note lengths (beats): " + ", ".join(f"{label} {c:.0%}/{g:.0%}" for label, c, g in
+                                                zip(LENGTH_LABELS, corpus_hist, generated_hist))
+          + "  (corpus/generated)")
     copy = report.longest
     print(f"  longest copied run: {copy.notes} notes" + (f", from {copy.piece}" if copy.piece else ""))
 

@@ -114,5 +114,5 @@ def test_evaluate_with_samples_prints_the_table(small_builtins):
     assert r.returncode == 0, r.stderr
     assert "6 held-out pieces" in r.stdout and "next-pitch accuracy" in r.stdout
     for name in ("pitch_class_entropy", "scale_consistency", "pitch_range", "mean_ioi", "polyphony",
-                 "repeated_onsets", "mean_note_length", "longest copied run"):
+                 "repeated_onsets", "mean_note_length", "note lengths (beats)", "longest copied run"):
         assert name in r.stdout
