@@ -172,12 +172,10 @@ def _primer(spec: str, folder, notes: int, seed: int):
     from .midi_io import read_midi
 
     if spec == "validation":
-        summary = store.read_json(Path(folder) / "data.json")
-        names = summary["pieces"]["validation"]
-        if not names:
+        pieces = store.model_pieces(Path(folder), "validation")
+        if not pieces:
             raise MusicgenError("The model has no validation pieces to take a primer from.")
-        name = names[seed % len(names)]
-        return corpus.open_dataset(summary["dataset"]).piece(name).notes.head(notes)
+        return pieces[sorted(pieces)[seed % len(pieces)]].head(notes)
     if Path(spec).exists():
         return read_midi(spec).head(notes)
     dataset, _, piece = spec.partition("/")

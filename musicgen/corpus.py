@@ -33,7 +33,7 @@ from .config import (
     data_dir,
 )
 from .errors import DatasetError, MidiError
-from .midi_io import Notes, Part, read_midi, too_large, write_atomic, write_midi
+from .midi_io import Notes, Part, read_midi, too_large, write_atomic, write_json, write_midi
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
 SPLITS = ("train", "validation", "test")
@@ -373,8 +373,7 @@ def _save_cache(folder: Path, stamp: int, entries: list[dict], tables: dict[str,
     floats = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _FLOATS])
     ints = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _INTS], dtype=np.int16)
     write_atomic(folder / "cache.bin", floats.astype(np.float64).tobytes() + ints.tobytes())
-    write_atomic(folder / "cache.json", json.dumps({"version": CACHE_VERSION, "stamp": stamp, "rows": at,
-                                                    "files": entries}).encode())
+    write_json(folder / "cache.json", {"version": CACHE_VERSION, "stamp": stamp, "rows": at, "files": entries})
 
 
 def _cached_notes(cols: dict[str, np.ndarray], e: dict) -> Notes:
@@ -446,7 +445,7 @@ def _read_meta(folder: Path) -> dict:
 
 
 def _write_meta(folder: Path, meta: dict) -> None:
-    write_atomic(folder / "dataset.json", json.dumps(meta, indent=1, sort_keys=True).encode())
+    write_json(folder / "dataset.json", meta)
 
 
 def open_dataset(name: str, progress: Progress | None = None, root: Path | None = None) -> Dataset:

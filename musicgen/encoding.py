@@ -66,6 +66,11 @@ class Encoding:
         return {t: i for i, t in enumerate(self.tokens)}
 
 
+def head_names(family: str) -> tuple[str, str, str]:
+    """The model's three outputs: what comes next, when, and for how long."""
+    return ("token" if family == "notes-and-chords" else "pitch", "step", "duration")
+
+
 def nearest_bin(values: np.ndarray, centers, log: bool = False) -> np.ndarray:
     """Index of the closest center for each value (closest in ratio when log, zero-aware)."""
     c = np.asarray(centers, dtype=np.float64)

@@ -6,6 +6,7 @@ Every problem with a file becomes a MidiError whose message names the file and s
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -422,6 +423,10 @@ def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None)
     if path is not None:
         write_atomic(Path(path), data)
     return data
+
+
+def write_json(path: Path, data) -> None:
+    write_atomic(path, json.dumps(data, indent=1).encode())
 
 
 def write_atomic(path: Path, data: bytes) -> None:

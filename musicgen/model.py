@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from .config import ModelConfig, TrainConfig
-from .encoding import Encoding
+from .encoding import Encoding, head_names
 
 
 def _import_quietly():
@@ -33,10 +33,6 @@ keras, tf = _import_quietly()
 
 TIME_EMBEDDING = 16  # notes-and-chords: size of the step and duration embeddings
 STEPS_PER_EXECUTION = 8  # batches per compiled call: small LSTMs on a CPU spend much time between batches
-
-
-def head_names(family: str) -> tuple[str, str, str]:
-    return ("token" if family == "notes-and-chords" else "pitch", "step", "duration")
 
 
 @keras.saving.register_keras_serializable(package="musicgen")

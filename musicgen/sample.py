@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ModelConfig, SampleConfig
-from .encoding import END, END_ALLOWED_AFTER, PAD, START, UNK, Encoding, decode, encode, input_row, start_row
+from .encoding import (END, END_ALLOWED_AFTER, PAD, START, UNK, Encoding, decode, encode, head_names, input_row,
+                       start_row)
 from .midi_io import Notes
 
 PRIMER_EVENTS = 64  # a primer's last events fed in to set the state; older ones barely change it
@@ -39,8 +40,7 @@ class StepModel:
                 self.tables.append(e @ kernel[at:at + e.shape[1]])
                 at += e.shape[1]
         self.dense = (w["dense/kernel"], w["dense/bias"]) if config.dense else None
-        names = ("token" if config.family == "notes-and-chords" else "pitch", "step", "duration")
-        self.heads = [(w[f"{n}/kernel"], w[f"{n}/bias"]) for n in names]
+        self.heads = [(w[f"{n}/kernel"], w[f"{n}/bias"]) for n in head_names(config.family)]
 
     def zero_state(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(np.zeros(k.shape[1] // 4, np.float32), np.zeros(k.shape[1] // 4, np.float32))

@@ -26,7 +26,7 @@ import numpy as np
 from .config import ModelConfig, TrainConfig, from_json, to_json
 from .encoding import Encoding
 from .errors import ModelError
-from .midi_io import write_atomic
+from .midi_io import write_json
 
 DEFAULT_MODEL = "bach-chords"  # the pretrained model Generate selects first (see README)
 STATES = ("running", "stopped", "finished", "failed")
@@ -41,10 +41,6 @@ def model_path(name_or_path: str | os.PathLike) -> Path:
     """A model folder from a name ('bach') or a path ('models/bach')."""
     p = Path(name_or_path)
     return p if len(p.parts) > 1 or p.exists() else models_dir() / p
-
-
-def write_json(path: Path, data) -> None:
-    write_atomic(path, json.dumps(data, indent=1).encode())
 
 
 def read_json(path: Path) -> dict:

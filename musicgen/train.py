@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, data_dir
 from .corpus import Dataset, Piece, dataset_name
-from .encoding import Encoding, Windows, build_encoding, encode, windows
+from .encoding import Encoding, Windows, build_encoding, encode, head_names, windows
 from .errors import TrainingError
 from .midi_io import Notes
 from .store import RunFolder, read_configs, read_history, read_json, read_status, write_json
@@ -86,8 +86,6 @@ def transposed(tables: list[Notes], semitones: int) -> list[Notes]:
 
 def targets(model: ModelConfig, enc: Encoding, w: Windows) -> tuple[dict, dict | None]:
     """Per-head targets (and per-step weights when every step is predicted) as Keras wants them."""
-    from .model import head_names
-
     names = head_names(model.family)
     ys = {}
     for k, name in enumerate(names):
@@ -290,7 +288,6 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
     once from all notes before it: the way music is generated, and no TensorFlow needed.
     On the model's own validation pieces unless data (every piece of it) or pieces are given.
     """
-    from .model import head_names
     from .store import load_step_model, model_pieces
 
     folder = Path(folder)
@@ -362,7 +359,7 @@ def launch(dataset: str, name: str, family: str, preset_name: str, model_changes
     for key, value in {**model_changes, **train_changes}.items():
         args += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else [value])]
     env = {**os.environ, "MUSICGEN_MODELS_DIR": str(models_dir().resolve()),
-           "MUSICGEN_DATA_DIR": str(Path(os.environ.get("MUSICGEN_DATA_DIR") or "data").resolve())}
+           "MUSICGEN_DATA_DIR": str(data_dir().resolve())}
     with open(folder / "train.log", "w") as log:
         proc = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)

@@ -90,6 +90,8 @@ def test_upload_keeps_good_files_and_names_bad_ones(app_url, browser, tmp_path):
     page.goto(f"{app_url}/dataset")
     page.get_by_text("Upload MIDI files or a zip").click()
     page.locator("input[type='file']").set_input_files([str(tmp_path / "good.mid"), str(tmp_path / "broken.mid")])
+    for name in ("good.mid", "broken.mid"):  # uploads finish after the input changes: wait, as a person would
+        page.get_by_text(name, exact=True).wait_for(timeout=60_000)
     page.get_by_label("Dataset name").fill("e2e-upload")
     page.get_by_role("button", name="Import").click()
     page.get_by_text("Added 1 file(s) to 'e2e-upload'").wait_for(timeout=120_000)
