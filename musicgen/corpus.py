@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -33,14 +34,14 @@ from .config import (
     data_dir,
 )
 from .errors import DatasetError, MidiError
-from .midi_io import Notes, Part, read_midi, too_large, write_atomic, write_json, write_midi
+from .midi_io import Notes, Part, TempoMap, read_midi, too_large, write_atomic, write_json, write_midi
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
 SPLITS = ("train", "validation", "test")
 # A worker process costs about half a second to start; below these counts one process is faster.
 PARSE_PARALLEL_FROM = 400  # MIDI files, about 2.5 ms each
 BUILD_PARALLEL_FROM = 8  # music21 scores, about 60 ms each
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: beats, voices, tempo map and signatures, checksum
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,7 @@ def _parse_one(item: tuple[str, bytes | str]) -> tuple:
         n = read_midi(data if isinstance(data, bytes) else Path(data), name=label)
     except MidiError as e:
         return ("error", str(e))
-    return ("ok", n.pitch, n.start, n.end, n.velocity, n.program, n.tempo)
+    return ("ok", n)
 
 
 def _run_all(fn, items: list, progress: Progress | None, what: str, parallel_from: int) -> list:
@@ -332,7 +333,7 @@ def parse_files(items: list[tuple[str, bytes | Path]], progress: Progress | None
     out = []
     for r in _run_all(_parse_one, [(label, d if isinstance(d, bytes) else str(d)) for label, d in items],
                       progress, "reading MIDI files", PARSE_PARALLEL_FROM):
-        out.append(r[1] if r[0] == "error" else Notes(*r[1:6], tempo=r[6]))
+        out.append(r[1])
     return out
 
 
@@ -343,21 +344,22 @@ def _file_key(entry: os.DirEntry) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-_FLOATS, _INTS = ("start", "end"), ("pitch", "velocity", "program")
+_FLOATS, _INTS = ("start", "end", "start_beat", "end_beat"), ("pitch", "velocity", "program", "voice")
 
 
 def _load_cache(folder: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
-    """(meta, columns of every cached note end to end) or None when missing, stale or half-written."""
+    """(meta, columns of every cached note end to end) or None when missing, stale, damaged or half-written."""
     try:
         meta = json.loads((folder / "cache.json").read_text())
         raw = np.fromfile(folder / "cache.bin", dtype=np.uint8)
-    except (OSError, ValueError):
+        n = int(meta["rows"]) if meta.get("version") == CACHE_VERSION else -1
+        if n < 0 or len(raw) != n * (8 * len(_FLOATS) + 2 * len(_INTS)) or \
+                zlib.crc32(raw) != meta["crc32"] or not isinstance(meta["files"], list):
+            return None  # another version, another process half-way, or flipped bytes: parse again
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    n = meta.get("rows", -1) if meta.get("version") == CACHE_VERSION else -1
-    if n < 0 or len(raw) != n * (8 * len(_FLOATS) + 2 * len(_INTS)):
-        return None  # written by another version, or by another process half-way: parse again
-    floats = raw[:8 * 2 * n].view(np.float64).reshape(len(_FLOATS), n)
-    ints = raw[8 * 2 * n:].view(np.int16).reshape(len(_INTS), n)
+    floats = raw[:8 * len(_FLOATS) * n].view(np.float64).reshape(len(_FLOATS), n)
+    ints = raw[8 * len(_FLOATS) * n:].view(np.int16).reshape(len(_INTS), n)
     return meta, {**dict(zip(_FLOATS, floats)), **dict(zip(_INTS, ints))}
 
 
@@ -368,18 +370,24 @@ def _save_cache(folder: Path, stamp: int, entries: list[dict], tables: dict[str,
     for e in entries:
         if e["name"] in tables:
             n = tables[e["name"]]
-            e["offset"], e["count"], e["tempo"] = at, len(n), n.tempo
+            e.update(offset=at, count=len(n), tempo_map=n.tempo_map.to_json(), meter=[list(m) for m in n.meter],
+                     keys=[list(k) for k in n.keys])
             at += len(n)
     floats = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _FLOATS])
     ints = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _INTS], dtype=np.int16)
-    write_atomic(folder / "cache.bin", floats.astype(np.float64).tobytes() + ints.tobytes())
-    write_json(folder / "cache.json", {"version": CACHE_VERSION, "stamp": stamp, "rows": at, "files": entries})
+    raw = floats.astype(np.float64).tobytes() + ints.tobytes()
+    write_atomic(folder / "cache.bin", raw)
+    write_json(folder / "cache.json", {"version": CACHE_VERSION, "stamp": stamp, "rows": at, "crc32": zlib.crc32(raw),
+                                       "files": entries})
 
 
 def _cached_notes(cols: dict[str, np.ndarray], e: dict) -> Notes:
     s = slice(e["offset"], e["offset"] + e["count"])
-    return Notes(cols["pitch"][s], cols["start"][s], cols["end"][s], cols["velocity"][s], cols["program"][s],
-                 e["tempo"])
+    return Notes(pitch=cols["pitch"][s], start=cols["start"][s], end=cols["end"][s], velocity=cols["velocity"][s],
+                 program=cols["program"][s], start_beat=cols["start_beat"][s], end_beat=cols["end_beat"][s],
+                 voice=cols["voice"][s], tempo_map=TempoMap.from_json(e["tempo_map"]),
+                 meter=tuple((float(b), int(n), int(d)) for b, n, d in e["meter"]),
+                 keys=tuple((float(b), int(k), bool(m)) for b, k, m in e["keys"]))
 
 
 def _read_folder_dataset(folder: Path, splits: dict[str, str],
@@ -403,13 +411,7 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str],
         if cache is None:
             raise DatasetError(f"The dataset folder {folder} cannot be read back; is the disk full?")
     meta, cols = cache
-    p, s, e, v, g = (cols[k] for k in ("pitch", "start", "end", "velocity", "program"))
-    pieces = []
-    for f in meta["files"]:
-        if not f["error"]:
-            a, b = f["offset"], f["offset"] + f["count"]
-            name = f["name"]
-            pieces.append(Piece(name, Notes(p[a:b], s[a:b], e[a:b], v[a:b], g[a:b], f["tempo"]), splits.get(name)))
+    pieces = [Piece(f["name"], _cached_notes(cols, f), splits.get(f["name"])) for f in meta["files"] if not f["error"]]
     return pieces, [f["error"] for f in meta["files"] if f["error"]]
 
 
@@ -593,28 +595,38 @@ def _builtin_tasks(name: str) -> list[tuple[str, str, str]]:
 
 
 def _score_parts(task: tuple[str, str, str]) -> tuple[str, bytes | None, str | None]:
-    """One music21 score as MIDI bytes with one track per part; (file name, bytes, error)."""
-    from music21 import converter, tempo
+    """One music21 score as MIDI bytes with one track per part, its time and key signature;
+    (file name, bytes, error). A pickup bar is padded with rests, so bar lines fall where MIDI expects them."""
+    from music21 import converter, key, meter, tempo
 
     file_name, kind, what = task
     try:
         score = (converter.parse(what, forceSource=True, storePickle=False) if kind == "path"
                  else converter.parse(what, format="abc", forceSource=True))
-        marks = list(score.flatten().getElementsByClass(tempo.MetronomeMark))
+        flat = score.flatten()
+        marks = list(flat.getElementsByClass(tempo.MetronomeMark))
         qpm = float(marks[0].getQuarterBPM() or DEFAULT_TEMPO_QPM) if marks else DEFAULT_TEMPO_QPM
-        sec = 60.0 / qpm
+        signatures = list(flat.getElementsByClass(meter.TimeSignature))
+        sig = (int(signatures[0].numerator), int(signatures[0].denominator)) if signatures else None
+        found = list(flat.getElementsByClass(key.KeySignature))
+        keys = ((0.0, int(found[0].sharps), getattr(found[0], "mode", "major") == "minor"),) if found else ()
+        voices = list(getattr(score, "parts", None) or [score])
+        measures = list(voices[0].getElementsByClass("Measure"))
+        pad = float(measures[0].paddingLeft) if measures else 0.0
+        meter_rows = ((0.0, *sig),) if sig else ()
         parts = []
-        for i, part in enumerate(getattr(score, "parts", None) or [score]):
+        for i, part in enumerate(voices):
             rows = []
             for el in part.flatten().stripTies().notes:
                 ql = float(el.quarterLength)
                 if ql <= 0:
                     continue  # grace notes have no length of their own
-                t = float(el.offset) * sec
-                rows += [(p.midi, t, t + ql * sec) for p in el.pitches]
+                t = float(el.offset) + pad
+                rows += [(p.midi, t, t + ql) for p in el.pitches]
             if rows:
                 arr = np.array(rows, dtype=np.float64)
-                notes = Notes.build(arr[:, 0], arr[:, 1], arr[:, 2], tempo=qpm)
+                notes = Notes.from_beats(arr[:, 0], arr[:, 1], arr[:, 2], voice=i, tempo_map=TempoMap.constant(qpm),
+                                         meter=meter_rows, keys=keys)
                 parts.append(Part(part.partName or f"Part {i + 1}", 0, notes))
         if not parts:
             return file_name, None, f"{file_name}: the score has no notes."

@@ -92,9 +92,7 @@ def events(notes: Notes) -> tuple[list[str], np.ndarray, np.ndarray]:
     """
     if not len(notes):
         return [], np.zeros(0), np.zeros(0)
-    beats_per_s = notes.tempo / 60.0
-    onset = notes.start * beats_per_s
-    length = notes.duration * beats_per_s
+    onset, length = notes.start_beat, notes.duration_beats
     group = np.cumsum(np.diff(onset, prepend=-np.inf) >= CHORD_TOLERANCE_BEATS) - 1  # near onsets join a chord
     tokens, starts, durations = [], [], []
     for g in range(group[-1] + 1):

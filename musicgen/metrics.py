@@ -28,8 +28,7 @@ STATISTICS = {
 
 def _onsets(notes: Notes) -> list[np.ndarray]:
     """Pitch sets of the onsets, in order (notes within the chord tolerance start together)."""
-    beats = notes.start * notes.tempo / 60.0
-    group = np.cumsum(np.diff(beats, prepend=-np.inf) >= CHORD_TOLERANCE_BEATS) - 1
+    group = np.cumsum(np.diff(notes.start_beat, prepend=-np.inf) >= CHORD_TOLERANCE_BEATS) - 1
     return [np.unique(notes.pitch[group == g]) for g in range(group[-1] + 1)] if len(notes) else []
 
 
@@ -48,12 +47,11 @@ def scale_consistency(notes: Notes) -> float:
 
 
 def statistics(notes: Notes) -> dict[str, float]:
-    """Every statistic of STATISTICS for one piece (times in beats of the piece's tempo)."""
+    """Every statistic of STATISTICS for one piece (times in beats from the piece's tempo map)."""
     if not len(notes):
         raise ValueError("a piece without notes has no statistics")
     onsets = _onsets(notes)
-    beat = notes.tempo / 60.0
-    starts = np.unique(np.round(notes.start * beat / CHORD_TOLERANCE_BEATS)) * CHORD_TOLERANCE_BEATS
+    starts = np.unique(np.round(notes.start_beat / CHORD_TOLERANCE_BEATS)) * CHORD_TOLERANCE_BEATS
     same = [np.array_equal(a, b) for a, b in zip(onsets[1:], onsets[:-1])]
     return {
         "pitch_class_entropy": pitch_class_entropy(notes),
@@ -62,13 +60,13 @@ def statistics(notes: Notes) -> dict[str, float]:
         "mean_ioi": float(np.diff(starts).mean()) if len(starts) > 1 else 0.0,
         "polyphony": float(np.mean([len(o) for o in onsets])),
         "repeated_onsets": float(np.mean(same)) if same else 0.0,
-        "mean_note_length": float((notes.duration * beat).mean()),
+        "mean_note_length": float(notes.duration_beats.mean()),
     }
 
 
 def length_histogram(notes: Notes) -> np.ndarray:
     """Fractions of notes per length class (LENGTH_LABELS), in beats."""
-    counts = np.histogram(notes.duration * notes.tempo / 60.0, LENGTH_EDGES)[0]
+    counts = np.histogram(notes.duration_beats, LENGTH_EDGES)[0]
     return counts / max(counts.sum(), 1)
 
 

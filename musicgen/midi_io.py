@@ -1,10 +1,11 @@
-"""The only code that reads or writes MIDI: bytes or a path <-> the note table.
+"""The only code that reads or writes MIDI: bytes or a path <-> the note table (symusic reads, pretty_midi writes).
 
 Every problem with a file becomes a MidiError whose message names the file and says what is wrong.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -19,6 +20,7 @@ from .config import (
     MAX_MIDI_BYTES,
     MAX_NOTES,
     MAX_PIECE_SECONDS,
+    MAX_TEMPO_CHANGES,
     MIN_DURATION_S,
     PITCH_MAX,
     PITCH_MIN,
@@ -27,12 +29,89 @@ from .config import (
 )
 from .errors import MidiError
 
+VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")  # track names of a piece written by voices
+
+
+# ---------------------------------------------------------------- time: seconds <-> beats
+
+@dataclass(frozen=True, eq=False)
+class TempoMap:
+    """Tempo changes: from beat[i] (quarter notes) on, the tempo is qpm[i]. beat[0] is 0."""
+
+    beat: np.ndarray  # float64, shape=(k,), increasing
+    qpm: np.ndarray  # float64 quarter notes per minute, shape=(k,)
+
+    @classmethod
+    def constant(cls, qpm: float = DEFAULT_TEMPO_QPM) -> TempoMap:
+        qpm = float(qpm) if np.isfinite(qpm) and qpm > 0 else DEFAULT_TEMPO_QPM
+        return cls(np.zeros(1), np.array([qpm]))
+
+    @classmethod
+    def from_changes(cls, beats, qpms) -> TempoMap:
+        """From (beat, qpm) changes in any order; the last change at a beat wins, repeats are dropped."""
+        beats, qpms = np.asarray(beats, np.float64).reshape(-1), np.asarray(qpms, np.float64).reshape(-1)
+        ok = np.isfinite(beats) & np.isfinite(qpms) & (qpms > 0) & (beats >= 0)
+        beats, qpms = beats[ok], qpms[ok]
+        if not len(beats):
+            return cls.constant(120.0)  # MIDI's tempo when a file states none
+        order = np.argsort(beats, kind="stable")
+        beats, qpms = beats[order], qpms[order]
+        last = np.append(beats[1:] != beats[:-1], True)  # the last change at each beat
+        beats, qpms = beats[last], qpms[last]
+        if beats[0] > 0:  # before the first change MIDI plays at 120
+            beats, qpms = np.concatenate([[0.0], beats]), np.concatenate([[120.0], qpms])
+        keep = np.concatenate([[True], qpms[1:] != qpms[:-1]])
+        return cls(beats[keep], qpms[keep])
+
+    @property
+    def first(self) -> float:
+        """The first tempo, rounded: MIDI stores whole microseconds, so 90 qpm reads back as 90.0001."""
+        return round(float(self.qpm[0]), 3)
+
+    def _at(self) -> np.ndarray:
+        """Seconds at each change."""
+        return np.concatenate([[0.0], np.cumsum(np.diff(self.beat) * 60.0 / self.qpm[:-1])])
+
+    def seconds(self, beats) -> np.ndarray:
+        b = np.asarray(beats, np.float64)
+        i = np.clip(np.searchsorted(self.beat, b, side="right") - 1, 0, None)
+        return self._at()[i] + (b - self.beat[i]) * 60.0 / self.qpm[i]
+
+    def beats(self, seconds) -> np.ndarray:
+        s = np.asarray(seconds, np.float64)
+        at = self._at()
+        i = np.clip(np.searchsorted(at, s, side="right") - 1, 0, None)
+        return self.beat[i] + (s - at[i]) * self.qpm[i] / 60.0
+
+    def shifted(self, beats: float) -> TempoMap:
+        """The map moved by `beats` (negative: the music moved earlier), cut at 0."""
+        b = self.beat + beats
+        if beats < 0:
+            k = max(0, int(np.searchsorted(b, 0.0, side="right")) - 1)
+            b, q = np.concatenate([[0.0], b[k + 1:]]), self.qpm[k:]
+            return TempoMap(b, q)
+        return TempoMap(np.concatenate([[0.0], b]), np.concatenate([[self.qpm[0]], self.qpm]))
+
+    def to_json(self) -> list:
+        return [[round(float(b), 6), round(float(q), 4)] for b, q in zip(self.beat, self.qpm)]
+
+    @classmethod
+    def from_json(cls, rows) -> TempoMap:
+        rows = np.asarray(rows, np.float64).reshape(-1, 2)
+        return cls.from_changes(rows[:, 0], rows[:, 1])
+
+
+# (beat, numerator, denominator) and (beat, sharps, minor): where the file states them
+Meter = tuple[tuple[float, int, int], ...]
+Keys = tuple[tuple[float, int, bool], ...]
+
 
 @dataclass(frozen=True, eq=False, slots=True)
 class Notes:
-    """A note table: one row per note, sorted by start then pitch; times in seconds.
+    """A note table: one row per note, sorted by start then pitch; times in seconds and in beats (quarter notes).
 
-    Build it with Notes.build (or from_rows), which clamps values into valid MIDI.
+    Build it with Notes.build (or from_rows, from_beats), which clamps values into valid MIDI.
+    The tempo map turns beats into seconds; meter and keys are the file's time and key signatures.
     """
 
     pitch: np.ndarray  # int16, shape=(n,), 0..127
@@ -40,36 +119,67 @@ class Notes:
     end: np.ndarray  # float64 seconds, always > start
     velocity: np.ndarray  # int16, 1..127
     program: np.ndarray  # int16 General MIDI program, 0..127
-    tempo: float = DEFAULT_TEMPO_QPM  # the file's first tempo, quarter notes per minute
+    start_beat: np.ndarray  # float64 quarter notes from the piece's start
+    end_beat: np.ndarray  # float64 quarter notes
+    voice: np.ndarray  # int16: the part (track) a note belongs to, 0..; a polyphony model's voice from the top
+    tempo_map: TempoMap
+    meter: Meter = ()
+    keys: Keys = ()
 
     @classmethod
-    def build(cls, pitch, start, end, velocity=None, program=None, tempo=DEFAULT_TEMPO_QPM) -> Notes:
-        """Clamp to valid MIDI, drop rows with non-finite or negative times, sort by (start, pitch)."""
+    def build(cls, pitch, start, end, velocity=None, program=None, tempo=DEFAULT_TEMPO_QPM, voice=None,
+              tempo_map: TempoMap | None = None, meter: Meter = (), keys: Keys = ()) -> Notes:
+        """From seconds: clamp to valid MIDI, drop rows with non-finite or negative times, sort by (start, pitch).
+
+        Beats come from tempo_map, or from one constant `tempo` (quarter notes per minute).
+        """
+        tempo_map = tempo_map or TempoMap.constant(tempo)
         start = np.asarray(start, dtype=np.float64).reshape(-1)
-        n = len(start)
         end = np.asarray(end, dtype=np.float64).reshape(-1)
+        start_beat = tempo_map.beats(np.where(np.isfinite(start), start, 0.0))
+        end_beat = tempo_map.beats(np.where(np.isfinite(end), end, 0.0))
+        return cls._make(pitch, start, end, start_beat, end_beat, velocity, program, voice, tempo_map, meter, keys)
+
+    @classmethod
+    def from_beats(cls, pitch, start_beat, end_beat, velocity=None, program=None, voice=None,
+                   tempo_map: TempoMap | None = None, meter: Meter = (), keys: Keys = ()) -> Notes:
+        """From beats (quarter notes): seconds come from the tempo map (a constant default tempo without one)."""
+        tempo_map = tempo_map or TempoMap.constant()
+        start_beat = np.asarray(start_beat, dtype=np.float64).reshape(-1)
+        end_beat = np.asarray(end_beat, dtype=np.float64).reshape(-1)
+        start = tempo_map.seconds(np.where(np.isfinite(start_beat), start_beat, 0.0))
+        end = tempo_map.seconds(np.where(np.isfinite(end_beat), end_beat, 0.0))
+        start = np.where(np.isfinite(start_beat), start, np.nan)
+        return cls._make(pitch, start, end, start_beat, end_beat, velocity, program, voice, tempo_map, meter, keys)
+
+    @classmethod
+    def _make(cls, pitch, start, end, start_beat, end_beat, velocity, program, voice, tempo_map, meter, keys):
+        n = len(start)
         pitch = np.asarray(pitch, dtype=np.float64).reshape(-1)
-        velocity = np.full(n, DEFAULT_VELOCITY) if velocity is None else np.asarray(velocity, dtype=np.float64)
-        program = np.zeros(n) if program is None else np.broadcast_to(np.asarray(program, dtype=np.float64), (n,))
-        velocity = np.broadcast_to(velocity, (n,))
         if not (len(end) == len(pitch) == n):
             raise ValueError("pitch, start and end must have the same length")
-        keep = np.isfinite(start) & np.isfinite(end) & np.isfinite(pitch) & (start >= 0)
-        start, end, pitch, velocity, program = start[keep], end[keep], pitch[keep], velocity[keep], program[keep]
-        end = np.maximum(end, start + MIN_DURATION_S)
+
+        def column(values, default):
+            values = np.full(n, default) if values is None else np.asarray(values, dtype=np.float64)
+            return np.broadcast_to(values, (n,))
+
+        velocity, program, voice = column(velocity, DEFAULT_VELOCITY), column(program, 0), column(voice, 0)
+        keep = np.isfinite(start) & np.isfinite(end) & np.isfinite(pitch) & (start >= 0) & np.isfinite(end_beat)
+        start, end, pitch = start[keep], end[keep], pitch[keep]
+        start_beat, end_beat = start_beat[keep], end_beat[keep]
+        velocity, program, voice = velocity[keep], program[keep], voice[keep]
+        short = end < start + MIN_DURATION_S
+        end = np.where(short, start + MIN_DURATION_S, end)
+        end_beat = np.where(short, tempo_map.beats(end), np.maximum(end_beat, start_beat))
         pitch = np.clip(np.rint(pitch), PITCH_MIN, PITCH_MAX).astype(np.int16)
         velocity = np.clip(np.rint(np.nan_to_num(velocity, nan=DEFAULT_VELOCITY)), VELOCITY_MIN, VELOCITY_MAX)
         program = np.clip(np.rint(np.nan_to_num(program)), 0, 127)
+        voice = np.clip(np.rint(np.nan_to_num(voice)), 0, 127)
         order = np.lexsort((pitch, start))
-        tempo = float(tempo) if np.isfinite(tempo) and tempo > 0 else DEFAULT_TEMPO_QPM
-        return cls(
-            pitch=pitch[order],
-            start=start[order],
-            end=end[order],
-            velocity=velocity[order].astype(np.int16),
-            program=program[order].astype(np.int16),
-            tempo=tempo,
-        )
+        return cls(pitch=pitch[order], start=start[order], end=end[order],
+                   velocity=velocity[order].astype(np.int16), program=program[order].astype(np.int16),
+                   start_beat=start_beat[order], end_beat=end_beat[order], voice=voice[order].astype(np.int16),
+                   tempo_map=tempo_map, meter=tuple(meter), keys=tuple(keys))
 
     @classmethod
     def from_rows(cls, rows, tempo=DEFAULT_TEMPO_QPM) -> Notes:
@@ -79,17 +189,27 @@ class Notes:
         return cls.build(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], tempo=tempo)
 
     @classmethod
+    def empty(cls, tempo: float = DEFAULT_TEMPO_QPM) -> Notes:
+        return cls.build([], [], [], tempo=tempo)
+
+    @classmethod
     def concat(cls, parts: list[Notes]) -> Notes:
-        """Merge several tables (e.g. instruments) into one, keeping the first one's tempo."""
+        """Merge several tables (e.g. instruments) into one, keeping the first one's tempo map and signatures."""
         if not parts:
-            return cls.build([], [], [])
-        return cls.build(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in ("pitch", "start", "end", "velocity", "program")),
-            tempo=parts[0].tempo,
-        )
+            return cls.empty()
+        first = parts[0]
+        cols = {f: np.concatenate([getattr(p, f) for p in parts])
+                for f in ("pitch", "start", "end", "start_beat", "end_beat", "velocity", "program", "voice")}
+        return cls._make(cols["pitch"], cols["start"], cols["end"], cols["start_beat"], cols["end_beat"],
+                         cols["velocity"], cols["program"], cols["voice"], first.tempo_map, first.meter, first.keys)
 
     def __len__(self) -> int:
         return len(self.pitch)
+
+    @property
+    def tempo(self) -> float:
+        """The first tempo, quarter notes per minute."""
+        return self.tempo_map.first
 
     @property
     def step(self) -> np.ndarray:
@@ -102,14 +222,39 @@ class Notes:
         return self.end - self.start
 
     @property
+    def duration_beats(self) -> np.ndarray:
+        """Quarter notes each note sounds, shape=(n,)."""
+        return self.end_beat - self.start_beat
+
+    @property
     def seconds(self) -> float:
         """Time from 0 to the last note's end."""
         return float(self.end.max()) if len(self) else 0.0
 
+    @property
+    def beats(self) -> float:
+        """Quarter notes from 0 to the last note's end."""
+        return float(self.end_beat.max()) if len(self) else 0.0
+
+    @property
+    def voices(self) -> int:
+        """How many parts the notes are in."""
+        return len(np.unique(self.voice)) if len(self) else 0
+
+    def bar_length(self) -> float:
+        """Quarter notes per bar of the first time signature (4 when the file states none)."""
+        if not self.meter:
+            return 4.0
+        _, num, den = self.meter[0]
+        return num * 4.0 / den
+
+    def replace(self, **changes) -> Notes:
+        """The same table with some columns or attributes replaced (columns keep their order)."""
+        return dataclasses.replace(self, **changes)
+
     def take(self, index) -> Notes:
         """The rows selected by a slice, boolean mask or index array (still sorted)."""
-        return Notes(self.pitch[index], self.start[index], self.end[index], self.velocity[index],
-                     self.program[index], self.tempo)
+        return self.replace(**{f: getattr(self, f)[index] for f in _COLUMNS})
 
     def head(self, n: int) -> Notes:
         return self.take(slice(0, max(0, int(n))))
@@ -119,8 +264,19 @@ class Notes:
         return self.take((self.start >= t0) & (self.start < t1))
 
     def shifted(self, seconds: float) -> Notes:
-        """The same notes moved in time, e.g. a window moved to start at 0."""
-        return Notes(self.pitch, self.start + seconds, self.end + seconds, self.velocity, self.program, self.tempo)
+        """The same notes moved in time, e.g. a window moved to start at 0 (the tempo map moves along)."""
+        if seconds < 0:  # the music from -seconds on becomes the start
+            beats = -float(self.tempo_map.beats(-seconds))
+        else:  # silence at the first tempo before it
+            beats = seconds * self.tempo / 60.0
+        return self.replace(start=self.start + seconds, end=self.end + seconds, start_beat=self.start_beat + beats,
+                            end_beat=self.end_beat + beats, tempo_map=self.tempo_map.shifted(beats))
+
+    def transposed(self, semitones: int) -> Notes:
+        return self.replace(pitch=np.clip(self.pitch + semitones, PITCH_MIN, PITCH_MAX).astype(np.int16))
+
+
+_COLUMNS = ("pitch", "start", "end", "velocity", "program", "start_beat", "end_beat", "voice")
 
 
 @dataclass(frozen=True)
@@ -131,6 +287,8 @@ class Part:
     program: int
     notes: Notes
 
+
+# ---------------------------------------------------------------- reading
 
 def _label(source) -> str:
     return "file" if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).name
@@ -177,6 +335,8 @@ def check_header(data: bytes, label: str = "file") -> None:
         raise MidiError(f"{label}: the MIDI file is truncated (it ends inside its header).")
     if int.from_bytes(body[10:12], "big") == 0:
         raise MidiError(f"{label}: the MIDI file has no tracks.")
+    if int.from_bytes(body[12:14], "big") == 0:
+        raise MidiError(f"{label}: the MIDI file's header is broken (it says a beat has 0 ticks).")
 
 
 def _unwrap_rmid(data: bytes) -> bytes:
@@ -188,209 +348,93 @@ def _unwrap_rmid(data: bytes) -> bytes:
     return data
 
 
-class _Truncated(Exception):
-    pass
+def _smpte_as_ticks(data: bytes) -> bytes:
+    """symusic reads only ticks per quarter note: SMPTE timing (frames x ticks per second) becomes the
+    equivalent at MIDI's default 120 quarter notes per minute."""
+    division = int.from_bytes(data[12:14], "big")
+    if not division & 0x8000:
+        return data
+    per_second = (256 - (division >> 8)) * (division & 0xFF)
+    ppq = int(np.clip(round(per_second / 2), 1, 0x7FFF))
+    return data[:12] + ppq.to_bytes(2, "big") + data[14:]
 
 
-class _TooMany(Exception):
-    pass
+def _score(data: bytes, label: str):
+    import symusic
 
-
-def _varlen(data: bytes, i: int) -> tuple[int, int]:
-    value = 0
-    while True:
-        b = data[i]
-        i += 1
-        value = (value << 7) | (b & 0x7F)
-        if not b & 0x80:
-            return value, i
-
-
-_DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
-_SYSTEM_BYTES = {0xF1: 1, 0xF2: 2, 0xF3: 1}  # other 0xF1-0xFE messages carry no data
-
-
-def _decode_track(data: bytes, i: int, end: int, track: int, notes: list, tempos: list) -> str:
-    """Append (tick, track, channel, program, pitch, velocity or 0 for off) events; returns the track's name.
-
-    A hand-written decoder: this loop is where ingest time goes, and mido's message objects cost 4x more.
-    Out-of-range data bytes (slightly corrupt files) are clipped to 127 rather than refused.
-    """
-    tick = status = 0
-    programs = [0] * 16
-    name = ""
-    while i < end:
-        delta, i = _varlen(data, i)
-        tick += delta
-        b = data[i]
-        if b & 0x80:
-            status = b
-            i += 1
-        elif not 0x80 <= status < 0xF0:
-            raise ValueError(f"a data byte without a status byte at offset {i}")
-        kind = status & 0xF0
-        if kind == 0x90 or kind == 0x80:
-            ch = status & 0x0F
-            velocity = min(data[i + 1], 127) if kind == 0x90 else 0
-            notes.append((tick, track, ch, programs[ch], min(data[i], 127), velocity))
-            i += 2
-            if len(notes) > 2 * MAX_NOTES:  # on and off events; stop before memory runs away
-                raise _TooMany
-        elif kind == 0xC0:
-            programs[status & 0x0F] = min(data[i], 127)
-            i += 1
-        elif kind < 0xF0:
-            i += _DATA_BYTES[kind]
-        elif status == 0xFF:
-            meta = data[i]
-            length, i = _varlen(data, i + 1)
-            if meta == 0x51 and length == 3:
-                tempos.append((tick, int.from_bytes(data[i:i + 3], "big")))
-            elif meta == 0x03 and not name:
-                name = data[i:i + length].decode("latin-1").strip()
-            elif meta == 0x2F:
-                break
-            i += length
-            status = 0  # meta events cancel running status
-        elif status in (0xF0, 0xF7):
-            length, i = _varlen(data, i)
-            i += length
-            status = 0
-        else:
-            i += _SYSTEM_BYTES.get(status, 0)
-            status = 0
-        if i > end:
-            raise _Truncated
-    return name
-
-
-def _decode(data: bytes, label: str) -> tuple[float, list[tuple[str, int, bool, np.ndarray]]]:
-    """Standard MIDI File bytes -> (tempo at the first note, [(name, program, is_drum, rows)]).
-
-    rows: float64, shape=(n, 4): pitch, start, end (seconds), velocity. One entry per (track, channel, program),
-    the way pretty_midi splits instruments. A note-off ends every open note of its pitch that began earlier.
-    """
-    header_len = int.from_bytes(data[4:8], "big")
-    n_tracks, division = int.from_bytes(data[10:12], "big"), int.from_bytes(data[12:14], "big")
-    events, tempos, names = [], [], []
-    pos = 8 + header_len
     try:
-        while len(names) < n_tracks:
-            if pos + 8 > len(data):
-                raise _Truncated
-            length = int.from_bytes(data[pos + 4:pos + 8], "big")
-            start, pos = pos + 8, pos + 8 + length
-            if data[start - 8:start - 4] != b"MTrk":
-                continue  # chunks of unknown type are skipped, as the standard says
-            if pos > len(data):
-                raise _Truncated
-            names.append(_decode_track(data, start, pos, len(names), events, tempos))
-    except (_Truncated, IndexError):
-        raise MidiError(f"{label}: the MIDI file is truncated or corrupt (it ends in the middle of a track).") \
-            from None
-    except _TooMany:
-        raise MidiError(f"{label}: the MIDI file has too many notes (over {MAX_NOTES:,}).") from None
-    except (ValueError, KeyError) as e:
-        raise MidiError(f"{label}: the MIDI file is corrupt ({e}).") from None
-    if not events:
-        raise MidiError(f"{label}: the MIDI file has no notes.")
-
-    ev = np.array(events, dtype=np.int64)  # tick, track, channel, program, pitch, velocity
-    seconds = _tick_seconds(ev[:, 0], division, tempos)
-    first_tempo = _tempo_at(int(ev[ev[:, 5] > 0, 0].min()) if (ev[:, 5] > 0).any() else 0, division, tempos)
-
-    open_notes: dict[tuple, list] = {}
-    found: dict[tuple, list] = {}
-    for k, (tick, track, ch, program, pitch, velocity) in enumerate(events):
-        key = (track, ch, pitch)
-        if velocity:
-            open_notes.setdefault(key, []).append((tick, k, velocity, program))
-            continue
-        waiting = open_notes.get(key)
-        if not waiting:
-            continue
-        closed = [w for w in waiting if w[0] != tick]
-        for start_tick, start_k, vel, prog in closed:
-            found.setdefault((track, ch, prog), []).append((pitch, seconds[start_k], seconds[k], vel))
-        still = [w for w in waiting if w[0] == tick]
-        if closed and still:
-            open_notes[key] = still  # began at this very tick, after the closed ones: its off comes later
-        else:
-            del open_notes[key]  # alone, an on and off at one tick is a zero-length note: dropped, as pretty_midi does
-    out = []
-    for (track, ch, program), rows in sorted(found.items()):
-        out.append((names[track], program, ch == 9, np.array(rows, dtype=np.float64)))
-    return first_tempo, out
+        # sanitize_data clamps data bytes over 127 (slightly corrupt files) instead of refusing them
+        return symusic.Score.from_midi(_smpte_as_ticks(data), sanitize_data=True)
+    except (RuntimeError, ValueError, IndexError) as e:
+        text = str(e).lower()
+        what = "truncated or corrupt (it ends in the middle of a track)" if ("eof" in text or "length" in text
+                                                                           or "size" in text) else "corrupt"
+        raise MidiError(f"{label}: the MIDI file is {what}.") from None
 
 
-def _tempo_map(division: int, tempos: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ticks where a tempo starts, seconds at those ticks, seconds per tick from there on)."""
-    if division & 0x8000:  # SMPTE timing: frames per second and ticks per frame, no tempo
-        fps, per_frame = 256 - (division >> 8), division & 0xFF
-        return np.zeros(1, np.int64), np.zeros(1), np.array([1.0 / max(fps * per_frame, 1)])
-    ppq = max(division, 1)
-    changes = sorted({t: us for t, us in sorted(tempos, key=lambda x: x[0])}.items())  # last change at a tick wins
-    if not changes or changes[0][0] > 0:
-        changes.insert(0, (0, 500_000))  # 120 quarter notes per minute until told otherwise
-    ticks = np.array([t for t, _ in changes], dtype=np.int64)
-    per_tick = np.array([max(us, 1) / 1e6 / ppq for _, us in changes])
-    at = np.concatenate([[0.0], np.cumsum(np.diff(ticks) * per_tick[:-1])])
-    return ticks, at, per_tick
-
-
-def _tick_seconds(ticks: np.ndarray, division: int, tempos: list) -> list[float]:
-    starts, at, per_tick = _tempo_map(division, tempos)
-    seg = np.searchsorted(starts, ticks, side="right") - 1
-    return (at[seg] + (ticks - starts[seg]) * per_tick[seg]).tolist()
-
-
-def _tempo_at(tick: int, division: int, tempos: list) -> float:
-    """Quarter notes per minute in force at tick."""
-    starts, _, per_tick = _tempo_map(division, tempos)
-    if division & 0x8000:
-        return DEFAULT_TEMPO_QPM
-    spq = per_tick[np.searchsorted(starts, tick, side="right") - 1] * max(division, 1)
-    return round(60.0 / spq, 2)
-
-
-def _read_instruments(source, name) -> tuple[str, float, list[tuple[str, int, np.ndarray]]]:
-    """(label, tempo, [(name, program, rows of pitch/start/end/velocity)]) of the non-drum instruments with notes."""
+def _read_instruments(source, name) -> tuple[str, list[Part]]:
+    """(label, the non-drum instruments with notes, in file order); each Part's notes carry beats and seconds."""
     data, label = load_bytes(source, name)
-    tempo, instruments = _decode(data, label)
-    if sum(len(rows) for *_, rows in instruments) > MAX_NOTES:
+    sc = _score(data, label)
+    if sc.note_num() > MAX_NOTES:
         raise MidiError(f"{label}: the MIDI file has too many notes (over {MAX_NOTES:,}).")
-    found = [(n or _program_name(program), program, rows) for n, program, drum, rows in instruments if not drum]
-    if not found:
-        if instruments:
-            raise MidiError(f"{label}: the MIDI file has only drum notes, and drums are not used.")
-        raise MidiError(f"{label}: the MIDI file has no notes.")
-    longest = max(float(rows[:, 2].max()) for _, _, rows in found)
+    tpq = float(sc.ticks_per_quarter)
+    tempos = sc.tempos.numpy()
+    if len(tempos["time"]) > MAX_TEMPO_CHANGES:
+        changes = np.count_nonzero(np.diff(tempos["mspq"])) + 1
+        if changes > MAX_TEMPO_CHANGES:
+            raise MidiError(f"{label}: the MIDI file has too many tempo changes ({changes:,}; "
+                            f"the limit is {MAX_TEMPO_CHANGES:,}).")
+    tempo_map = TempoMap.from_changes(tempos["time"] / tpq, 6e7 / np.maximum(tempos["mspq"], 1))
+    ts = sc.time_signatures.numpy()
+    meter = tuple((float(t / tpq), int(n), int(d)) for t, n, d in
+                  zip(ts["time"][:256], ts["numerator"][:256], ts["denominator"][:256]) if n > 0 and d > 0)
+    ks = sc.key_signatures.numpy()
+    keys = tuple((float(t / tpq), int(np.clip(k, -7, 7)), bool(m)) for t, k, m in
+                 zip(ks["time"][:256], ks["key"][:256], ks["tonality"][:256]))
+    parts, drums = [], 0
+    for track in sc.tracks:
+        cols = track.notes.numpy()
+        if not len(cols["time"]):
+            continue
+        if track.is_drum:
+            drums += len(cols["time"])
+            continue
+        start = cols["time"].astype(np.float64) / tpq
+        end = start + cols["duration"].astype(np.float64) / tpq
+        sounding = cols["duration"] > 0  # an on and off at one tick is no note (pretty_midi drops it too)
+        parts.append((track.name, int(track.program), start[sounding], end[sounding],
+                      cols["pitch"][sounding], cols["velocity"][sounding]))
+    parts = [p for p in parts if len(p[2])]
+    if not parts:
+        raise MidiError(f"{label}: the MIDI file has only drum notes, and drums are not used." if drums
+                        else f"{label}: the MIDI file has no notes.")
+    longest = max(float(tempo_map.seconds(p[3].max())) for p in parts)
     if longest > MAX_PIECE_SECONDS:
         raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours).")
-    return label, tempo, found
-
-
-def _notes(rows: np.ndarray, program, tempo: float) -> Notes:
-    return Notes.build(rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3], program, tempo=tempo)
+    out = []
+    for voice, (track_name, program, start, end, pitch, velocity) in enumerate(parts):
+        notes = Notes.from_beats(pitch.astype(np.int64) % 128, start, end, velocity.astype(np.int64) % 128, program,
+                                 voice, tempo_map, meter, keys)
+        out.append(Part(track_name.strip() or _program_name(program), program, notes))
+    return label, out
 
 
 def read_parts(source: str | os.PathLike | bytes, name: str | None = None) -> list[Part]:
     """Every non-drum instrument that has notes, in file order. Raises MidiError if there is none."""
-    _, tempo, found = _read_instruments(source, name)
-    return [Part(n, program, _notes(rows, program, tempo)) for n, program, rows in found]
+    return _read_instruments(source, name)[1]
 
 
 def read_midi(source: str | os.PathLike | bytes, name: str | None = None, instrument: int | None = None) -> Notes:
-    """A MIDI file as one note table: all non-drum instruments merged, or the one at index `instrument`."""
-    label, tempo, found = _read_instruments(source, name)
+    """A MIDI file as one note table: all non-drum instruments merged (each its own voice), or the one at
+    index `instrument`."""
+    label, parts = _read_instruments(source, name)
     if instrument is None:
-        programs = np.concatenate([np.full(len(rows), program) for _, program, rows in found])
-        return _notes(np.concatenate([rows for _, _, rows in found]), programs, tempo)
-    if not 0 <= instrument < len(found):
-        raise MidiError(f"{label}: the MIDI file has {len(found)} instrument(s) with notes; "
+        return Notes.concat([p.notes for p in parts])
+    if not 0 <= instrument < len(parts):
+        raise MidiError(f"{label}: the MIDI file has {len(parts)} instrument(s) with notes; "
                         f"there is no instrument number {instrument}.")
-    _, program, rows = found[instrument]
-    return _notes(rows, program, tempo)
+    return parts[instrument].notes.replace(voice=np.zeros(len(parts[instrument].notes), np.int16))
 
 
 def _program_name(program: int) -> str:
@@ -399,18 +443,37 @@ def _program_name(program: int) -> str:
     return pretty_midi.program_to_instrument_name(int(program))
 
 
-def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None) -> bytes:
-    """A note table (one track per program) or named parts as Standard MIDI File bytes; also saved to path if given.
+# ---------------------------------------------------------------- writing
 
-    Writing to path is atomic: a reader never sees half a file.
-    """
+def split_tracks(notes: Notes) -> list[Part]:
+    """One Part per (voice, program): a piece written by voices keeps its parts (Soprano, Alto, ...)."""
+    keys = sorted(set(zip(notes.voice.tolist(), notes.program.tolist())))
+    voiced = len({v for v, _ in keys}) > 1
+    parts = []
+    for voice, program in keys:
+        name = (VOICE_NAMES[voice] if len(keys) <= len(VOICE_NAMES) and voice < len(VOICE_NAMES)
+                else f"Voice {voice + 1}") if voiced else _program_name(program)
+        parts.append(Part(name, program, notes.take((notes.voice == voice) & (notes.program == program))))
+    return parts
+
+
+def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None) -> bytes:
+    """A note table (one track per voice and program) or named parts as Standard MIDI File bytes, with the
+    tempo map, time and key signatures; also saved to path if given. Writing to path is atomic."""
     import pretty_midi
 
-    parts = notes if isinstance(notes, list) else [
-        Part(_program_name(p), int(p), notes.take(notes.program == p)) for p in np.unique(notes.program)
-    ]
-    tempo = parts[0].notes.tempo if parts else DEFAULT_TEMPO_QPM
-    pm = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=tempo)
+    parts = notes if isinstance(notes, list) else split_tracks(notes)
+    first = parts[0].notes if parts else Notes.empty()
+    resolution = 960
+    pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=first.tempo)
+    tm = first.tempo_map
+    # pretty_midi keeps its tempo map as (tick, seconds per tick); set it to ours so every change is written
+    pm._tick_scales = [(int(round(b * resolution)), 60.0 / (q * resolution)) for b, q in zip(tm.beat, tm.qpm)]
+    last_tick = int(round(max([p.notes.beats for p in parts] + [float(tm.beat[-1])]) * resolution)) + resolution
+    pm._update_tick_to_time(last_tick)
+    pm.time_signature_changes = [pretty_midi.TimeSignature(n, d, float(tm.seconds(b))) for b, n, d in first.meter]
+    pm.key_signature_changes = [pretty_midi.KeySignature(_key_number(s, m), float(tm.seconds(b)))
+                                for b, s, m in first.keys]
     for part in parts:
         inst = pretty_midi.Instrument(program=int(np.clip(part.program, 0, 127)), name=part.name)
         n = part.notes
@@ -423,6 +486,12 @@ def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None)
     if path is not None:
         write_atomic(Path(path), data)
     return data
+
+
+def _key_number(sharps: int, minor: bool) -> int:
+    """pretty_midi's key number (0-11 major C..B, 12-23 minor) from sharps and mode."""
+    tonic = (sharps * 7 + (9 if minor else 0)) % 12
+    return tonic + (12 if minor else 0)
 
 
 def write_json(path: Path, data) -> None:

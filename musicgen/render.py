@@ -47,8 +47,7 @@ def audio(notes: Notes, program: int | None = 0, sample_rate: int = SAMPLE_RATE)
     import pretty_midi
 
     if program is not None:
-        notes = Notes(notes.pitch, notes.start, notes.end, notes.velocity,
-                      np.full(len(notes), int(np.clip(program, 0, 127)), dtype=np.int16), notes.tempo)
+        notes = notes.replace(program=np.full(len(notes), int(np.clip(program, 0, 127)), dtype=np.int16))
     pm = pretty_midi.PrettyMIDI(io.BytesIO(write_midi(notes)))
     note = None
     try:
@@ -81,36 +80,161 @@ SPLIT_PITCH = 60  # middle C: notes below go to the bass staff
 TRIPLETS_IF_BETTER = 0.5  # use a triplet grid only when it halves the timing error of sixteenths
 
 
-def score(notes: Notes, title: str = "musicgen"):
-    """A music21 Score that reads like sheet music: estimated key, quantized rhythm, treble and bass staves."""
-    from music21 import clef, key, layout, meter, metadata, note, stream, tempo
+MAX_ENGRAVED_VOICES = 4  # more parts than this are drawn as chords on a grand staff
 
-    beats = notes.tempo / 60.0
-    grid = _grid(np.concatenate([notes.start, notes.end]) * beats)
+
+def score(notes: Notes, title: str = "musicgen"):
+    """A music21 Score that reads like sheet music: the file's (or an estimated) key and time signature,
+    quantized rhythm, treble and bass staves. Up to four voices are drawn as voices, two per staff
+    (stems up and down); other textures are chordified."""
+    from music21 import layout, metadata, stream, tempo
+
+    grid = _grid(np.concatenate([notes.start_beat, notes.end_beat]))
     sc = stream.Score()
     sc.metadata = metadata.Metadata(title=title, composer="musicgen")
+    found = _key(notes)
+    voiced = 1 < notes.voices <= MAX_ENGRAVED_VOICES
+    for staff in _voice_staves(notes, grid) if voiced else _chord_staves(notes, grid):
+        sc.insert(0, staff)
+    for part in sc.parts:
+        _spell(part, found)
+    mark = tempo.MetronomeMark(number=round(notes.tempo))
+    if len(sc.parts) == 2:
+        sc.insert(0, layout.StaffGroup(list(sc.parts), symbol="brace"))
+    if not voiced:
+        sc.parts[0].insert(0, mark)
+        return sc.makeNotation()
+    sc.parts[0].getElementsByClass("Measure")[0].insert(0, mark)
+    for part in sc.parts:
+        part.makeAccidentals(inPlace=True)
+    return sc
+
+
+def _key(notes: Notes):
+    """The file's key signature, else music21's estimate from the notes."""
+    from music21 import key, note, stream
+
+    if notes.keys:
+        _, sharps, minor = notes.keys[0]
+        return key.KeySignature(sharps).asKey("minor" if minor else "major")
+    if not len(notes):
+        return key.Key("C")
+    s = stream.Stream()
+    for p, d in zip(notes.pitch.tolist(), notes.duration_beats.tolist()):
+        s.append(note.Note(p, quarterLength=max(d, 0.25)))
+    return s.analyze("key")
+
+
+def _signature(notes: Notes) -> str:
+    if notes.meter:
+        _, num, den = notes.meter[0]
+        return f"{num}/{den}"
+    return "4/4"
+
+
+def _staff(which: str, notes: Notes, found_key):
+    """A Part with its clef, key and time signature, ready for measures."""
+    from music21 import clef, key, meter, stream
+
+    part = stream.Part()
+    part.insert(0, clef.TrebleClef() if which == "treble" else clef.BassClef())
+    part.insert(0, key.KeySignature(found_key.sharps))
+    part.insert(0, meter.TimeSignature(_signature(notes)))
+    return part
+
+
+def _chord_staves(notes: Notes, grid: int) -> list:
+    """Piano textures: notes below middle C on the bass staff, each staff chordified."""
+    from music21 import note
+
+    found = _key(notes)
     low = notes.pitch < SPLIT_PITCH
     staves = [("treble", ~low), ("bass", low)] if low.any() and (~low).any() else \
         [("bass" if low.all() else "treble", np.ones(len(notes), bool))]
+    out = []
     for which, mask in staves:
-        part = stream.Part()
-        for p, s, e in zip(notes.pitch[mask].tolist(), notes.start[mask].tolist(), notes.end[mask].tolist()):
+        part = _staff(which, notes, found)
+        for p, s, e in zip(notes.pitch[mask].tolist(), notes.start_beat[mask].tolist(),
+                           notes.end_beat[mask].tolist()):
             n = note.Note(p)
-            start = _snap(s * beats, grid)
-            n.quarterLength = max(_snap(e * beats, grid) - start, 1 / grid)
+            start = _snap(s, grid)
+            n.quarterLength = max(_snap(e, grid) - start, 1 / grid)
             part.insert(start, n)
-        part = part.chordify() if len(part.notes) else part
-        part.insert(0, clef.TrebleClef() if which == "treble" else clef.BassClef())
-        sc.insert(0, part)
-    found = sc.analyze("key") if len(notes) else key.Key("C")
-    for part in sc.parts:
-        part.insert(0, key.KeySignature(found.sharps))
-        part.insert(0, meter.TimeSignature("4/4"))
-        _spell(part, found)
-    sc.parts[0].insert(0, tempo.MetronomeMark(number=round(notes.tempo)))
-    if len(sc.parts) == 2:
-        sc.insert(0, layout.StaffGroup(list(sc.parts), symbol="brace"))
-    return sc.makeNotation()
+        out.append(part.chordify() if len(part.notes) else part)
+    return out
+
+
+def _voice_line(notes: Notes, grid: int, total: float):
+    """One voice as a flat Part of notes (same-onset notes as a chord) and rests, each note cut at the
+    next onset so the voice stays a single line, padded with rests to `total` quarter notes."""
+    from music21 import chord, note, stream
+
+    line = stream.Part()
+    onsets = np.array(sorted({_snap(s, grid) for s in notes.start_beat.tolist()}))
+    for k, at in enumerate(onsets):
+        here = np.isclose([_snap(s, grid) for s in notes.start_beat.tolist()], at)
+        end = max(_snap(e, grid) for e in notes.end_beat[here].tolist())
+        if k + 1 < len(onsets):
+            end = min(end, onsets[k + 1])
+        length = max(end - at, 1 / grid)
+        pitches = sorted(set(notes.pitch[here].tolist()))
+        el = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
+        el.quarterLength = length
+        line.insert(float(at), el)
+    if total > line.highestTime:
+        line.insert(line.highestTime, note.Rest(quarterLength=total - line.highestTime))
+    line.makeRests(fillGaps=True, inPlace=True, timeRangeFromBarDuration=False)
+    return line
+
+
+def _voice_staves(notes: Notes, grid: int) -> list:
+    """Voices from the top (by mean pitch): the upper two on the treble staff, the lower two on the bass,
+    two per staff with stems up and down."""
+    from music21 import stream
+
+    found = _key(notes)
+    ids = sorted(np.unique(notes.voice).tolist(), key=lambda v: -notes.pitch[notes.voice == v].mean())
+    bar = notes.bar_length()
+    total = max(bar, np.ceil(_snap(notes.beats, grid) / bar) * bar)
+    if len(ids) == 2:
+        groups = [[ids[0]], [ids[1]]]
+    else:
+        groups = [ids[:2], ids[2:]]
+    out = []
+    for g, members in enumerate(groups):
+        which = "treble" if g == 0 else "bass"
+        staff = _staff(which, notes, found)
+        lines = []
+        for v in members:
+            line = _voice_line(notes.take(notes.voice == v), grid, total)
+            line.insert(0, _staff(which, notes, found).getElementsByClass("TimeSignature")[0])
+            lines.append(line.makeMeasures())
+        measures = [list(m.getElementsByClass("Measure")) for m in lines]
+        for i in range(max(len(m) for m in measures)):
+            bar_m = stream.Measure(number=i + 1)
+            for k, ms in enumerate(measures):
+                if i >= len(ms):
+                    continue
+                if len(lines) == 1:
+                    for el in ms[i].notesAndRests:
+                        bar_m.insert(el.offset, el)
+                    continue
+                voice = stream.Voice(id=str(k + 1))
+                for el in ms[i].notesAndRests:
+                    if el.isNote or el.isChord:
+                        el.stemDirection = "up" if k == 0 else "down"
+                    voice.insert(el.offset, el)
+                bar_m.insert(0, voice)
+            if i == 0:
+                for el in staff.getElementsByClass(["Clef", "KeySignature", "TimeSignature"]):
+                    bar_m.insert(0, el)
+            staff.append(bar_m)
+        for el in list(staff.getElementsByClass(["Clef", "KeySignature", "TimeSignature"])):
+            staff.remove(el)
+        staff.makeTies(inPlace=True)
+        staff.makeBeams(inPlace=True)
+        out.append(staff)
+    return out
 
 
 def _grid(quarters: np.ndarray) -> int:

@@ -79,7 +79,7 @@ def transposed(tables: list[Notes], semitones: int) -> list[Notes]:
     """The tables, and each moved by -semitones..+semitones where it stays within the piano's range."""
     out = list(tables)
     for shift in (s for s in range(-semitones, semitones + 1) if s):
-        out += [Notes(n.pitch + shift, n.start, n.end, n.velocity, n.program, n.tempo) for n in tables
+        out += [n.transposed(shift) for n in tables
                 if len(n) and n.pitch.min() + shift >= PIANO_LOW and n.pitch.max() + shift <= PIANO_HIGH]
     return out
 

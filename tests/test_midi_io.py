@@ -196,41 +196,63 @@ def test_running_status_and_tempo_changes():
         0x00, 0x90, 60, 100,  # note on C4
         0x60, 60, 0,  # running status: note on with velocity 0 = off, after 96 ticks (one beat)
         0x00, 0xFF, 0x51, 0x03, 0x0F, 0x42, 0x40,  # tempo 1000000 us per beat (60 bpm)
-        0x00, 64, 90,  # running status was cancelled by the meta event, so this is a data byte without status
+        0x00, 0x90, 64, 90, 0x60, 0x80, 64, 0, 0x00, 0xFF, 0x2F, 0x00,
     ])
     header = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60"
-    good = track[:-3] + bytes([0x00, 0x90, 64, 90, 0x60, 0x80, 64, 0, 0x00, 0xFF, 0x2F, 0x00])
-    n = read_midi(header + b"MTrk" + len(good).to_bytes(4, "big") + good)
+    n = read_midi(header + b"MTrk" + len(track).to_bytes(4, "big") + track)
     assert n.pitch.tolist() == [60, 64]
     np.testing.assert_allclose(n.start, [0.0, 0.5])
     np.testing.assert_allclose(n.end, [0.5, 1.5])  # the second beat lasts a second at 60 bpm
-    assert n.tempo == 120
-    bad = header + b"MTrk" + len(track).to_bytes(4, "big") + track
-    with pytest.raises(MidiError, match="corrupt"):
-        read_midi(bad)
+    np.testing.assert_allclose(n.start_beat, [0.0, 1.0])
+    np.testing.assert_allclose(n.end_beat, [1.0, 2.0])
+    assert n.tempo == 120 and n.tempo_map.qpm.tolist() == [120.0, 60.0]
 
 
-def test_decoder_agrees_with_pretty_midi_on_real_files():
-    """The MIDI test files music21 ships come from many programs; our notes must equal pretty_midi's."""
+def test_no_tempo_means_120():
+    data = raw_midi([[Message("note_on", note=60, velocity=90), Message("note_off", note=60, time=96)]])
+    n = read_midi(data)
+    assert n.tempo == 120 and n.end.tolist() == [0.5] and n.end_beat.tolist() == [1.0]
+
+
+def test_reader_agrees_with_pretty_midi_on_real_files():
+    """The MIDI test files music21 ships come from many programs; our notes must equal pretty_midi's.
+
+    Two known differences: tempo changes outside the first track (pretty_midi ignores them, we follow them),
+    and overlapping notes of one pitch (pretty_midi ends all of them at the first note-off, symusic pairs
+    them first in, first out): there only the onsets must agree.
+    """
     from pathlib import Path
 
     import music21
 
     files = sorted((Path(music21.__file__).parent / "midi" / "testPrimitive").glob("*.mid"))
     assert len(files) >= 20
+    full = 0
     for f in files:
         mf = mido.MidiFile(f)
+        n = read_midi(f)
         if any(m.type == "set_tempo" for t in mf.tracks[1:] for m in t):
-            # pretty_midi ignores tempo changes outside the first track (its timing is then wrong); we follow them
-            assert 0.95 * mf.length < read_midi(f).seconds <= mf.length, f.name
+            assert 0.95 * mf.length < n.seconds <= mf.length, f.name
             continue
         pm = pretty_midi.PrettyMIDI(str(f))
         expected = np.array(sorted((x.pitch, x.start, max(x.end, x.start + 0.01), x.velocity, i.program)
                                    for i in pm.instruments if not i.is_drum for x in i.notes)).reshape(-1, 5)
-        n = read_midi(f)
         ours = np.array(sorted(zip(n.pitch, n.start, n.end, n.velocity, n.program))).reshape(-1, 5)
         assert ours.shape == expected.shape, f.name
-        np.testing.assert_allclose(ours, expected, atol=1e-6, err_msg=f.name)
+        if _same_pitch_overlaps(n):
+            np.testing.assert_allclose(ours[:, [0, 1, 3, 4]], expected[:, [0, 1, 3, 4]], atol=1e-6, err_msg=f.name)
+        else:
+            np.testing.assert_allclose(ours, expected, atol=1e-6, err_msg=f.name)
+            full += 1
+    assert full >= 15
+
+
+def _same_pitch_overlaps(n) -> bool:
+    for key in set(zip(n.pitch.tolist(), n.voice.tolist())):
+        sel = (n.pitch == key[0]) & (n.voice == key[1])
+        if (n.start[sel][1:] < n.end[sel][:-1] - 1e-9).any():
+            return True
+    return False
 
 
 def test_window_and_shift():
