@@ -1,11 +1,14 @@
-"""Generation speed: this project's step-wise numpy sampler vs the tutorial's `model.predict` per note.
+"""Generation speed: this project's step-wise numpy sampler against the tutorial's `model.predict` per note,
+alone and beside two busy processes (as when training runs beside the app), on one BLAS thread against
+numpy's default; and seconds from `harmonize` to MIDI for a 64-note melody.
 
 Run: .venv/bin/python benchmarks/generate.py [--model models/NAME ...] [--notes 500]
-Both loops use the same model in the same run. Without --model, each family's default preset is built
-with fresh weights (the cost per note does not depend on what the weights learnt).
+Every figure is measured in this run against its baseline. Without --model, each family's default preset is
+built with fresh weights (the cost per event does not depend on what the weights learnt).
 """
 
 import argparse
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -15,25 +18,28 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicgen import store  # noqa: E402
-from musicgen.config import SampleConfig, preset  # noqa: E402
-from musicgen.encoding import build_encoding, input_row, start_row  # noqa: E402
-from musicgen.sample import StepModel, generate, pick  # noqa: E402
+from musicgen import families, store  # noqa: E402
+from musicgen.config import SampleConfig  # noqa: E402
+from musicgen.sample import StepModel, generate  # noqa: E402
+
+BUSY = ("import numpy as np, time\n"  # what a training run looks like to the sampler: BLAS on every core
+        "a = np.random.rand(600, 600)\n"
+        "t = time.time()\n"
+        "while time.time() - t < 600: a @ a\n")
 
 
-def predict_per_note(net, config, enc, notes: int, seed: int = 0) -> None:
-    """The tutorial's loop: the whole window through model.predict for every new note."""
+def predict_per_event(net, config, enc, events: int, seed: int = 0) -> None:
+    """The tutorial's loop: the whole window through model.predict for every new event."""
     rng = np.random.default_rng(seed)
-    window = np.tile(start_row(enc), (config.seq_length, 1))[None]
-    for _ in range(notes):
+    sampler = families.get(config.family).sampler(enc, SampleConfig(length=events), None)
+    window = np.tile(sampler.rows()[0], (config.seq_length, 1))[None]
+    for _ in range(events):
         out = net.predict(window, verbose=0)
         heads = [np.asarray(v)[0, -1] if config.every_step else np.asarray(v)[0] for v in out.values()]
-        first = pick(heads[0], 1.0, rng)
-        if enc.time_heads == "regression":
-            values = (first, max(0.0, float(heads[1][0])), max(0.0, float(heads[2][0])))
-        else:
-            values = (first, pick(heads[1], 1.0, rng), pick(heads[2], 1.0, rng))
-        window = np.concatenate([window[:, 1:], input_row(enc, values)[None, None]], axis=1)
+        row = sampler.next(heads, rng)
+        if row is None:
+            break
+        window = np.concatenate([window[:, 1:], np.asarray(row)[None, None]], axis=1)
 
 
 def models(paths):
@@ -45,36 +51,108 @@ def models(paths):
             config, _, enc = store.read_configs(folder)
             yield folder.name, keras.models.load_model(folder / "model.keras", compile=False), config, enc
         return
-    for family in ("pitch-step-duration", "notes-and-chords"):
-        config, _ = preset(family)
-        enc = build_encoding(config, [])
+    for family in families.FAMILIES:
+        config, _ = families.preset(family)
+        enc = families.build_encoding(config, [])
         if family == "notes-and-chords":  # the Bach chorales give about 2,000 tokens
             enc = replace(enc, tokens=enc.tokens + tuple(f"{60 + i % 12}.{i}" for i in range(2000)))
         yield f"{family} (default preset, fresh weights)", build(config, enc), config, enc
 
 
+def per_event_ms(step_model, events: int, one_thread: bool) -> tuple[float, int]:
+    """ms per event of `generate` (one BLAS thread), or of the same loop with numpy's default threads."""
+    t = time.perf_counter()
+    if one_thread:
+        g = generate(step_model, SampleConfig(length=events, seed=1))
+    else:  # sample.run without its thread limit
+        sampler = step_model.family.sampler(step_model.enc, SampleConfig(length=events, seed=1), None)
+        rng, state = np.random.default_rng(1), step_model.zero_state()
+        for row in sampler.rows():
+            out, state = step_model.step(row, state)
+        while (row := sampler.next(out, rng)) is not None:
+            out, state = step_model.step(row, state)
+        g = sampler.result()
+    return (time.perf_counter() - t) / max(g.events, 1) * 1000, g.events
+
+
+def tokens_per_second(step_model, events: int) -> float:
+    """Rows through the network per second while generating (a polyphony token, a note, an onset)."""
+    calls = 0
+    step = step_model.step
+
+    def counting(row, state):
+        nonlocal calls
+        calls += 1
+        return step(row, state)
+
+    step_model.step = counting
+    t = time.perf_counter()
+    generate(step_model, SampleConfig(length=events, seed=2))
+    seconds = time.perf_counter() - t
+    del step_model.step
+    return calls / seconds
+
+
+def harmonize_seconds(model: str | None) -> None:
+    """Seconds from `python -m musicgen harmonize` to MIDI for a 64-note melody, against the CLI's start-up."""
+    from musicgen import corpus
+    from musicgen.midi_io import write_midi
+
+    folder = store.check_model(model) if model else store.model_path("bach-voices")
+    if not (folder / "weights.npz").exists():
+        print(f"harmonize: no model {folder.name}; skipped")
+        return
+    tune = next(p.notes for p in corpus.open_dataset("essen-folk").pieces if len(p.notes) >= 64).head(64)
+    tmp = Path("/tmp/musicgen-bench")
+    tmp.mkdir(exist_ok=True)
+    write_midi(tune, tmp / "melody.mid")
+    root = Path(__file__).resolve().parents[1]
+
+    def timed(*args) -> float:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "musicgen", *args], cwd=root, check=True, capture_output=True)
+        return time.perf_counter() - t
+
+    base = min(timed("datasets") for _ in range(2))
+    took = min(timed("harmonize", str(tmp / "melody.mid"), "--model", str(folder), "--out", str(tmp / "h.mid"))
+               for _ in range(2))
+    print(f"harmonize a 64-note melody to MIDI ({folder.name}): {took:.2f} s, of which the CLI's own start-up "
+          f"(`datasets`) {base:.2f} s: {took - base:.2f} s of work")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", nargs="*", default=[])
-    ap.add_argument("--notes", type=int, default=500, help="notes generated by our sampler")
-    ap.add_argument("--baseline-notes", type=int, default=30, help="notes generated by the predict loop")
+    ap.add_argument("--notes", type=int, default=500, help="events generated by our sampler")
+    ap.add_argument("--baseline-notes", type=int, default=30, help="events generated by the predict loop")
     args = ap.parse_args()
     from musicgen.model import numpy_weights
 
     for name, net, config, enc in models(args.model):
         step_model = StepModel(numpy_weights(net), config, enc)
         generate(step_model, SampleConfig(length=10, seed=0))  # warm up
+        ours, events = per_event_ms(step_model, args.notes, True)
+        rate = tokens_per_second(step_model, args.notes)
+        predict_per_event(net, config, enc, 2)  # warm up: tracing
         t = time.perf_counter()
-        g = generate(step_model, SampleConfig(length=args.notes, seed=1))
-        ours = (time.perf_counter() - t) / max(g.events, 1) * 1000
-        predict_per_note(net, config, enc, 2)  # warm up: tracing
-        t = time.perf_counter()
-        predict_per_note(net, config, enc, args.baseline_notes)
+        predict_per_event(net, config, enc, args.baseline_notes)
         base = (time.perf_counter() - t) / args.baseline_notes * 1000
-        print(f"{name}: {net.count_params():,} parameters")
-        print(f"  model.predict per note   {base:8.2f} ms/note   (baseline)")
-        print(f"  step-wise numpy sampler  {ours:8.3f} ms/note   {base / ours:6.0f}x faster   "
-              f"goals: >= 150x, <= 1 ms/note")
+        print(f"{name}: {net.count_params():,} parameters, {events} events")
+        print(f"  model.predict per event  {base:8.2f} ms/event   (baseline)")
+        print(f"  step-wise numpy sampler  {ours:8.3f} ms/event   {base / ours:6.0f}x faster, "
+              f"{rate:,.0f} rows/s   goals: >= 150x, <= 1 ms/event")
+        busy = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(2)]
+        try:
+            time.sleep(1.0)
+            one, _ = per_event_ms(step_model, args.notes, True)
+            default, _ = per_event_ms(step_model, args.notes, False)
+        finally:
+            for proc in busy:  # ours: started above, handle kept
+                proc.kill()
+                proc.wait()
+        print(f"  beside 2 busy processes: numpy's default BLAS threads {default:8.3f} ms/event (baseline), "
+              f"one BLAS thread {one:8.3f} ms/event, {default / one:5.1f}x faster   goal: <= 0.5 ms/event")
+    harmonize_seconds(args.model[0] if len(args.model) == 1 else None)
 
 
 if __name__ == "__main__":

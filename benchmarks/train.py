@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from musicgen import corpus  # noqa: E402
-from musicgen.config import preset  # noqa: E402
+from musicgen.families import preset  # noqa: E402
 
 
 def tutorial_dataset(tf, all_notes: np.ndarray, seq_length: int, batch: int):
@@ -65,7 +65,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pieces", type=int, default=100, help="chorales used for the speed comparison")
     args = ap.parse_args()
-    from musicgen.encoding import build_encoding
+    from musicgen.families import build_encoding
     from musicgen.model import build, compile_model, keras, mse_with_positive_pressure, tf
     from musicgen.train import _tf_dataset, prepare
 

@@ -1,4 +1,4 @@
-"""Command line: python -m musicgen inspect|import|datasets|train|generate|evaluate ...
+"""Command line: python -m musicgen inspect|import|datasets|train|generate|harmonize|evaluate ...
 
 Problems print as `error: ...` on stderr with exit status 2, never as a traceback.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from .errors import MusicgenError
 
@@ -96,8 +97,9 @@ def cmd_train(args) -> int:
     import threading
 
     from . import corpus
-    from .config import FAMILIES, checked, preset
+    from .config import checked
     from .errors import ConfigError
+    from .families import FAMILIES, preset
     from .train import resume, train
 
     stop = threading.Event()
@@ -117,7 +119,8 @@ def cmd_train(args) -> int:
         model_cfg, train_cfg = preset(args.family or "pitch-step-duration", args.preset)
         model_changes = {k: v for k, v in (("seq_length", args.seq_length), ("dropout", args.dropout),
                                              ("units", tuple(args.units) if args.units else None),
-                                             ("time_heads", args.time_heads)) if v is not None}
+                                             ("time_heads", args.time_heads), ("grid", args.grid),
+                                             ("normalize_key", args.normalize_key or None)) if v is not None}
         train_changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                              ("learning_rate", args.learning_rate), ("optimizer", args.optimizer),
                                              ("seed", args.seed), ("patience", args.patience),
@@ -135,38 +138,73 @@ def cmd_generate(args) -> int:
     from . import store
     from .config import SampleConfig, checked
     from .explore import summarize
-    from .midi_io import write_midi
     from .sample import generate
 
+    _check_outputs(args.out, args.wav, args.musicxml)
     folder = store.check_model(args.model) if args.model else store.default_model()
     step_model = store.load_step_model(folder)
     temperature = args.temperature if args.temperature is not None else store.default_temperature(folder)
-    sampling = checked(SampleConfig(), length=args.length, temperature=temperature, seed=args.seed)
+    sampling = checked(SampleConfig(), length=args.length, temperature=temperature, seed=args.seed,
+                       voices=args.voices)
     primer = _primer(args.primer, folder, args.primer_notes, args.seed) if args.primer else None
     result = generate(step_model, sampling, primer)
-    write_midi(result.notes, args.out)
-    if args.wav or args.musicxml:
-        from pathlib import Path
-
-        from . import render
-
-        if args.wav:
-            sound = render.audio(result.notes)
-            Path(args.wav).write_bytes(sound.wav)
-            if sound.note:
-                print(f"note: {sound.note}", file=sys.stderr)
-        if args.musicxml:
-            Path(args.musicxml).write_bytes(render.musicxml(result.notes, f"{folder.name}, seed {sampling.seed}"))
+    _write_outputs(result.notes, args, f"{folder.name}, seed {sampling.seed}")
     ended = " (the model ended the piece)" if result.ended else ""
     print(f"wrote {args.out}: {summarize(result.notes).text()}{ended}; model {folder.name}, "
           f"temperature {sampling.temperature}, seed {sampling.seed}")
     return 0
 
 
-def _primer(spec: str, folder, notes: int, seed: int):
-    """A MIDI file, DATASET/PIECE, or 'validation' (a piece of the model's validation split, drawn by seed)."""
-    from pathlib import Path
+def cmd_harmonize(args) -> int:
+    from . import store
+    from .config import SampleConfig, checked
+    from .explore import summarize
+    from .sample import harmonize
 
+    _check_outputs(args.out, args.wav, args.musicxml)
+    folder = store.check_model(args.model or store.HARMONIZE_MODEL)
+    step_model = store.load_step_model(folder)
+    temperature = args.temperature if args.temperature is not None else store.default_temperature(folder)
+    sampling = checked(SampleConfig(), temperature=temperature, seed=args.seed, voices=args.voices)
+    melody = _primer(args.melody, folder, None, args.seed)
+    result = harmonize(step_model, melody, sampling)
+    if result.note:
+        print(f"note: {result.note}", file=sys.stderr)
+    _write_outputs(result.notes, args, f"{Path(args.melody).stem} harmonized by {folder.name}, seed {sampling.seed}")
+    print(f"wrote {args.out}: {summarize(result.notes).text()}, {result.notes.voices} voices; model {folder.name}, "
+          f"temperature {sampling.temperature}, seed {sampling.seed}")
+    return 0
+
+
+def _check_outputs(*paths) -> None:
+    """Every output path is a file in a folder that exists: checked before anything is written."""
+    from .errors import MusicgenError
+
+    for p in (Path(p) for p in paths if p):
+        if p.is_dir():
+            raise MusicgenError(f"{p} is a folder; give a file name, such as {p / 'piece.mid'}.")
+        if not p.parent.is_dir():
+            raise MusicgenError(f"The folder {p.parent} does not exist; make it first or write elsewhere.")
+
+
+def _write_outputs(notes, args, title: str) -> None:
+    """The MIDI file, and the WAV and MusicXML files when asked for."""
+    from . import render
+    from .midi_io import write_atomic, write_midi
+
+    write_midi(notes, args.out)
+    if args.wav:
+        sound = render.audio(notes)
+        write_atomic(Path(args.wav), sound.wav)
+        if sound.note:
+            print(f"note: {sound.note}", file=sys.stderr)
+    if args.musicxml:
+        write_atomic(Path(args.musicxml), render.musicxml(notes, title))
+
+
+def _primer(spec: str, folder, notes: int | None, seed: int):
+    """A MIDI file, DATASET/PIECE, or 'validation' (a piece of the model's validation split, drawn by seed);
+    its first `notes` notes (all when None)."""
     from . import corpus, store
     from .errors import MusicgenError
     from .midi_io import read_midi
@@ -175,13 +213,17 @@ def _primer(spec: str, folder, notes: int, seed: int):
         pieces = store.model_pieces(Path(folder), "validation")
         if not pieces:
             raise MusicgenError("The model has no validation pieces to take a primer from.")
-        return pieces[sorted(pieces)[seed % len(pieces)]].head(notes)
+        return _first(pieces[sorted(pieces)[seed % len(pieces)]], notes)
     if Path(spec).exists():
-        return read_midi(spec).head(notes)
+        return _first(read_midi(spec), notes)
     dataset, _, piece = spec.partition("/")
     if piece and corpus.is_dataset_name(dataset):
-        return corpus.open_dataset(dataset).piece(piece).notes.head(notes)
+        return _first(corpus.open_dataset(dataset).piece(piece).notes, notes)
     raise MusicgenError(f"The primer '{spec}' is neither a MIDI file, DATASET/PIECE, nor 'validation'.")
+
+
+def _first(notes, count: int | None):
+    return notes if count is None else notes.head(count)
 
 
 def cmd_evaluate(args) -> int:
@@ -194,10 +236,11 @@ def cmd_evaluate(args) -> int:
     print(f"{folder.name}: {r['pieces']} held-out pieces, {r['events']} predictions, each from the piece's start")
     for head, loss in r["loss"].items():
         print(f"  {head:9s} loss {loss:.4f}")
-    print(f"  next-{'token' if 'token' in r['loss'] else 'pitch'} accuracy {r['accuracy']:.3f}")
-    for head in ("step", "duration"):
-        print(f"  {head:9s} mean error {r[f'{head}_mae']:.3f} {r['unit']}, spread {r[f'{head}_spread']:.2f} "
-              f"of the real one")
+    print(f"  next-{next(iter(r['loss']))} accuracy {r['accuracy']:.3f}")
+    for head in r["loss"]:
+        if f"{head}_mae" in r:
+            print(f"  {head:9s} mean error {r[f'{head}_mae']:.3f} {r['unit']}, spread {r[f'{head}_spread']:.2f} "
+                  f"of the real one")
     if args.samples:
         _print_samples(folder, data, args)
     return 0
@@ -231,6 +274,8 @@ def _print_samples(folder, data, args) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from .families import FAMILIES, REGISTRY
+
     p = argparse.ArgumentParser(prog="python -m musicgen", description="Train LSTM networks on MIDI and generate music.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("inspect", help="check MIDI files, folders, zips or a dataset and count their notes")
@@ -245,10 +290,10 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a model in models/NAME (Ctrl-C stops and saves; --resume continues)")
     s.add_argument("--data", required=True, help="dataset name, or a MIDI file, folder or zip")
-    s.add_argument("--family", choices=["pitch-step-duration", "notes-and-chords"])
+    s.add_argument("--family", choices=list(FAMILIES))
     s.add_argument("--out", required=True, help="the model folder, e.g. models/my-model")
-    s.add_argument("--preset", default="default", help="default, tutorial (pitch-step-duration), chopin or "
-                   "classical-piano-composer (notes-and-chords)")
+    s.add_argument("--preset", default="default", help="; ".join(f"{name}: {', '.join(f.presets)}"
+                                                                 for name, f in REGISTRY.items()))
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--seq-length", type=int)
@@ -256,6 +301,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dropout", type=float)
     s.add_argument("--time-heads", choices=["categorical", "regression"],
                    help="pitch-step-duration: step and duration as time bins (default) or values (the tutorial)")
+    s.add_argument("--grid", type=int, choices=[4, 2], help="polyphony: grid steps per beat (4: sixteenths)")
+    s.add_argument("--normalize-key", action="store_true",
+                   help="polyphony: move every piece to C major / A minor (instead of --transpose)")
     s.add_argument("--learning-rate", type=float)
     s.add_argument("--optimizer", choices=["adam", "adamax", "rmsprop"])
     s.add_argument("--patience", type=int, help="epochs without improvement before stopping early")
@@ -273,9 +321,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--primer", help="a MIDI file, DATASET/PIECE, or 'validation'")
     s.add_argument("--primer-notes", type=int, default=32, help="how many of the primer's first notes to use")
     s.add_argument("--out", required=True, help="the MIDI file to write")
+    s.add_argument("--voices", type=int, default=4, help="polyphony: at most this many notes at once")
     s.add_argument("--wav", help="also write the piece as audio (WAV) here")
     s.add_argument("--musicxml", help="also write the piece as sheet music (MusicXML) here")
     s.set_defaults(run=cmd_generate)
+
+    s = sub.add_parser("harmonize", help="write voices under a melody (a polyphony model, bach-voices by default)")
+    s.add_argument("melody", metavar="MELODY", help="a MIDI file (its top line is the melody), DATASET/PIECE, "
+                   "or 'validation'")
+    s.add_argument("--out", required=True, help="the MIDI file to write")
+    s.add_argument("--model", help="a polyphony model (default: bach-voices)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", type=float, help="default: the model's chosen temperature")
+    s.add_argument("--voices", type=int, default=4, help="voices in all, the melody included")
+    s.add_argument("--wav", help="also write the result as audio (WAV) here")
+    s.add_argument("--musicxml", help="also write the result as sheet music (MusicXML) here")
+    s.set_defaults(run=cmd_harmonize)
 
     s = sub.add_parser("evaluate", help="held-out loss and accuracy of a model")
     s.add_argument("--model", required=True)

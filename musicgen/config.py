@@ -29,7 +29,6 @@ def data_dir() -> Path:
 
 # ---------------------------------------------------------------- models, training, sampling
 
-FAMILIES = ("pitch-step-duration", "notes-and-chords")
 OPTIMIZERS = ("adam", "adamax", "rmsprop")
 
 
@@ -52,6 +51,8 @@ class ModelConfig:
     time_heads: str = "categorical"  # pitch-step-duration: 'categorical' (time bins) or 'regression' (tutorial)
     every_step: bool = True  # predict the next note after every position of a window, not only the last
     min_count: int = 2  # notes-and-chords: rarer tokens become <unk>
+    grid: int = 4  # polyphony: grid steps per quarter note (4: sixteenths, 2: eighths)
+    normalize_key: bool = False  # polyphony: move every piece to C major / A minor instead of augmenting
 
     def __post_init__(self):
         object.__setattr__(self, "units", tuple(int(u) for u in self.units))
@@ -79,43 +80,9 @@ class SampleConfig:
 
     length: int = field(default=120, metadata=_range(8, 2000, "notes or chords to generate"))
     temperature: float = field(default=1.0, metadata=_range(0.1, 2.0, "lower is safer, higher is wilder"))
-    seed: int = 0
-
-
-# Presets reproduce the projects the families come from; 'default' is ours, chosen by held-out figures.
-PRESETS: dict[str, dict[str, tuple[dict, dict]]] = {
-    "pitch-step-duration": {
-        # TensorFlow's music-generation tutorial, faithfully: LSTM 128, regression time heads, Adam 0.005.
-        "tutorial": ({"seq_length": 25, "units": (128,), "time_heads": "regression", "every_step": False},
-                     {"learning_rate": 0.005, "batch_size": 64, "loss_weights": (0.05, 1.0, 1.0)}),
-        "default": ({"seq_length": 32, "units": (256,), "dropout": 0.2, "time_heads": "categorical"},
-                    {"learning_rate": 0.002, "batch_size": 64}),
-    },
-    "notes-and-chords": {
-        "default": ({"seq_length": 32, "units": (256, 256), "dropout": 0.2, "embedding": 64},
-                    {"learning_rate": 0.002, "batch_size": 64}),
-        # Chopin-style projects: LSTM 512 then 256 with dropout, Adamax.
-        "chopin": ({"seq_length": 64, "units": (512, 256), "dropout": 0.3, "embedding": 96, "every_step": False},
-                   {"optimizer": "adamax", "learning_rate": 0.002, "batch_size": 64}),
-        # Skuldur's Classical-Piano-Composer: three LSTM 512, dropout 0.3, dense 256, RMSprop, 100 notes.
-        "classical-piano-composer": ({"seq_length": 100, "units": (512, 512, 512), "dropout": 0.3, "dense": 256,
-                                      "embedding": 96, "every_step": False},
-                                     {"optimizer": "rmsprop", "learning_rate": 0.001, "batch_size": 64}),
-    },
-}
-
-
-def preset(family: str, name: str = "default") -> tuple[ModelConfig, TrainConfig]:
-    """The model and training settings of a named preset; unknown names are a sentence, not a KeyError."""
-    from .errors import ConfigError
-
-    if family not in PRESETS:
-        raise ConfigError(f"Unknown model family '{family}'. Choose one of: {', '.join(FAMILIES)}.")
-    if name not in PRESETS[family]:
-        raise ConfigError(f"The family '{family}' has no preset '{name}'. "
-                          f"Choose one of: {', '.join(PRESETS[family])}.")
-    model, train = PRESETS[family][name]
-    return ModelConfig(family=family, preset=name, **model), TrainConfig(**train)
+    seed: int = field(default=0, metadata=_range(0, 2**32 - 1, "the same seed gives the same piece"))
+    voices: int = field(default=4, metadata=_range(1, 6, "polyphony: notes sounding at once, at most "
+                                                        "(exactly, under a melody being harmonized)"))
 
 
 def checked(config, **changes):
@@ -132,6 +99,8 @@ def checked(config, **changes):
                               f"(got {value}).")
     if changes.get("optimizer", OPTIMIZERS[0]) not in OPTIMIZERS:
         raise ConfigError(f"Unknown optimizer '{changes['optimizer']}'. Choose one of: {', '.join(OPTIMIZERS)}.")
+    if changes.get("grid", 4) not in (2, 4):
+        raise ConfigError("The grid must be 4 (sixteenth notes) or 2 (eighth notes) steps per beat.")
     if changes.get("time_heads", "categorical") not in ("categorical", "regression"):
         raise ConfigError("Time heads must be 'categorical' or 'regression'.")
     if any(u < 1 or u > 2048 for u in changes.get("units", (1,))):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encoding import CHORD_TOLERANCE_BEATS
+from .families.notes_and_chords import CHORD_TOLERANCE_BEATS
 from .midi_io import Notes
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)

@@ -1,11 +1,13 @@
-"""Keras 3 builders for both families, with their registered custom loss. Imports TensorFlow: load it lazily."""
+"""The Keras 3 model of any family, built from its input columns and heads, and the registered custom loss.
+Imports TensorFlow: load it lazily."""
 
 from __future__ import annotations
 
 import os
 
+from . import families
 from .config import ModelConfig, TrainConfig
-from .encoding import Encoding, head_names
+from .families import Encoding
 
 
 def _import_quietly():
@@ -31,7 +33,6 @@ def _import_quietly():
 
 keras, tf = _import_quietly()
 
-TIME_EMBEDDING = 16  # notes-and-chords: size of the step and duration embeddings
 STEPS_PER_EXECUTION = 8  # batches per compiled call: small LSTMs on a CPU spend much time between batches
 
 
@@ -44,18 +45,20 @@ def mse_with_positive_pressure(y_true, y_pred):
 
 
 def build(config: ModelConfig, enc: Encoding) -> keras.Model:
-    """Input (batch, seq_length, 3) -> LSTM stack -> three heads of logits (or values, for regression)."""
-    sizes = enc.head_sizes
-    names = head_names(config.family)
-    if config.family == "notes-and-chords":
-        inp = keras.Input((config.seq_length, 3), dtype="int32", name="events")
-        x = keras.layers.Concatenate(name="embedded")([
-            keras.layers.Embedding(sizes[0], config.embedding, name="embed_token")(inp[..., 0]),
-            keras.layers.Embedding(sizes[1], TIME_EMBEDDING, name="embed_step")(inp[..., 1]),
-            keras.layers.Embedding(sizes[2], TIME_EMBEDDING, name="embed_duration")(inp[..., 2]),
-        ])
+    """Input (batch, seq_length, columns) -> embeddings of the id columns (numbers as they are) -> LSTM stack
+    -> one Dense head per family head (logits, or values for regression)."""
+    family = families.get(config.family)
+    columns = family.columns(config, enc)
+    embedded = [c for c in columns if c.size]
+    if embedded and len(embedded) != len(columns):
+        raise ValueError("a family's input columns are either all ids or all numbers")
+    inp = keras.Input((config.seq_length, len(columns)), dtype="int32" if embedded else "float32",
+                      name=family.input_name)
+    if embedded:
+        parts = [keras.layers.Embedding(c.size, c.dim, name=f"embed_{c.name}")(inp[..., i])
+                 for i, c in enumerate(columns)]
+        x = keras.layers.Concatenate(name="embedded")(parts) if len(parts) > 1 else parts[0]
     else:
-        inp = keras.Input((config.seq_length, 3), dtype="float32", name="notes")
         x = inp
     for i, units in enumerate(config.units):
         last = i == len(config.units) - 1
@@ -66,23 +69,18 @@ def build(config: ModelConfig, enc: Encoding) -> keras.Model:
         x = keras.layers.Dense(config.dense, activation="relu", name="dense")(x)
         if config.dropout:
             x = keras.layers.Dropout(config.dropout, name="dropout_dense")(x)
-    outputs = {name: keras.layers.Dense(size, name=name)(x) for name, size in zip(names, sizes)}
+    outputs = {h.name: keras.layers.Dense(h.size, name=h.name)(x) for h in family.heads(enc)}
     return keras.Model(inp, outputs, name=config.family.replace("-", "_"))
 
 
 def compile_model(model: keras.Model, config: ModelConfig, enc: Encoding, train: TrainConfig,
                   replicas: int = 1) -> None:
-    names = head_names(config.family)
-    regression = enc.time_heads == "regression"
-    losses = {names[0]: keras.losses.SparseCategoricalCrossentropy(from_logits=True)}
-    for name in names[1:]:
-        losses[name] = mse_with_positive_pressure if regression else \
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    heads = families.get(config.family).heads(enc)
     optimizer = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax,
                  "rmsprop": keras.optimizers.RMSprop}[train.optimizer](learning_rate=train.learning_rate)
-    model.compile(optimizer=optimizer, loss=losses,
-                  loss_weights=dict(zip(names, train.loss_weights)),
-                  metrics={names[0]: ["sparse_categorical_accuracy"]},
+    model.compile(optimizer=optimizer, loss={h.name: h.keras_loss() for h in heads},
+                  loss_weights={h.name: w for h, w in zip(heads, train.loss_weights)},
+                  metrics={heads[0].name: ["sparse_categorical_accuracy"]},
                   steps_per_execution=STEPS_PER_EXECUTION if replicas == 1 else 1)  # mirrored fails with more
 
 

@@ -1,21 +1,19 @@
-"""Fast step-by-step generation in numpy with the trained weights: no TensorFlow, one LSTM cell step per note.
+"""Fast step-by-step generation in numpy with the trained weights: no TensorFlow, one LSTM cell step per event.
 
-The recurrent state is carried from note to note, so a note costs one step, not a pass over a whole window.
-Every random choice comes from a seeded numpy Generator: the same seed gives the same piece.
+The recurrent state is carried from event to event, so an event costs one step, not a pass over a whole window.
+What an event is, and which ones may come next, is the family's sampler; every random choice comes from a
+seeded numpy Generator: the same seed gives the same piece.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from . import families
 from .config import ModelConfig, SampleConfig
-from .encoding import (END, END_ALLOWED_AFTER, PAD, START, UNK, Encoding, decode, encode, head_names, input_row,
-                       start_row)
+from .errors import MidiError, ModelError
+from .families.base import Encoding, Generated, pick  # noqa: F401  (pick: part of this module's API)
 from .midi_io import Notes
-
-PRIMER_EVENTS = 64  # a primer's last events fed in to set the state; older ones barely change it
 
 
 def _sigmoid(x):
@@ -27,33 +25,40 @@ class StepModel:
 
     def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, enc: Encoding):
         self.config, self.enc = config, enc
+        self.family = families.get(config.family)
         w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
         self.lstms = [(w[f"lstm_{i}/kernel"], w[f"lstm_{i}/recurrent_kernel"], w[f"lstm_{i}/bias"])
                       for i in range(len(config.units))]
+        columns = self.family.columns(config, enc)
         self.tables = None
-        if config.family == "notes-and-chords":
-            # embedding -> first LSTM kernel folded into one table per input: a lookup instead of a matmul
+        if all(c.size for c in columns):
+            # embedding -> first LSTM kernel folded into one table per input column: a lookup, not a matmul
             kernel, at = self.lstms[0][0], 0
             self.tables = []
-            for n in ("token", "step", "duration"):
-                e = w[f"embed_{n}/embeddings"]
+            for c in columns:
+                e = w[f"embed_{c.name}/embeddings"]
                 self.tables.append(e @ kernel[at:at + e.shape[1]])
                 at += e.shape[1]
         self.dense = (w["dense/kernel"], w["dense/bias"]) if config.dense else None
-        self.heads = [(w[f"{n}/kernel"], w[f"{n}/bias"]) for n in head_names(config.family)]
+        self.heads = [(w[f"{h.name}/kernel"], w[f"{h.name}/bias"]) for h in self.family.heads(enc)]
+        for (kernel, _), h in zip(self.heads, self.family.heads(enc)):
+            if kernel.shape[1] != h.size:
+                raise ModelError(f"The weights do not fit the model's vocabulary ({h.name}: {kernel.shape[1]} "
+                                 f"classes stored, {h.size} expected).")
 
     def zero_state(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(np.zeros(k.shape[1] // 4, np.float32), np.zeros(k.shape[1] // 4, np.float32))
                 for k, _, _ in self.lstms]
 
     def step(self, row: np.ndarray, state: list) -> tuple[list[np.ndarray], list]:
-        """Feed one input row (shape=(3,)); returns the three heads' outputs and the new state."""
+        """Feed one input row (shape=(columns,)); returns each head's output and the new state."""
         x = np.asarray(row, dtype=np.float32)
         new_state = []
         for layer, ((kernel, recurrent, bias), (h, c)) in enumerate(zip(self.lstms, state)):
             if layer == 0 and self.tables is not None:
-                t, s, d = (int(v) for v in row)
-                z = self.tables[0][t] + self.tables[1][s] + self.tables[2][d] + h @ recurrent + bias
+                z = h @ recurrent + bias
+                for table, v in zip(self.tables, row):
+                    z = z + table[int(v)]
             else:
                 z = x @ kernel + h @ recurrent + bias
             u = len(h)
@@ -67,49 +72,67 @@ class StepModel:
         return [x @ k + b for k, b in self.heads], new_state
 
 
-def pick(logits: np.ndarray, temperature: float, rng: np.random.Generator, banned=()) -> int:
-    """A class drawn from softmax(logits / temperature), never one of `banned`."""
-    z = logits.astype(np.float64) / max(temperature, 1e-3)
-    if len(banned):
-        z[list(banned)] = -np.inf
-    z -= z.max()
-    p = np.exp(z)
-    return int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"), len(p) - 1))
+def run(step_model: StepModel, sampler, seed: int) -> Generated:
+    """Feed the sampler's rows, then let it choose event after event until it says the piece is complete."""
+    from threadpoolctl import threadpool_limits
 
-
-@dataclass(frozen=True)
-class Generated:
-    notes: Notes  # the new music, starting at 0 s
-    events: int  # notes (or onsets, for notes-and-chords) generated
-    ended: bool  # the model chose to end the piece before the asked length
+    rng = np.random.default_rng(seed)
+    # one BLAS thread: on (256,) x (256, 1024) products more threads only fight, above all beside training
+    with threadpool_limits(limits=1, user_api="blas"):
+        state = step_model.zero_state()
+        out = None
+        for row in sampler.rows():
+            out, state = step_model.step(row, state)
+        while (row := sampler.next(out, rng)) is not None:
+            out, state = step_model.step(row, state)
+        return sampler.result()
 
 
 def generate(step_model: StepModel, sampling: SampleConfig, primer: Notes | None = None) -> Generated:
     """Sample `sampling.length` events after the primer (or from a piece's start when there is none)."""
-    enc, rng = step_model.enc, np.random.default_rng(sampling.seed)
-    nc = enc.family == "notes-and-chords"
-    state = step_model.zero_state()
-    rows = [start_row(enc)]
-    if primer is not None and len(primer):
-        inputs, _ = encode(enc, primer)
-        body = inputs[1:-1] if nc else inputs[1:]  # without the start (and end) rows
-        rows += list(body[-PRIMER_EVENTS:])
-    out = None
-    for row in rows:
-        out, state = step_model.step(row, state)
-    banned = [enc.index[t] for t in (PAD, START, UNK)] if nc else []
-    end_id = enc.index[END] if nc else None
-    values, ended = [], False
-    for k in range(sampling.length):
-        ban = banned + ([end_id] if nc and k < END_ALLOWED_AFTER * sampling.length else [])
-        first = pick(out[0], sampling.temperature, rng, ban)
-        if nc and first == end_id:
-            ended = True
-            break
-        if enc.time_heads == "regression":
-            head = (first, max(0.0, float(out[1][0])), max(0.0, float(out[2][0])))  # as the tutorial clamps
-        else:
-            head = (first, pick(out[1], sampling.temperature, rng), pick(out[2], sampling.temperature, rng))
-        values.append(head)
-        out, state = step_model.step(input_row(enc, head), state)
-    return Generated(decode(enc, np.array(values, dtype=np.float64).reshape(-1, 3)), len(values), ended)
+    sampler = step_model.family.sampler(step_model.enc, sampling, primer)
+    return run(step_model, sampler, sampling.seed)
+
+
+def harmonize(step_model: StepModel, melody: Notes, sampling: SampleConfig) -> Generated:
+    """The melody as the top voice, note for note, with sampled voices under it (`sampling.voices` in all).
+
+    A polyphonic input gives its top line (and the result says so); no notes at all is a MidiError.
+    """
+    maker = getattr(step_model.family, "harmonizer", None)
+    if maker is None:
+        raise ModelError(f"A {step_model.config.family} model cannot harmonize a melody; "
+                         f"choose a polyphony model (such as bach-voices).")
+    line, note = top_line(melody)
+    result = run(step_model, maker(step_model.enc, sampling, line), sampling.seed)
+    return Generated(result.notes, result.events, result.ended, note)
+
+
+def top_line(notes: Notes) -> tuple[Notes, str | None]:
+    """The highest note at each moment, as a one-voice melody, and a sentence when the input had more.
+
+    At each onset the highest note is the melody's; a lower one under a sounding melody note is left out,
+    a higher one takes over (the note under it is cut there).
+    """
+    if not len(notes):
+        raise MidiError("There is no melody to harmonize: the file has no notes.")
+    order = np.lexsort((-notes.pitch, notes.start_beat))  # by onset, highest first
+    kept: list[int] = []
+    end = notes.end_beat.copy()
+    for i in order.tolist():
+        if kept:
+            last = kept[-1]
+            if notes.start_beat[i] - notes.start_beat[last] < 1e-6:
+                continue  # under the melody note that starts with it
+            if end[last] > notes.start_beat[i] + 1e-6:
+                if notes.pitch[i] <= notes.pitch[last]:
+                    continue  # under a sounding melody note
+                end[last] = notes.start_beat[i]
+        kept.append(i)
+    k = np.array(kept)
+    line = Notes.from_beats(notes.pitch[k], notes.start_beat[k], end[k], notes.velocity[k], notes.program[k], 0,
+                            notes.tempo_map, notes.meter, notes.keys)
+    if len(line) == len(notes) and np.allclose(end[k], notes.end_beat[k]) and notes.voices <= 1:
+        return line, None
+    parts = f"{notes.voices} parts" if notes.voices > 1 else "notes sounding together"
+    return line, f"The file has {parts}; its top line ({len(line)} of {len(notes)} notes) is the melody."

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from .config import ModelConfig, TrainConfig, from_json, to_json
-from .encoding import Encoding
+from .families import Encoding
 from .errors import ModelError
 from .midi_io import write_json
 
 DEFAULT_MODEL = "bach-chords"  # the pretrained model Generate selects first (see README)
+HARMONIZE_MODEL = "bach-voices"  # the pretrained polyphony model harmonize uses when none is named
 STATES = ("running", "stopped", "finished", "failed")
 
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from .config import ModelConfig, TrainConfig, data_dir
 from .corpus import Dataset, Piece, dataset_name
-from .encoding import Encoding, Windows, build_encoding, encode, head_names, windows
+from . import families
+from .families import Encoding, Windows, build_encoding, encode, windows
 from .errors import TrainingError
 from .midi_io import Notes
 from .store import RunFolder, read_configs, read_history, read_json, read_status, write_json
@@ -65,7 +66,7 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
     enc = enc or build_encoding(model, transposed([p.notes for p in split["train"]], train.transpose))
 
     def make(tables):
-        return windows(enc, [encode(enc, n) for n in tables], model.seq_length, model.every_step)
+        return windows([encode(enc, n) for n in tables], model.seq_length, model.every_step)
 
     tr = make(transposed([p.notes for p in split["train"]], train.transpose))
     va = make([p.notes for p in split["validation"]])
@@ -86,12 +87,10 @@ def transposed(tables: list[Notes], semitones: int) -> list[Notes]:
 
 def targets(model: ModelConfig, enc: Encoding, w: Windows) -> tuple[dict, dict | None]:
     """Per-head targets (and per-step weights when every step is predicted) as Keras wants them."""
-    names = head_names(model.family)
-    ys = {}
-    for k, name in enumerate(names):
-        y = w.y[..., k]
-        ys[name] = y[..., None].astype(np.float32) if (k and enc.time_heads == "regression") else y.astype(np.int32)
-    weights = {name: w.weight for name in names} if w.weight is not None else None
+    heads = families.get(model.family).heads(enc)
+    ys = {h.name: w.y[..., k][..., None].astype(np.float32) if h.regression else w.y[..., k].astype(np.int32)
+          for k, h in enumerate(heads)}
+    weights = {h.name: w.weight for h in heads} if w.weight is not None else None
     return ys, weights
 
 
@@ -100,7 +99,7 @@ def _tf_dataset(model: ModelConfig, enc: Encoding, w: Windows, batch: int, seed:
     from .model import tf
 
     ys, weights = targets(model, enc, w)
-    x = w.x.astype(np.int32 if model.family == "notes-and-chords" else np.float32)
+    x = w.x.astype(np.int32 if np.issubdtype(w.x.dtype, np.integer) else np.float32)
     parts = tf.nest.map_structure(tf.constant, (x, ys) if weights is None else (x, ys, weights))
     drop = False
     if replicas > 1:
@@ -291,45 +290,37 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
     from .store import load_step_model, model_pieces
 
     folder = Path(folder)
-    model_cfg, _, enc = read_configs(folder)
+    _, _, enc = read_configs(folder)
     if pieces is not None:
         tables = [p.notes for p in pieces]
     else:
         tables = [p.notes for p in data.pieces] if data else list(model_pieces(folder, "validation").values())
     step_model = load_step_model(folder)
-    outs, trues = [[], [], []], []
+    heads = step_model.family.heads(enc)
+    outs, trues = [[] for _ in heads], []
     for notes in tables:
         inputs, targets = encode(enc, notes)
         state = step_model.zero_state()
         for j in range(len(inputs) - 1):
             out, state = step_model.step(inputs[j], state)
-            for k in range(3):
+            for k in range(len(heads)):
                 outs[k].append(out[k])
         trues.append(targets[1:])
     if not trues or not outs[0]:
         raise TrainingError("There is nothing to evaluate on: the pieces have no notes.")
     true = np.concatenate(trues)
-    names = head_names(model_cfg.family)
-    result = {"pieces": len(tables), "events": int(len(true)), "loss": {}}
-    for k, name in enumerate(names):
+    result = {"pieces": len(tables), "events": int(len(true)), "loss": {}, "unit": step_model.family.unit}
+    for k, head in enumerate(heads):
         pred, t = np.array(outs[k], dtype=np.float64), true[:, k]
-        if k and enc.time_heads == "regression":
-            p = pred[:, 0]
-            result["loss"][name] = float(((t - p) ** 2 + 10 * np.maximum(-p, 0)).mean())
-            guess, truth = np.maximum(p, 0), t
-        else:
-            logp = pred - pred.max(-1, keepdims=True)
-            logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
-            result["loss"][name] = float(-logp[np.arange(len(t)), t.astype(np.int64)].mean())
-            top = pred.argmax(-1)
-            if k == 0:
-                result["accuracy"] = float((top == t).mean())
-                continue
-            centers = np.asarray(enc.step_bins if k == 1 else enc.duration_bins)
-            guess, truth = centers[top], centers[t.astype(np.int64)]
-        result[f"{name}_mae"] = float(np.abs(guess - truth).mean())
-        result[f"{name}_spread"] = float(guess.std() / max(truth.std(), 1e-9))
-    result["unit"] = "beats" if model_cfg.family == "notes-and-chords" else "seconds"
+        result["loss"][head.name] = float(head.numpy_loss(pred, t).mean())
+        guess = head.guess(pred)
+        if k == 0:
+            result["accuracy"] = float((guess == t).mean())
+        elif head.regression or head.centers:
+            centers = np.asarray(head.centers)
+            value, truth = (guess, t) if head.regression else (centers[guess], centers[t.astype(np.int64)])
+            result[f"{head.name}_mae"] = float(np.abs(value - truth).mean())
+            result[f"{head.name}_spread"] = float(value.std() / max(truth.std(), 1e-9))
     return result
 
 
@@ -344,10 +335,10 @@ def launch(dataset: str, name: str, family: str, preset_name: str, model_changes
     import subprocess
     import sys
 
-    from .config import checked, preset
+    from .config import checked
     from .store import model_path, models_dir, write_json
 
-    model, train_cfg = preset(family, preset_name)
+    model, train_cfg = families.preset(family, preset_name)
     checked(model, **model_changes)
     checked(train_cfg, **train_changes)
     folder = model_path(dataset_name(name))  # the same rules as dataset names: a safe folder name

@@ -3,7 +3,8 @@ from dataclasses import fields
 import streamlit as st
 
 from musicgen import corpus, store
-from musicgen.config import FAMILIES, OPTIMIZERS, PRESETS, preset
+from musicgen import families
+from musicgen.config import OPTIMIZERS
 from musicgen.errors import MusicgenError
 from musicgen.train import launch, request_stop
 
@@ -23,13 +24,13 @@ datasets = [i.name for i in corpus.list_datasets()]
 current = st.session_state.get("dataset", corpus.DEFAULT_DATASET)
 c1, c2, c3 = st.columns(3)
 dataset = c1.selectbox("Dataset", datasets, index=datasets.index(current) if current in datasets else 0)
-family = c2.selectbox("Model family", FAMILIES, help="pitch-step-duration: one note at a time "
-                      "(TensorFlow's tutorial). notes-and-chords: a vocabulary of notes and chords "
-                      "(the classic music21 projects).")
-preset_name = c3.selectbox("Preset", list(PRESETS[family]), index=list(PRESETS[family]).index("default"),
-                           help="default is ours; tutorial, chopin and classical-piano-composer reproduce "
-                                "the projects they are named after")
-model_cfg, train_cfg = preset(family, preset_name)
+family = c2.selectbox("Model family", families.FAMILIES,
+                      help=" ".join(f"{f.name}: {f.help}." for f in families.REGISTRY.values()))
+presets = list(families.get(family).presets)
+preset_name = c3.selectbox("Preset", presets, index=presets.index("default"),
+                           help="default is ours; the others reproduce the projects they are named after "
+                                "or trade quality for speed")
+model_cfg, train_cfg = families.preset(family, preset_name)
 
 with st.form("train"):
     c1, c2, c3 = st.columns(3)
@@ -91,7 +92,8 @@ def live(name: str):
         cols[0].metric("Held-out pieces", figures["pieces"])
         cols[1].metric(f"Next-{first} accuracy", f"{figures['accuracy']:.1%}")
         cols[2].metric(f"{first.capitalize()} loss", f"{figures['loss'][first]:.3f}")
-        cols[3].metric("Step error", f"{figures['step_mae']:.3f} {figures['unit']}")
+        if "step_mae" in figures:
+            cols[3].metric("Step error", f"{figures['step_mae']:.3f} {figures['unit']}")
     table = store.epoch_table(folder)
     if table["epoch"]:
         losses = {k: v for k, v in table.items() if k in ("loss", "val_loss")}

@@ -33,4 +33,5 @@ def tiny_models(small_builtins, tmp_path_factory):
     train(data, root / "tiny-psd", ModelConfig(family="pitch-step-duration", seq_length=8, units=(16,)), fast)
     train(data, root / "tiny-nc", ModelConfig(family="notes-and-chords", seq_length=8, units=(16,),
                                                embedding=8, min_count=1), fast)
+    train(data, root / "tiny-poly", ModelConfig(family="polyphony", seq_length=16, units=(16,), embedding=8), fast)
     return root

@@ -117,3 +117,57 @@ def test_evaluate_with_samples_prints_the_table(small_builtins):
     for name in ("pitch_class_entropy", "scale_consistency", "pitch_range", "mean_ioi", "polyphony",
                  "repeated_onsets", "mean_note_length", "note lengths (beats)", "longest copied run"):
         assert name in r.stdout
+
+
+def test_harmonize_keeps_the_melody_and_the_same_seed_gives_the_same_bytes(tmp_path, tiny_models):
+    import numpy as np
+
+    from musicgen.midi_io import read_midi
+
+    tune = [(67, 0.0, 0.6), (69, 0.6, 1.2), (71, 1.2, 1.8), (72, 1.8, 3.0), (71, 3.0, 3.6), (67, 3.6, 4.8)]
+    (tmp_path / "tune.mid").write_bytes(midi_bytes(tune, tempo=100))
+    for name in ("a", "b"):
+        r = cli("harmonize", tmp_path / "tune.mid", "--model", tiny_models / "tiny-poly", "--seed", "3",
+                "--voices", "3", "--out", tmp_path / f"{name}.mid", "--wav", tmp_path / f"{name}.wav",
+                "--musicxml", tmp_path / f"{name}.musicxml")
+        assert r.returncode == 0, r.stderr
+        assert "voices; model tiny-poly" in r.stdout
+    assert (tmp_path / "a.mid").read_bytes() == (tmp_path / "b.mid").read_bytes()
+    assert (tmp_path / "a.wav").read_bytes()[:4] == b"RIFF" and b"<voice>2</voice>" in (
+        tmp_path / "a.musicxml").read_bytes()
+    out = read_midi(tmp_path / "a.mid")
+    top = out.take(out.voice == 0)
+    assert top.pitch.tolist() == [67, 69, 71, 72, 71, 67]
+    np.testing.assert_allclose(top.start, [t[1] for t in tune], atol=0.01)
+    assert out.voices >= 2
+
+
+def test_harmonize_and_generate_refuse_bad_outputs_and_settings_before_writing(tmp_path, tiny_models):
+    (tmp_path / "tune.mid").write_bytes(midi_bytes(scale(count=6)))
+    model = tiny_models / "tiny-poly"
+    r = cli("harmonize", tmp_path / "tune.mid", "--model", model, "--out", tmp_path)
+    assert r.returncode == 2 and "is a folder" in r.stderr
+    r = cli("harmonize", tmp_path / "tune.mid", "--model", model, "--out", tmp_path / "x.mid",
+            "--wav", tmp_path / "no" / "x.wav")
+    assert r.returncode == 2 and "does not exist" in r.stderr and not (tmp_path / "x.mid").exists()
+    r = cli("harmonize", tmp_path / "tune.mid", "--model", model, "--out", tmp_path / "x.mid", "--seed", "-1")
+    assert r.returncode == 2 and "Seed must be between" in r.stderr
+    r = cli("harmonize", tmp_path / "tune.mid", "--model", model, "--out", tmp_path / "x.mid",
+            "--temperature", "nan")
+    assert r.returncode == 2 and "Temperature must be between" in r.stderr
+    r = cli("harmonize", tmp_path / "tune.mid", "--model", tiny_models / "tiny-psd", "--out", tmp_path / "x.mid")
+    assert r.returncode == 2 and "cannot harmonize" in r.stderr
+    (tmp_path / "silent.mid").write_bytes(b"junk")
+    r = cli("harmonize", tmp_path / "silent.mid", "--model", model, "--out", tmp_path / "x.mid")
+    assert r.returncode == 2 and "not a MIDI file" in r.stderr
+    r = cli("generate", "--model", model, "--out", tmp_path, "--length", "8")
+    assert r.returncode == 2 and "is a folder" in r.stderr
+    assert not (tmp_path / "x.mid").exists()
+
+
+def test_polyphonic_melody_uses_its_top_line_and_says_so(tmp_path, tiny_models):
+    chords = [(72, 0.0, 1.0), (64, 0.0, 1.0), (74, 1.0, 2.0), (65, 1.0, 2.0)]
+    (tmp_path / "chords.mid").write_bytes(midi_bytes(chords))
+    r = cli("harmonize", tmp_path / "chords.mid", "--model", tiny_models / "tiny-poly", "--out", tmp_path / "h.mid")
+    assert r.returncode == 0, r.stderr
+    assert "note: The file has notes sounding together; its top line (2 of 4 notes) is the melody." in r.stderr

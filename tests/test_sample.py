@@ -5,7 +5,8 @@ import pytest
 from helpers import notes, scale
 
 from musicgen.config import ModelConfig, SampleConfig
-from musicgen.encoding import END, PAD, START, UNK, build_encoding, encode
+from musicgen.families import build_encoding, encode
+from musicgen.families.base import END, PAD, START, UNK
 from musicgen.sample import StepModel, generate, pick
 
 PIECE = notes(scale(count=10) + [(48, 0.0, 1.0), (52, 0.0, 1.0), (55, 1.0, 2.0)], tempo=120)
@@ -93,3 +94,29 @@ def test_committed_models_generate(name):
     g = generate(store.load_step_model(folder), SampleConfig(length=64, seed=0))
     assert g.events >= 32 and len(g.notes) > 0
     assert 21 <= g.notes.pitch.min() and g.notes.pitch.max() <= 108  # a piano's range, as in the chorales
+
+
+def test_sampler_runs_on_one_blas_thread():
+    from threadpoolctl import threadpool_info
+
+    from musicgen.sample import run
+
+    _, step_model, enc = keras_and_step_model(CONFIGS[0])
+    seen = []
+
+    class Watching:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def rows(self):
+            return self.inner.rows()
+
+        def next(self, outputs, rng):
+            seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+            return self.inner.next(outputs, rng)
+
+        def result(self):
+            return self.inner.result()
+
+    run(step_model, Watching(step_model.family.sampler(enc, SampleConfig(length=3), None)), 0)
+    assert seen and set(seen) == {1}

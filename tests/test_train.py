@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from musicgen import corpus, store
-from musicgen.config import ModelConfig, SampleConfig, TrainConfig, checked, preset
+from musicgen.config import ModelConfig, SampleConfig, TrainConfig, checked
+from musicgen.families import preset
 from musicgen.errors import ConfigError, ModelError, TrainingError
 from musicgen.sample import generate
 

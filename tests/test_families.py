@@ -1,19 +1,15 @@
 import numpy as np
-import pytest
 from helpers import notes
 
 from musicgen.config import ModelConfig
-from musicgen.encoding import (
-    END,
-    START,
-    UNK,
-    build_encoding,
-    decode,
-    encode,
-    events,
-    nearest_bin,
-    windows,
-)
+from musicgen.families import build_encoding, encode, get, windows
+from musicgen.families.base import END, START, UNK, nearest_bin
+from musicgen.families.notes_and_chords import events
+
+
+def decode(enc, values):
+    return get(enc.family).decode(enc, values)
+
 
 NC = ModelConfig(family="notes-and-chords", min_count=1, seq_length=4)
 PSD = ModelConfig(family="pitch-step-duration", seq_length=4)
@@ -70,12 +66,6 @@ def test_regression_targets_are_seconds():
     np.testing.assert_allclose(targets[1:, 1:], [[0.0, 0.3], [0.7, 0.3]], atol=1e-6)
 
 
-def test_decode_after_a_primer():
-    enc = build_encoding(PSD, [])
-    back = decode(enc, np.array([[60, 5, 3]]), after=10.0)
-    assert back.start[0] == pytest.approx(10.0 + enc.step_bins[5])
-
-
 def test_nearest_bin():
     assert nearest_bin(np.array([0.0, 0.26, 0.9]), [0.0, 0.25, 0.5, 1.0]).tolist() == [0, 1, 3]
     assert nearest_bin(np.array([0.001, 0.69, 0.72]), [0.0, 0.5, 1.0], log=True).tolist() == [0, 1, 2]
@@ -83,7 +73,7 @@ def test_nearest_bin():
 
 def test_every_step_windows_cover_every_target_once_or_more():
     rows = np.arange(11 * 3, dtype=np.float32).reshape(11, 3)  # 10 targets after the start row
-    w = windows(build_encoding(PSD, []), [(rows, rows)], seq_length=4, every_step=True)
+    w = windows([(rows, rows)], seq_length=4, every_step=True)
     assert w.x.shape[1:] == (4, 3) and w.y.shape[1:] == (4, 3) and w.weight.shape[1:] == (4,)
     seen = {int(t) for y, wt in zip(w.y, w.weight) for t, keep in zip(y[:, 0], wt) if keep}
     assert seen == set(rows[1:, 0].astype(int).tolist())
@@ -95,7 +85,7 @@ def test_every_step_windows_cover_every_target_once_or_more():
 
 def test_one_target_windows_are_left_padded():
     rows = np.arange(1, 6 * 3 + 1, dtype=np.float32).reshape(6, 3)
-    w = windows(build_encoding(PSD, []), [(rows, rows)], seq_length=4, every_step=False)
+    w = windows([(rows, rows)], seq_length=4, every_step=False)
     assert w.x.shape == (5, 4, 3) and w.y.shape == (5, 3) and w.weight is None
     assert (w.x[0, :3] == 0).all() and (w.x[0, 3] == rows[0]).all()
     assert (w.y[0] == rows[1]).all() and (w.x[-1] == rows[1:5]).all() and (w.y[-1] == rows[5]).all()
@@ -104,6 +94,6 @@ def test_one_target_windows_are_left_padded():
 def test_windows_never_cross_pieces():
     a = np.full((5, 3), 1.0, dtype=np.float32)
     b = np.full((5, 3), 2.0, dtype=np.float32)
-    w = windows(build_encoding(PSD, []), [(a, a), (b, b)], seq_length=3, every_step=False)
+    w = windows([(a, a), (b, b)], seq_length=3, every_step=False)
     for x, y in zip(w.x, w.y):
         assert set(np.unique(x[x != 0])) | {y[0]} in ({1.0}, {2.0})

@@ -1,0 +1,227 @@
+"""What every model family implements, and the pieces they share: the saved Encoding, input columns,
+output heads with their losses, training windows and the seeded sampling step."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..config import DEFAULT_TEMPO_QPM, ModelConfig, SampleConfig
+from ..errors import ModelError
+from ..midi_io import Notes
+
+PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
+SPECIALS = (PAD, START, END, UNK)  # ids 0..3 in every token vocabulary
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """What maps music to numbers for one model; saved as vocab.json so a model folder is self-describing.
+
+    Each family uses the fields it needs; the others keep their defaults.
+    """
+
+    family: str
+    time_heads: str = "categorical"
+    tokens: tuple[str, ...] = ()  # token vocabulary, SPECIALS first
+    step_bins: tuple[float, ...] = ()  # class centers: seconds (pitch-step-duration) or beats (notes-and-chords)
+    duration_bins: tuple[float, ...] = ()
+    tempo: float = DEFAULT_TEMPO_QPM  # median tempo of the training pieces, used for generated music
+    steps_per_beat: int = 0  # polyphony: grid steps per quarter note
+    positions: int = 0  # polyphony: grid steps per bar that the position input tells apart
+    normalize_key: bool = False  # polyphony: pieces are moved to C major / A minor before encoding
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data) -> Encoding:
+        if not isinstance(data, dict):
+            raise ModelError("The model's vocab.json is not one this version understands (it holds no settings).")
+        try:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        except TypeError as e:
+            raise ModelError(f"The model's vocab.json is not one this version understands ({e}).") from None
+
+    @property
+    def index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tokens)}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column of an event row: an id looked up in an embedding (size > 0), or a number fed as is."""
+
+    name: str
+    size: int = 0  # vocabulary size of an embedded column; 0 for a number
+    dim: int = 0  # embedding size
+
+
+@dataclass(frozen=True)
+class Head:
+    """One output of the network: classes with a cross-entropy loss, or a value with the tutorial's loss."""
+
+    name: str
+    size: int  # classes, or 1 for a regression head
+    regression: bool = False
+    centers: tuple[float, ...] = ()  # what each class stands for (time heads), for the mean error in evaluate
+
+    def keras_loss(self):
+        from ..model import keras, mse_with_positive_pressure
+
+        return mse_with_positive_pressure if self.regression else \
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def numpy_loss(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Per-event loss, the same the Keras loss computes. outputs shape=(n, size), targets shape=(n,)."""
+        outputs = np.asarray(outputs, np.float64)
+        if self.regression:
+            p = outputs[:, 0]
+            return (targets - p) ** 2 + 10 * np.maximum(-p, 0)
+        logp = outputs - outputs.max(-1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
+        return -logp[np.arange(len(targets)), targets.astype(np.int64)]
+
+    def guess(self, outputs: np.ndarray) -> np.ndarray:
+        """The most likely class (or the value) per event."""
+        outputs = np.asarray(outputs)
+        return np.maximum(outputs[:, 0], 0) if self.regression else outputs.argmax(-1)
+
+
+@dataclass(frozen=True)
+class Generated:
+    notes: Notes  # the new music, starting at 0 s
+    events: int  # notes, onsets or grid steps generated
+    ended: bool  # the model chose to end the piece before the asked length
+    note: str | None = None  # a sentence for the user, e.g. which line of a polyphonic melody was kept
+
+
+def pick(logits: np.ndarray, temperature: float, rng: np.random.Generator, banned=(), allowed=None) -> int:
+    """A class drawn from softmax(logits / temperature), never one of `banned`, only one of `allowed` if given."""
+    z = np.asarray(logits, np.float64) / max(temperature, 1e-3)
+    if allowed is not None:
+        mask = np.full(len(z), -np.inf)
+        mask[list(allowed)] = 0.0
+        z = z + mask
+    if len(banned):
+        z[list(banned)] = -np.inf
+    z -= z.max()
+    p = np.exp(z)
+    return int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"), len(p) - 1))
+
+
+class Sampler(ABC):
+    """One generation: the rows that set the network's state, then one event per call of `next`."""
+
+    @abstractmethod
+    def rows(self) -> list[np.ndarray]:
+        """The start row and the primer's rows, fed before anything is sampled."""
+
+    @abstractmethod
+    def next(self, outputs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray | None:
+        """Choose the next event from the heads' outputs; its input row, or None when the piece is complete."""
+
+    @abstractmethod
+    def result(self) -> Generated:
+        """The generated music."""
+
+
+class Family(ABC):
+    """A way to turn music into event rows and back; one module per family, registered by name."""
+
+    name: str = ""
+    help: str = ""  # one line for the Train page
+    input_name: str = "events"
+    unit: str = "beats"  # of the time heads' errors in evaluate
+    presets: dict[str, tuple[dict, dict]] = {}  # name: (ModelConfig changes, TrainConfig changes)
+
+    @abstractmethod
+    def build_encoding(self, config: ModelConfig, pieces: list[Notes]) -> Encoding:
+        """The encoding of a model of this config, learnt from the training pieces (vocabulary, tempo)."""
+
+    @abstractmethod
+    def columns(self, config: ModelConfig, enc: Encoding) -> tuple[Column, ...]:
+        """The input columns of an event row."""
+
+    @abstractmethod
+    def heads(self, enc: Encoding) -> tuple[Head, ...]:
+        """The network's outputs, in the order of the targets' columns."""
+
+    @abstractmethod
+    def encode(self, enc: Encoding, notes: Notes) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets) of one piece, a start row first. Row j's target is what row j holds; a model
+        predicts row j+1 from rows <= j. inputs shape=(n, columns), targets shape=(n, heads)."""
+
+    @abstractmethod
+    def sampler(self, enc: Encoding, sampling: SampleConfig, primer: Notes | None) -> Sampler:
+        """A new generation with these settings, after the primer if there is one."""
+
+
+def tempo_of(pieces: list[Notes]) -> float:
+    return float(np.median([p.tempo for p in pieces])) if pieces else DEFAULT_TEMPO_QPM
+
+
+def nearest_bin(values: np.ndarray, centers, log: bool = False) -> np.ndarray:
+    """Index of the closest center for each value (closest in ratio when log, zero-aware)."""
+    c = np.asarray(centers, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if log:
+        floor = c[c > 0].min() / 2
+        c_, v_ = np.log(np.maximum(c, floor)), np.log(np.maximum(v, floor))
+    else:
+        c_, v_ = c, v
+    return np.abs(v_[:, None] - c_[None, :]).argmin(axis=1).astype(np.int32)
+
+
+# ---------------------------------------------------------------- training windows
+
+@dataclass
+class Windows:
+    x: np.ndarray  # inputs, shape=(n, seq_length, columns)
+    y: np.ndarray  # targets, shape=(n, seq_length, heads) when every_step, else (n, heads)
+    weight: np.ndarray | None = field(default=None)  # shape=(n, seq_length): 0 where a window is padded
+
+
+def windows(encoded: list[tuple[np.ndarray, np.ndarray]], seq_length: int, every_step: bool) -> Windows:
+    """Training windows that never cross pieces.
+
+    every_step: chunks of seq_length rows (half-overlapping) predicting the next row at each position;
+    a piece's last chunk is padded on the right and weighted 0 there.
+    Otherwise one window per target, left-padded at a piece's start, predicting only the next row.
+    """
+    xs, ys, ws = [], [], []
+    cols = encoded[0][0].shape[1] if encoded else 3
+    heads = encoded[0][1].shape[1] if encoded else 3
+    pad = np.zeros(cols, dtype=encoded[0][0].dtype) if encoded else np.zeros(cols)
+    for inputs, targets in encoded:
+        n = len(inputs)
+        if n < 2:
+            continue
+        if every_step:
+            for s in range(0, n - 1, max(1, seq_length // 2)):
+                x = inputs[s:s + seq_length]
+                y = targets[s + 1:s + seq_length + 1]
+                m = len(y)
+                x = x[:m]
+                w = np.zeros(seq_length, dtype=np.float32)
+                w[:m] = 1.0
+                if m < seq_length:
+                    x = np.concatenate([x, np.tile(pad, (seq_length - m, 1))])
+                    y = np.concatenate([y, np.zeros((seq_length - m, heads), dtype=y.dtype)])
+                xs.append(x)
+                ys.append(y)
+                ws.append(w)
+                if s + seq_length >= n - 1:
+                    break  # this chunk reached the piece's last target
+        else:
+            padded = np.concatenate([np.tile(pad, (seq_length - 1, 1)), inputs]).astype(inputs.dtype)
+            idx = np.arange(1, n)[:, None] + np.arange(seq_length)[None, :] - 1  # window ending at row j-1
+            xs.append(padded[idx])
+            ys.append(targets[1:])
+    if not xs:
+        return Windows(np.zeros((0, seq_length, cols)), np.zeros((0, heads)))
+    if every_step:
+        return Windows(np.stack(xs), np.stack(ys), np.stack(ws))
+    return Windows(np.concatenate(xs), np.concatenate(ys))

@@ -1,0 +1,326 @@
+"""polyphony: voices on a beat grid, as BachBot and Magenta's Polyphony RNN encode them.
+
+At each grid step (a sixteenth note by default) the sounding notes from the highest down, each as
+'new P' (it starts here) or 'held P' (it goes on from the step before), then '<step>'. The input row is
+(token, position within the bar of the step the next token belongs to): the phrase structure lives there.
+The same encoding harmonizes a melody: the top voice is given, the voices under it are sampled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import ModelConfig, SampleConfig
+from ..errors import MidiError
+from ..midi_io import Notes, TempoMap
+from .base import END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head, Sampler, pick, tempo_of
+
+STEP = "<step>"
+POSITION_EMBEDDING = 8
+MAX_POSITIONS = 48  # grid steps per bar told apart (12/8 at sixteenths); later steps share the last
+PITCH_MARGIN = 6  # semitones kept below and above the training range, for transposed melodies
+END_ALLOWED_AFTER = 0.5  # fraction of the asked length before a model may end a piece
+MAX_STEPS_PER_ONSET = 32  # a generation stops after this many grid steps per asked onset (long rests)
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])  # Krumhansl
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+
+
+def new(p: int) -> str:
+    return f"new {p}"
+
+
+def held(p: int) -> str:
+    return f"held {p}"
+
+
+# ---------------------------------------------------------------- the grid
+
+def grid_steps(notes: Notes, steps_per_beat: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each note's first grid step and the step after its last, shape=(n,) each; every note lasts >= 1 step."""
+    on = np.rint(notes.start_beat * steps_per_beat).astype(np.int64)
+    off = np.maximum(on + 1, np.rint(notes.end_beat * steps_per_beat).astype(np.int64))
+    return on, off
+
+
+def sonorities(notes: Notes, steps_per_beat: int) -> list[list[tuple[int, bool]]]:
+    """Per grid step, the sounding (pitch, is new) from the highest down; a pitch sounds once per step."""
+    if not len(notes):
+        return []
+    on, off = grid_steps(notes, steps_per_beat)
+    steps: list[dict[int, bool]] = [dict() for _ in range(int(off.max()))]
+    for p, a, b in zip(notes.pitch.tolist(), on.tolist(), off.tolist()):
+        for s in range(a, b):
+            steps[s][p] = steps[s].get(p, False) or s == a
+    return [sorted(step.items(), reverse=True) for step in steps]
+
+
+def bar_positions(n_steps: int, steps_per_beat: int, meter, positions: int) -> np.ndarray:
+    """Position of each grid step within its bar (0 = downbeat), following the file's time signatures."""
+    beats = np.arange(n_steps + 1) / steps_per_beat
+    pos = beats * steps_per_beat % (4 * steps_per_beat)
+    for at, num, den in meter or ():
+        bar = num * 4.0 / den * steps_per_beat
+        later = beats >= at
+        pos[later] = (beats[later] - at) * steps_per_beat % bar
+    return np.minimum(np.rint(pos), positions - 1).astype(np.int32)
+
+
+def key_shift(notes: Notes) -> int:
+    """Semitones that move the piece to C major or A minor (-6..5): from its key signature, else estimated."""
+    if notes.keys:
+        _, sharps, minor = notes.keys[0]
+        tonic = (sharps * 7 + (9 if minor else 0)) % 12
+        return int((((9 if minor else 0) - tonic) + 6) % 12 - 6)
+    if not len(notes):
+        return 0
+    hist = np.bincount(notes.pitch % 12, weights=notes.duration_beats, minlength=12)
+    best, shift = -np.inf, 0
+    for tonic in range(12):
+        for profile, home in ((MAJOR_PROFILE, 0), (MINOR_PROFILE, 9)):
+            r = np.corrcoef(np.roll(profile, tonic), hist)[0, 1]
+            if np.isfinite(r) and r > best:
+                best, shift = r, int(((home - tonic) + 6) % 12 - 6)
+    return shift
+
+
+# ---------------------------------------------------------------- the family
+
+class Polyphony(Family):
+    name = "polyphony"
+    help = ("voices on a beat grid, highest first, each note new or held (BachBot, Magenta's Polyphony RNN); "
+            "can harmonize a melody")
+    presets = {
+        # near BachBot: 3 LSTM layers of 256, dropout 0.3, long windows
+        "default": ({"seq_length": 128, "units": (256, 256, 256), "dropout": 0.3, "embedding": 32, "grid": 4},
+                    {"learning_rate": 0.002, "batch_size": 32, "patience": 4}),
+        "small": ({"seq_length": 128, "units": (128, 128), "dropout": 0.2, "embedding": 32, "grid": 4},
+                  {"learning_rate": 0.003, "batch_size": 32, "patience": 4}),
+        "eighths": ({"seq_length": 96, "units": (256, 256, 256), "dropout": 0.3, "embedding": 32, "grid": 2},
+                    {"learning_rate": 0.002, "batch_size": 32, "patience": 4}),
+    }
+
+    def build_encoding(self, config: ModelConfig, pieces: list[Notes]) -> Encoding:
+        used = [p.transposed(key_shift(p)) if config.normalize_key else p for p in pieces if len(p)]
+        lo = max(0, min((int(p.pitch.min()) for p in used), default=36) - PITCH_MARGIN)
+        hi = min(127, max((int(p.pitch.max()) for p in used), default=84) + PITCH_MARGIN)
+        tokens = SPECIALS + (STEP,) + tuple(new(p) for p in range(lo, hi + 1)) + tuple(held(p) for p in range(lo, hi + 1))
+        bars = [p.bar_length() * config.grid for p in used] or [4 * config.grid]
+        positions = int(min(MAX_POSITIONS, max(bars)))
+        return Encoding(self.name, "categorical", tokens, tempo=tempo_of(pieces), steps_per_beat=config.grid,
+                        positions=positions, normalize_key=config.normalize_key)
+
+    def columns(self, config, enc):
+        return (Column("token", len(enc.tokens), config.embedding), Column("position", enc.positions,
+                                                                            POSITION_EMBEDDING))
+
+    def heads(self, enc):
+        return (Head("token", len(enc.tokens)),)
+
+    def tokens(self, enc: Encoding, notes: Notes) -> tuple[list[int], list[int]]:
+        """(token ids, grid step of each token) of a piece, without start and end."""
+        if enc.normalize_key:
+            notes = notes.transposed(key_shift(notes))
+        index = enc.index
+        step_id, unk = index[STEP], index[UNK]
+        ids, steps = [], []
+        for s, sounding in enumerate(sonorities(notes, enc.steps_per_beat)):
+            for p, is_new in sounding:
+                ids.append(index.get(new(p) if is_new else held(p), unk))
+                steps.append(s)
+            ids.append(step_id)
+            steps.append(s)
+        return ids, steps
+
+    def encode(self, enc, notes):
+        index = enc.index
+        ids, steps = self.tokens(enc, notes)
+        n_steps = (steps[-1] + 1) if steps else 0
+        pos = bar_positions(n_steps, enc.steps_per_beat, notes.meter, enc.positions)
+        # each row carries the position of the step its *next* token belongs to
+        next_step = np.array([0] + [s + 1 if t == index[STEP] else s for t, s in zip(ids, steps)], np.int64)
+        rows = np.zeros((len(ids) + 2, 2), np.int32)
+        rows[:, 0] = [index[START]] + ids + [index[END]]
+        rows[:-1, 1] = pos[np.minimum(next_step, n_steps)]
+        return rows, rows[:, :1].astype(np.float32)
+
+    def decode(self, enc: Encoding, steps: list[list[tuple[int, bool]]], meter=(), keys=(),
+               tempo_map: TempoMap | None = None) -> Notes:
+        """Grid steps of (pitch, is new) from the highest down, as notes: voice = rank at the note's onset."""
+        g = enc.steps_per_beat
+        open_notes: dict[int, list] = {}  # pitch -> [onset step, voice]
+        rows = []
+        for s, sounding in enumerate(steps + [[]]):
+            for p in list(open_notes):
+                continuing = any(q == p and not is_new for q, is_new in sounding)
+                if not continuing:
+                    a, v = open_notes.pop(p)
+                    rows.append((p, a / g, s / g, v))
+            for rank, (p, is_new) in enumerate(sounding):
+                if is_new or p not in open_notes:
+                    open_notes[p] = [s, rank]
+        arr = np.array(rows, np.float64).reshape(-1, 4)
+        return Notes.from_beats(arr[:, 0], arr[:, 1], arr[:, 2], voice=arr[:, 3],
+                                tempo_map=tempo_map or TempoMap.constant(enc.tempo), meter=meter, keys=keys)
+
+    def sampler(self, enc, sampling, primer):
+        return _Sampler(self, enc, sampling, primer)
+
+    def harmonizer(self, enc: Encoding, sampling: SampleConfig, melody: Notes) -> Sampler:
+        return _Harmonizer(self, enc, sampling, melody)
+
+
+class _Sampler(Sampler):
+    """Free generation: every token is sampled, only ever a valid one (voices descend within a step,
+    a held note was sounding the step before, at most `voices` notes a step)."""
+
+    def __init__(self, family: Polyphony, enc: Encoding, sampling: SampleConfig, context: Notes | None):
+        self.family, self.enc, self.sampling = family, enc, sampling
+        self.context = context if context is not None and len(context) else None
+        index = enc.index
+        self.index, self.step_id, self.end_id = index, index[STEP], index[END]
+        self.banned = [index[t] for t in (PAD, START, UNK)]
+        self.pitch_of = {i: (int(t.split()[1]), t.startswith("new")) for t, i in index.items()
+                         if t.startswith(("new ", "held "))}
+        self.new_ids = {p: index[new(p)] for p, _ in self.pitch_of.values() if new(p) in index}
+        self.held_ids = {p: index[held(p)] for p, _ in self.pitch_of.values() if held(p) in index}
+        self.shift = key_shift(self.context) if (enc.normalize_key and self.context is not None) else 0
+        meter = self.context.meter if self.context is not None else ()
+        self.meter, self.keys = meter, (self.context.keys if self.context is not None else ())
+        self.steps: list[list[tuple[int, bool]]] = []
+        self.current: list[tuple[int, bool]] = []
+        self.previous: set[int] = set()
+        self.onsets = 0
+        self.ended = False
+        self.offset = 0  # grid steps of the primer before the generated ones
+        self.positions = np.zeros(1, np.int32)
+
+    def max_steps(self) -> int:
+        return self.sampling.length * MAX_STEPS_PER_ONSET
+
+    def rows(self):
+        rows = [np.array([self.index[START], 0], np.int32)]
+        if self.context is not None:
+            inputs, _ = self.family.encode(self.enc, self.context)
+            ids, steps = self.family.tokens(self.enc, self.context)
+            if steps:
+                self.offset = steps[-1] + 1
+                self.previous = {self.pitch_of[t][0] for t, s in zip(ids, steps)
+                                 if s == steps[-1] and t in self.pitch_of}
+                rows = list(inputs[:-1])  # the start row and the primer's, not its end
+        self.positions = bar_positions(self.offset + self.max_steps() + 1, self.enc.steps_per_beat, self.meter,
+                                       self.enc.positions)
+        rows[0][1] = self.positions[0]
+        return rows
+
+    def _position(self) -> int:
+        return int(self.positions[min(self.offset + len(self.steps), len(self.positions) - 1)])
+
+    def allowed(self) -> list[int]:
+        """Token ids that may come next."""
+        ceiling = self.current[-1][0] if self.current else 128
+        if len(self.current) >= self.sampling.voices:
+            return [self.step_id]
+        out = [self.step_id]
+        out += [i for p, i in self.new_ids.items() if p < ceiling]
+        out += [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
+        if not self.current and self.onsets >= END_ALLOWED_AFTER * self.sampling.length:
+            out.append(self.end_id)
+        return out
+
+    def done(self) -> bool:
+        return self.onsets >= self.sampling.length or len(self.steps) >= self.max_steps()
+
+    def next(self, outputs, rng):
+        if self.ended or (not self.current and self.done()):
+            return None
+        token = pick(outputs[0], self.sampling.temperature, rng, self.banned, self.allowed())
+        return self.emit(token)
+
+    def emit(self, token: int) -> np.ndarray | None:
+        """Take one token into the piece; the row to feed the network next."""
+        if token == self.end_id:
+            self.ended = True
+            return None
+        if token == self.step_id:
+            if any(is_new for _, is_new in self.current):
+                self.onsets += 1
+            self.steps.append(self.current)
+            self.previous = {p for p, _ in self.current}
+            self.current = []
+        else:
+            self.current.append(self.pitch_of[token])
+        return np.array([token, self._position()], np.int32)
+
+    def tempo_map(self) -> TempoMap:
+        return TempoMap.constant(self.context.tempo if self.context is not None else self.enc.tempo)
+
+    def result(self):
+        notes = self.family.decode(self.enc, self.steps, self.meter, self.keys, self.tempo_map())
+        if self.shift:
+            notes = notes.transposed(-self.shift)
+        return Generated(notes, len(self.steps), self.ended and self.onsets < self.sampling.length)
+
+
+class _Harmonizer(_Sampler):
+    """The melody is the top voice, note for note (new where it starts, held where it holds); the voices
+    under it are sampled, `voices` notes a step in all where the range allows. Where the melody rests,
+    the voices under it may only hold what they sound."""
+
+    def __init__(self, family, enc, sampling, melody: Notes):
+        super().__init__(family, enc, sampling, melody)
+        top = sonorities(melody.transposed(self.shift), enc.steps_per_beat)
+        self.melody = [s[0] if s else None for s in top]
+        lo, hi = min(self.new_ids), max(self.new_ids)
+        if any(m and not lo <= m[0] <= hi for m in self.melody):
+            from ..explore import note_name
+
+            raise MidiError(f"The melody goes outside the range this model knows "
+                            f"({note_name(lo - self.shift)} to {note_name(hi - self.shift)}).")
+        self.ceiling = self._ceilings()
+
+    def tempo_map(self) -> TempoMap:
+        return self.context.tempo_map  # the melody's own tempo, changes and all
+
+    def _ceilings(self) -> list[int]:
+        """Per step, the pitch the voices under the melody stay below (the last melody note in a rest)."""
+        out, last = [], 128
+        for m in self.melody:
+            last = m[0] if m else last
+            out.append(last)
+        return out
+
+    def rows(self):
+        self.positions = bar_positions(len(self.melody) + 1, self.enc.steps_per_beat, self.meter, self.enc.positions)
+        return [np.array([self.index[START], self.positions[0]], np.int32)]
+
+    def done(self) -> bool:
+        return len(self.steps) >= len(self.melody)
+
+    def forced(self) -> int | None:
+        """The melody's token when the step has not started yet."""
+        if self.current:
+            return None
+        m = self.melody[len(self.steps)]
+        if m is None:
+            return None
+        p, is_new = m
+        return self.new_ids[p] if (is_new or p not in self.previous) else self.held_ids[p]
+
+    def allowed(self):
+        s = len(self.steps)
+        melody = self.melody[s]
+        ceiling = min(self.current[-1][0] if self.current else 128, self.ceiling[s])
+        if len(self.current) >= self.sampling.voices:
+            return [self.step_id]
+        notes = [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
+        if melody is not None:
+            notes += [i for p, i in self.new_ids.items() if p < ceiling]
+        return notes or [self.step_id]  # voices stay until the step is full, where the range allows
+
+    def next(self, outputs, rng):
+        if not self.current and self.done():
+            return None
+        token = self.forced()
+        if token is None:
+            token = pick(outputs[0], self.sampling.temperature, rng, self.banned, self.allowed())
+        return self.emit(token)

@@ -1,0 +1,184 @@
+"""The polyphony family: voices on a beat grid, new and held notes, bar positions, key normalization,
+free generation that is always valid, and harmonizing a melody note for note."""
+
+import numpy as np
+import pytest
+
+from musicgen.config import ModelConfig, SampleConfig
+from musicgen.families import build_encoding, encode, get
+from musicgen.families.polyphony import STEP, bar_positions, held, key_shift, new, sonorities
+from musicgen.midi_io import Notes, TempoMap
+from musicgen.sample import StepModel, harmonize, top_line
+
+POLY = ModelConfig(family="polyphony", seq_length=16, units=(12,), embedding=6)
+
+
+def chorale(bars: int = 2, meter=((0.0, 4, 4),), keys=()) -> Notes:
+    """Four voices in quarter notes (the soprano holds a half note in each bar), beats as given."""
+    rows = []
+    for b in range(bars):
+        t = 4.0 * b
+        rows += [(72, t, t + 2), (74, t + 2, t + 3), (72, t + 3, t + 4)]  # soprano
+        rows += [(67, t + i, t + i + 1, 1) for i in range(4)]  # alto
+        rows += [(64, t, t + 2, 2), (65, t + 2, t + 4, 2)]  # tenor
+        rows += [(48, t, t + 1, 3), (55, t + 1, t + 2, 3), (53, t + 2, t + 3, 3), (48, t + 3, t + 4, 3)]  # bass
+    rows = [r if len(r) == 4 else r + (0,) for r in rows]
+    arr = np.array(rows, np.float64)
+    return Notes.from_beats(arr[:, 0], arr[:, 1], arr[:, 2], voice=arr[:, 3], tempo_map=TempoMap.constant(90),
+                            meter=meter, keys=keys)
+
+
+def test_tokens_go_from_the_top_down_new_then_held():
+    piece = chorale(1)
+    enc = build_encoding(POLY, [piece])
+    steps = sonorities(piece, 4)
+    assert len(steps) == 16  # a 4/4 bar of sixteenths
+    assert steps[0] == [(72, True), (67, True), (64, True), (48, True)]
+    assert steps[1] == [(72, False), (67, False), (64, False), (48, False)]  # inside the first quarter
+    assert steps[4] == [(72, False), (67, True), (64, False), (55, True)]
+    inputs, targets = encode(enc, piece)
+    tokens = [enc.tokens[i] for i in inputs[:, 0]]
+    assert tokens[:6] == ["<start>", new(72), new(67), new(64), new(48), STEP]
+    assert tokens[-1] == "<end>" and tokens.count(STEP) == 16
+    assert (targets[:, 0] == inputs[:, 0]).all() and inputs.shape[1] == 2
+
+
+def test_each_row_carries_the_bar_position_of_the_next_token():
+    piece = chorale(2, meter=((0.0, 3, 4),))
+    enc = build_encoding(POLY, [piece])
+    inputs, _ = encode(enc, piece)
+    step_rows = np.flatnonzero(inputs[:, 0] == enc.index[STEP])
+    # after the k-th step token, the next token belongs to step k+1: its position within a 3/4 bar (12 steps)
+    np.testing.assert_array_equal(inputs[step_rows[:-1], 1], (np.arange(1, len(step_rows)) % 12))
+    assert inputs[0, 1] == 0  # the start row: the first step is a downbeat
+    assert enc.positions == 12
+    np.testing.assert_array_equal(bar_positions(8, 2, ((0.0, 2, 4), (2.0, 3, 4)), 12),
+                                  [0, 1, 2, 3, 0, 1, 2, 3, 4])
+
+
+def test_decode_gives_back_the_notes_with_voices_from_the_top():
+    piece = chorale(2)
+    enc = build_encoding(POLY, [piece])
+    ids, steps = get("polyphony").tokens(enc, piece)
+    back = get("polyphony").decode(enc, sonorities(piece, 4))
+    order = np.lexsort((piece.pitch, piece.start_beat))
+    assert back.pitch.tolist() == piece.pitch[order].tolist()
+    np.testing.assert_allclose(back.start_beat, piece.start_beat[order])
+    np.testing.assert_allclose(back.end_beat, piece.end_beat[order])
+    soprano = back.take(back.voice == 0)
+    assert soprano.pitch.tolist() == [72, 74, 72] * 2 and back.voices == 4
+
+
+def test_key_normalization():
+    assert key_shift(chorale(1, keys=((0.0, 2, False),))) == -2  # D major -> C major
+    assert key_shift(chorale(1, keys=((0.0, -1, True),))) == -5  # D minor -> A minor
+    assert key_shift(chorale(1).transposed(3)) == -3  # no signature: estimated (C major moved to Eb)
+    enc = build_encoding(ModelConfig(family="polyphony", normalize_key=True), [chorale(1).transposed(2)])
+    a, _ = encode(enc, chorale(1).transposed(2))
+    b, _ = encode(enc, chorale(1))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def step_model():
+    from musicgen.model import build, keras, numpy_weights
+
+    keras.utils.set_random_seed(2)
+    enc = build_encoding(POLY, [chorale(2)])
+    return StepModel(numpy_weights(build(POLY, enc)), POLY, enc)
+
+
+def test_step_model_equals_keras_model():
+    from musicgen.model import build, keras, numpy_weights
+
+    keras.utils.set_random_seed(3)
+    enc = build_encoding(POLY, [chorale(2)])
+    net = build(POLY, enc)
+    sm = StepModel(numpy_weights(net), POLY, enc)
+    x, _ = encode(enc, chorale(1))
+    x = x[:POLY.seq_length]
+    expected = np.asarray(net.predict(x[None], verbose=0)["token"])[0]
+    state = sm.zero_state()
+    for t, row in enumerate(x):
+        out, state = sm.step(row, state)
+        np.testing.assert_allclose(out[0], expected[t], rtol=1e-4, atol=1e-5)
+
+
+def _valid(notes_steps, voices):
+    previous = set()
+    for step in notes_steps:
+        pitches = [p for p, _ in step]
+        assert pitches == sorted(pitches, reverse=True) and len(set(pitches)) == len(pitches)
+        assert len(step) <= voices
+        assert all(is_new or p in previous for p, is_new in step)  # held only what sounded
+        previous = set(pitches)
+
+
+def test_free_generation_is_always_valid_and_seeded(step_model):
+    from musicgen.sample import run
+
+    fam = get("polyphony")
+    for seed in range(3):
+        sampler = fam.sampler(step_model.enc, SampleConfig(length=24, temperature=1.5, seed=seed, voices=4), None)
+        g = run(step_model, sampler, seed)
+        _valid(sampler.steps, 4)
+        assert len(g.notes) > 0 and g.notes.voices <= 4
+    a = run(step_model, fam.sampler(step_model.enc, SampleConfig(length=24, seed=5), None), 5)
+    b = run(step_model, fam.sampler(step_model.enc, SampleConfig(length=24, seed=5), None), 5)
+    np.testing.assert_array_equal(a.notes.pitch, b.notes.pitch)
+    np.testing.assert_array_equal(a.notes.start_beat, b.notes.start_beat)
+
+
+def melody() -> Notes:
+    """A folk-like line with a held note and a rest, in 3/4."""
+    rows = [(67, 0, 1), (69, 1, 2), (71, 2, 3), (72, 3, 5), (71, 5, 6), (69, 6, 7), (67, 8, 9)]
+    arr = np.array(rows, np.float64)
+    return Notes.from_beats(arr[:, 0], arr[:, 1], arr[:, 2], meter=((0.0, 3, 4),))
+
+
+def test_harmonize_keeps_the_melody_on_top_note_for_note(step_model):
+    tune = melody()
+    g = harmonize(step_model, tune, SampleConfig(seed=1, voices=4, temperature=1.0))
+    assert g.note is None
+    top = g.notes.take(g.notes.voice == 0)
+    assert top.pitch.tolist() == tune.pitch.tolist()
+    np.testing.assert_allclose(top.start_beat, tune.start_beat)
+    np.testing.assert_allclose(top.end_beat, tune.end_beat)
+    for t in np.unique(g.notes.start_beat):  # the melody is the highest sounding note at every onset
+        sounding = (g.notes.start_beat <= t) & (g.notes.end_beat > t)
+        m = (top.start_beat <= t) & (top.end_beat > t)
+        if m.any():
+            assert g.notes.pitch[sounding].max() == top.pitch[m][0]
+    under = [((g.notes.start_beat <= t) & (g.notes.end_beat > t)).sum() for t in tune.start_beat]
+    assert np.mean(np.array(under) == 4) > 0.5  # four voices where the range allows
+    assert g.notes.meter == tune.meter
+    again = harmonize(step_model, tune, SampleConfig(seed=1, voices=4, temperature=1.0))
+    np.testing.assert_array_equal(again.notes.pitch, g.notes.pitch)
+
+
+def test_harmonize_takes_the_top_line_of_a_polyphonic_input_and_says_so(step_model):
+    g = harmonize(step_model, chorale(1), SampleConfig(seed=0, voices=3))
+    assert "4 parts" in g.note and "top line" in g.note
+    assert g.notes.take(g.notes.voice == 0).pitch.tolist() == [72, 74, 72]
+
+
+def test_top_line():
+    line, note = top_line(chorale(1))
+    assert line.pitch.tolist() == [72, 74, 72] and note
+    line, note = top_line(melody())
+    assert note is None and len(line) == len(melody())
+    from musicgen.errors import MidiError
+
+    with pytest.raises(MidiError, match="no melody"):
+        top_line(Notes.empty())
+
+
+def test_only_polyphony_models_harmonize():
+    from musicgen.errors import ModelError
+    from musicgen.model import build, numpy_weights
+
+    config = ModelConfig(family="pitch-step-duration", seq_length=4, units=(4,))
+    enc = build_encoding(config, [])
+    sm = StepModel(numpy_weights(build(config, enc)), config, enc)
+    with pytest.raises(ModelError, match="cannot harmonize"):
+        harmonize(sm, melody(), SampleConfig())
