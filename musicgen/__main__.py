@@ -276,7 +276,8 @@ def _print_samples(folder, data, args) -> None:
 def parser() -> argparse.ArgumentParser:
     from .families import FAMILIES, REGISTRY
 
-    p = argparse.ArgumentParser(prog="python -m musicgen", description="Train LSTM networks on MIDI and generate music.")
+    p = argparse.ArgumentParser(prog="python -m musicgen",
+                                description="Train LSTM networks on MIDI and generate music.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("inspect", help="check MIDI files, folders, zips or a dataset and count their notes")
     s.add_argument("paths", nargs="+", metavar="PATH", help="a MIDI file, folder, zip, or dataset name")

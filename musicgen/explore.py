@@ -85,7 +85,8 @@ def histograms(tables: Notes | list[Notes]) -> dict[str, Histogram]:
 
 
 def note_rows(notes: Notes, limit: int | None = None) -> dict[str, list]:
-    """The notes table as columns (for st.dataframe or CSV): pitch, name, start, end, step, duration, velocity, program."""
+    """The notes table as columns (for st.dataframe or CSV): pitch, name, start, end, step, duration, velocity,
+    program."""
     n = notes.head(limit) if limit is not None else notes
     return {
         "pitch": n.pitch.tolist(),

@@ -234,7 +234,36 @@ def _voice_staves(notes: Notes, grid: int) -> list:
         staff.makeTies(inPlace=True)
         staff.makeBeams(inPlace=True)
         out.append(staff)
+    pickup = _snap(float(notes.start_beat.min()), grid) if len(notes) else 0.0
+    ending = total - _snap(notes.beats, grid)  # silence after the last note, in the last bar
+    for staff in out:
+        measures = staff.getElementsByClass("Measure")
+        if 0 < ending < bar and len(measures) > 1:
+            _cut_ending(measures[-1], bar - ending)
+        if 0 < pickup < bar:
+            _as_pickup(measures[0], pickup)
     return out
+
+
+def _cut_ending(measure, length: float) -> None:
+    """A last bar whose every voice rests after `length` quarter notes ends there (as a pickup's complement)."""
+    for holder in list(measure.voices) or [measure]:
+        for el in list(holder.notesAndRests):
+            if el.isRest and el.offset >= length - 1e-6:
+                holder.remove(el)
+
+
+def _as_pickup(measure, rest: float) -> None:
+    """A first bar that begins with `rest` quarter notes of silence in every voice becomes a pickup bar."""
+    for holder in list(measure.voices) or [measure]:
+        for el in list(holder.notesAndRests):
+            if el.isRest and el.offset + el.quarterLength <= rest + 1e-6:
+                holder.remove(el)
+        for el in holder.notesAndRests:
+            holder.coreSetElementOffset(el, el.offset - rest)
+        holder.coreElementsChanged()
+    measure.paddingLeft = rest
+    measure.number = 0
 
 
 def _grid(quarters: np.ndarray) -> int:

@@ -215,7 +215,8 @@ def resume(out: str | os.PathLike, data: Dataset, progress=None, stop: threading
     if status["state"] == "running":
         raise TrainingError(f"{out.name} is still training.")
     if not (out / "last.keras").exists():
-        raise TrainingError(f"{out.name} cannot be resumed: it {'finished' if status['state'] == 'finished' else 'has no saved epoch'}. "
+        why = "finished" if status["state"] == "finished" else "has no saved epoch"
+        raise TrainingError(f"{out.name} cannot be resumed: it {why}. "
                             "Train a new model, or fine-tune this one with --init.")
     if epochs:
         train_cfg = replace(train_cfg, epochs=epochs)

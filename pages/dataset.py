@@ -14,6 +14,13 @@ def histogram_pngs(name: str, version: str, piece: str | None) -> list[bytes]:
     return [render.png(render.histogram_figure(h, titles[k])) for k, h in hists.items()]
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def piece_score(name: str, version: str, piece: str, first: int | None, window: tuple[float, float] | None) -> str:
+    notes = corpus.open_dataset(name).piece(piece).notes
+    shown = notes.window(*window).shifted(-window[0]) if window else notes.head(first)
+    return render.sheet_music_svg(shown, piece)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def piece_media(name: str, version: str, piece: str, first: int | None,
                 window: tuple[float, float] | None) -> tuple[bytes, bytes, str | None]:
@@ -96,10 +103,13 @@ else:
     end = max(1.0, round(notes.seconds, 1))
     first, window = None, st.slider("Seconds shown and played", 0.0, end, (0.0, min(end, 20.0)), 0.5)
 roll, wav, sound_note = piece_media(name, version, piece, first, window)
-st.image(roll)
 st.audio(wav, format="audio/wav")
 if sound_note:
     st.info(sound_note)
+if st.toggle("Sheet music", value=True, help="the notes shown, engraved: one staff pair, voices as voices"):
+    with st.spinner("Engraving..."):
+        st.image(piece_score(name, version, piece, first, window), width="stretch")
+st.image(roll)
 for col, image in zip(st.columns(3), histogram_pngs(name, version, piece)):
     col.image(image)
 with st.expander("Notes table"):

@@ -8,7 +8,7 @@ from musicgen.config import SampleConfig, field_range
 from musicgen.errors import MusicgenError
 from musicgen.explore import note_rows, summarize
 from musicgen.midi_io import read_midi
-from musicgen.sample import generate
+from musicgen.sample import generate, harmonize
 
 KEEP = 3  # results kept on the page to compare
 
@@ -44,23 +44,38 @@ models = [m for m in store.list_models() if (m.folder / "weights.npz").exists()]
 if not models:
     st.warning("There is no trained model yet: train one on the Train page.")
     st.stop()
+mode = st.radio("Make", ["A new piece", "Harmonize a melody"], horizontal=True,
+                help="a new piece from the model alone, or voices written under a melody you give")
+harmonizing = mode == "Harmonize a melody"
+if harmonizing:
+    models = [m for m in models if m.family == "polyphony"]
+    if not models:
+        st.warning("Harmonizing needs a polyphony model; train one on the Train page (family polyphony).")
+        st.stop()
 names = [m.name for m in models]
 try:
-    preferred = st.session_state.get("model") or store.default_model().name
+    preferred = store.HARMONIZE_MODEL if harmonizing else (st.session_state.get("model") or store.default_model().name)
 except MusicgenError:
     preferred = names[0]
 c1, c2 = st.columns([2, 1])
 name = c1.selectbox("Model", names, index=names.index(preferred) if preferred in names else 0,
                     format_func=lambda n: f"{n} ({next(m.family for m in models if m.name == n)})")
-st.session_state["model"] = name
-program = c2.selectbox("Instrument", [0, 19, 40, 73, 24], format_func=lambda p: {
-    0: "Piano", 19: "Church organ", 40: "Violin", 73: "Flute", 24: "Guitar"}[p])
+if not harmonizing:
+    st.session_state["model"] = name
+program = c2.selectbox("Instrument", [0, 19, 40, 73, 24, 52], format_func=lambda p: {
+    0: "Piano", 19: "Church organ", 40: "Violin", 73: "Flute", 24: "Guitar", 52: "Choir"}[p])
 
 c1, c2, c3 = st.columns(3)
 temperature = c1.slider("Temperature", *field_range(SampleConfig, "temperature"),
                         store.default_temperature(store.model_path(name)), 0.05,
                         help="lower is safer and more repetitive, higher is wilder")
-length = c2.slider("Length (notes or chords)", *field_range(SampleConfig, "length"), 120)
+if harmonizing:
+    voices = c2.slider("Voices", 2, field_range(SampleConfig, "voices")[1], 4,
+                       help="voices in all, the melody included")
+    length = SampleConfig().length
+else:
+    length = c2.slider("Length (notes or chords)", *field_range(SampleConfig, "length"), 120)
+    voices = SampleConfig().voices
 st.session_state.setdefault("seed", 0)
 with c3:
     seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", help="the same seed gives the same piece")
@@ -68,33 +83,52 @@ with c3:
     st.button("Roll the dice", icon=":material/casino:",
               on_click=lambda: st.session_state.update(seed=random.randrange(2**31 - 1)))
 
-kind = st.radio("Primer", ["None: start like a piece", "A piece from a dataset", "My MIDI file"], horizontal=True)
-primer = None
+choices = (["A German folk song", "A chorale's soprano", "My MIDI file"] if harmonizing else
+           ["None: start like a piece", "A piece from a dataset", "My MIDI file"])
+kind = st.radio("Melody" if harmonizing else "Primer", choices, horizontal=True)
+given, given_name = None, None
 try:
-    if kind == "A piece from a dataset":
+    if kind in ("A German folk song", "A chorale's soprano"):
+        key = "essen-folk" if kind == "A German folk song" else "bach-chorales"
+        data = corpus.open_dataset(key)
+        given_name = st.selectbox("Melody", [p.name for p in data.pieces])
+        given = data.piece(given_name).notes
+        if key == "bach-chorales":
+            given = given.take(given.voice == 0)  # the soprano's own track
+        st.caption(f"Melody: {summarize(given).text()}")
+    elif kind == "A piece from a dataset":
         c1, c2, c3 = st.columns(3)
         infos = [i.name for i in corpus.list_datasets() if i.built]
         ds = c1.selectbox("Dataset", infos)
         data = corpus.open_dataset(ds) if ds else None
-        piece = c2.selectbox("Piece", [p.name for p in data.pieces]) if data else None
+        given_name = c2.selectbox("Piece", [p.name for p in data.pieces]) if data else None
         count = c3.slider("Primer notes", 4, 128, 32)
-        primer = data.piece(piece).notes.head(count) if piece else None
+        given = data.piece(given_name).notes.head(count) if given_name else None
     elif kind == "My MIDI file":
-        upload = st.file_uploader("A MIDI file to continue", type=["mid", "midi"])
+        upload = st.file_uploader("A MIDI file" + (" with the melody" if harmonizing else " to continue"),
+                                  type=["mid", "midi"])
         if upload is not None:
-            primer = read_midi(upload.getvalue(), name=upload.name).head(64)
-            st.caption(f"Primer: {summarize(primer).text()}")
+            given_name = upload.name
+            given = read_midi(upload.getvalue(), name=upload.name)
+            given = given if harmonizing else given.head(64)
+            st.caption(f"{'Melody' if harmonizing else 'Primer'}: {summarize(given).text()}")
 except MusicgenError as e:
     st.error(str(e))
 
-if st.button("Generate", type="primary", icon=":material/music_note:"):
+if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":material/music_note:"):
     folder = store.model_path(name)
     try:
+        if harmonizing and given is None:
+            raise MusicgenError("Choose a melody first: a folk song, a chorale's soprano or your MIDI file.")
         with st.spinner("Composing..."):
             model = step_model(str(folder), (folder / "weights.npz").stat().st_mtime)
-            result = generate(model, SampleConfig(length=length, temperature=temperature, seed=int(seed)), primer)
-            title = f"{name}, temperature {temperature:g}, seed {int(seed)}"
+            settings = SampleConfig(length=length, temperature=temperature, seed=int(seed), voices=voices)
+            result = harmonize(model, given, settings) if harmonizing else generate(model, settings, given)
+            title = (f"{Path(given_name).stem} harmonized by {name}" if harmonizing else name) + \
+                f", temperature {temperature:g}, seed {int(seed)}"
             rendered = render.render_all(result.notes, title, program)
+        if result.note:
+            st.info(result.note)
         st.session_state["results"] = [rendered] + st.session_state.get("results", [])[:KEEP - 1]
         st.session_state["results_model"] = [str(folder)] + st.session_state.get("results_model", [])[:KEEP - 1]
     except MusicgenError as e:

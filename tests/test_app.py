@@ -50,7 +50,9 @@ def test_dataset_page_builtin_corpus(app_env):
     assert not at.exception and at.get("audio")
     at.radio[0].set_value("A time window").run()
     at.slider[0].set_value((2.0, 6.0)).run()
-    assert not at.exception and at.get("audio") and len(at.get("image")) == 7  # 6 histograms and the roll
+    images = at.get("image")
+    assert not at.exception and at.get("audio") and len(images) == 8  # 6 histograms, the score and the roll
+    assert any("image/svg+xml" in str(i.proto) for i in images)  # the piece's score
 
 
 def test_generate_page_makes_music(app_env):
@@ -73,6 +75,35 @@ def test_generate_page_makes_music(app_env):
     assert not at.exception
     assert len(at.get("image")) == images + 1  # the statistics beside the training pieces'
     assert any("the training music" in m.value for m in at.markdown)  # the copy detector's verdict
+
+
+def test_generate_page_harmonizes_a_chorale_soprano(app_env, small_builtins):
+    from musicgen import corpus
+
+    at = page("generate")
+    at.radio[0].set_value("Harmonize a melody").run()
+    assert not at.exception and at.selectbox[0].value == "tiny-poly"  # only polyphony models harmonize
+    at.radio[1].set_value("A chorale's soprano").run()
+    piece = at.selectbox[2].value
+    next(b for b in at.button if b.label == "Harmonize").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["results"][0]
+    soprano = corpus.open_dataset("bach-chorales", root=small_builtins).piece(piece).notes
+    soprano = soprano.take(soprano.voice == 0)
+    top = result.notes.take(result.notes.voice == 0)
+    assert top.pitch.tolist() == soprano.pitch.tolist()
+    assert "harmonized by tiny-poly" in result.title and "<svg" in result.svg and at.get("audio")
+
+
+def test_harmonize_mode_without_a_polyphony_model_says_so(app_env, tiny_models, tmp_path, monkeypatch):
+    import shutil
+
+    only = tmp_path / "only-psd"
+    shutil.copytree(tiny_models / "tiny-psd", only / "tiny-psd")
+    monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(only))
+    at = page("generate")
+    at.radio[0].set_value("Harmonize a melody").run()
+    assert "needs a polyphony model" in at.warning[0].value
 
 
 def test_generate_without_models_says_so(monkeypatch, tmp_path):

@@ -8,6 +8,8 @@ The same encoding harmonizes a melody: the top voice is given, the voices under 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..config import ModelConfig, SampleConfig
@@ -21,6 +23,7 @@ MAX_POSITIONS = 48  # grid steps per bar told apart (12/8 at sixteenths); later 
 PITCH_MARGIN = 6  # semitones kept below and above the training range, for transposed melodies
 END_ALLOWED_AFTER = 0.5  # fraction of the asked length before a model may end a piece
 MAX_STEPS_PER_ONSET = 32  # a generation stops after this many grid steps per asked onset (long rests)
+VOICE_HOMES = (67, 62, 55, 48)  # a starting pitch for soprano, alto, tenor and bass, for assign_voices
 MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])  # Krumhansl
 MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
@@ -83,6 +86,24 @@ def key_shift(notes: Notes) -> int:
     return shift
 
 
+def assign_voices(pitches: list[int], fixed: dict[int, int], last: list[int]) -> list[int]:
+    """Voices (0 = top) of a step's pitches, given from the highest down: in order, the held ones keeping
+    theirs (`fixed`: index -> voice), the rest moving least from each voice's last pitch. Fewer notes than
+    voices leave the voice that fits worst silent (a rest in the alto, not a bass sung by the tenor)."""
+    k = len(pitches)
+    if not k:
+        return []
+    n_voices = max(len(VOICE_HOMES), k)
+    best, best_cost = None, np.inf
+    for combo in itertools.combinations(range(n_voices), k):
+        if any(combo[i] != v for i, v in fixed.items()):
+            continue
+        cost = sum(abs(p - (last[v] if v < len(last) else last[-1] - 7)) for p, v in zip(pitches, combo))
+        if cost < best_cost:
+            best, best_cost = combo, cost
+    return list(best) if best is not None else [fixed.get(i, i) for i in range(k)]
+
+
 # ---------------------------------------------------------------- the family
 
 class Polyphony(Family):
@@ -103,7 +124,8 @@ class Polyphony(Family):
         used = [p.transposed(key_shift(p)) if config.normalize_key else p for p in pieces if len(p)]
         lo = max(0, min((int(p.pitch.min()) for p in used), default=36) - PITCH_MARGIN)
         hi = min(127, max((int(p.pitch.max()) for p in used), default=84) + PITCH_MARGIN)
-        tokens = SPECIALS + (STEP,) + tuple(new(p) for p in range(lo, hi + 1)) + tuple(held(p) for p in range(lo, hi + 1))
+        pitches = range(lo, hi + 1)
+        tokens = SPECIALS + (STEP,) + tuple(new(p) for p in pitches) + tuple(held(p) for p in pitches)
         bars = [p.bar_length() * config.grid for p in used] or [4 * config.grid]
         positions = int(min(MAX_POSITIONS, max(bars)))
         return Encoding(self.name, "categorical", tokens, tempo=tempo_of(pieces), steps_per_beat=config.grid,
@@ -144,20 +166,28 @@ class Polyphony(Family):
         return rows, rows[:, :1].astype(np.float32)
 
     def decode(self, enc: Encoding, steps: list[list[tuple[int, bool]]], meter=(), keys=(),
-               tempo_map: TempoMap | None = None) -> Notes:
-        """Grid steps of (pitch, is new) from the highest down, as notes: voice = rank at the note's onset."""
+               tempo_map: TempoMap | None = None, melody_steps: frozenset = frozenset()) -> Notes:
+        """Grid steps of (pitch, is new) from the highest down, as notes with voices (see assign_voices);
+        in `melody_steps` the top note is the melody, voice 0."""
         g = enc.steps_per_beat
         open_notes: dict[int, list] = {}  # pitch -> [onset step, voice]
+        last = list(VOICE_HOMES)
         rows = []
         for s, sounding in enumerate(steps + [[]]):
             for p in list(open_notes):
-                continuing = any(q == p and not is_new for q, is_new in sounding)
-                if not continuing:
+                if not any(q == p and not is_new for q, is_new in sounding):
                     a, v = open_notes.pop(p)
                     rows.append((p, a / g, s / g, v))
-            for rank, (p, is_new) in enumerate(sounding):
+            fixed = {i: open_notes[p][1] for i, (p, is_new) in enumerate(sounding) if not is_new and p in open_notes}
+            if s in melody_steps and sounding:
+                fixed[0] = 0
+            voices = assign_voices([p for p, _ in sounding], fixed, last)
+            for (p, is_new), v in zip(sounding, voices):
                 if is_new or p not in open_notes:
-                    open_notes[p] = [s, rank]
+                    open_notes[p] = [s, v]
+                while len(last) <= v:
+                    last.append(last[-1] - 7)
+                last[v] = p
         arr = np.array(rows, np.float64).reshape(-1, 4)
         return Notes.from_beats(arr[:, 0], arr[:, 1], arr[:, 2], voice=arr[:, 3],
                                 tempo_map=tempo_map or TempoMap.constant(enc.tempo), meter=meter, keys=keys)
@@ -192,6 +222,7 @@ class _Sampler(Sampler):
         self.onsets = 0
         self.ended = False
         self.offset = 0  # grid steps of the primer before the generated ones
+        self.closing: list[int] | None = None  # the pitches held to the bar line once the piece is long enough
         self.positions = np.zeros(1, np.int32)
 
     def max_steps(self) -> int:
@@ -231,8 +262,17 @@ class _Sampler(Sampler):
         return self.onsets >= self.sampling.length or len(self.steps) >= self.max_steps()
 
     def next(self, outputs, rng):
-        if self.ended or (not self.current and self.done()):
+        if self.ended:
             return None
+        if not self.current and self.done() and self.closing is None:
+            if self._position() == 0 or not self.previous or len(self.steps) >= self.max_steps():
+                return None
+            self.closing = sorted(self.previous, reverse=True)  # the last chord is held to the bar line
+        if self.closing is not None:
+            if not self.current and self._position() == 0:
+                return None
+            k = len(self.current)
+            return self.emit(self.held_ids[self.closing[k]] if k < len(self.closing) else self.step_id)
         token = pick(outputs[0], self.sampling.temperature, rng, self.banned, self.allowed())
         return self.emit(token)
 
@@ -254,8 +294,12 @@ class _Sampler(Sampler):
     def tempo_map(self) -> TempoMap:
         return TempoMap.constant(self.context.tempo if self.context is not None else self.enc.tempo)
 
+    def melody_steps(self) -> frozenset:
+        return frozenset()
+
     def result(self):
-        notes = self.family.decode(self.enc, self.steps, self.meter, self.keys, self.tempo_map())
+        notes = self.family.decode(self.enc, self.steps, self.meter, self.keys, self.tempo_map(),
+                                   self.melody_steps())
         if self.shift:
             notes = notes.transposed(-self.shift)
         return Generated(notes, len(self.steps), self.ended and self.onsets < self.sampling.length)
@@ -280,6 +324,9 @@ class _Harmonizer(_Sampler):
 
     def tempo_map(self) -> TempoMap:
         return self.context.tempo_map  # the melody's own tempo, changes and all
+
+    def melody_steps(self) -> frozenset:
+        return frozenset(s for s, m in enumerate(self.melody) if m)
 
     def _ceilings(self) -> list[int]:
         """Per step, the pitch the voices under the melody stay below (the last melody note in a rest)."""
