@@ -120,7 +120,7 @@ def cmd_train(args) -> int:
         model_changes = {k: v for k, v in (("seq_length", args.seq_length), ("dropout", args.dropout),
                                              ("units", tuple(args.units) if args.units else None),
                                              ("time_heads", args.time_heads), ("grid", args.grid),
-                                             ("normalize_key", args.normalize_key or None)) if v is not None}
+                                             ("normalize_key", args.normalize_key)) if v is not None}
         train_changes = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size),
                                              ("learning_rate", args.learning_rate), ("optimizer", args.optimizer),
                                              ("seed", args.seed), ("patience", args.patience),
@@ -248,18 +248,18 @@ def cmd_evaluate(args) -> int:
 
 def _print_samples(folder, data, args) -> None:
     from . import store
-    from .metrics import STATISTICS, sample_report
+    from .metrics import FOUR_PART, STATISTICS, sample_report
 
     training = {p.name: p.notes for p in data.pieces} if data else store.model_pieces(folder, "train")
     report = sample_report(store.load_step_model(folder), training, args.samples, args.length,
                            args.temperature, args.seed)
     print(f"{len(report.pieces)} generated pieces of {args.length} events at temperature {args.temperature} "
           f"vs {len(training)} training pieces")
-    print(f"  {'statistic':20s} {'corpus mean +- sd':>22s} {'generated':>10s}  inside mean +- 2 sd")
+    print(f"  {'statistic':20s} {'corpus mean +- sd':>22s} {'band':>19s} {'generated':>10s}  inside the band")
     for row in report.rows:
-        unit = STATISTICS[row.name][0]
-        print(f"  {row.name:20s} {row.corpus_mean:10.3f} +- {row.corpus_sd:7.3f} {row.generated_mean:10.3f}  "
-              f"{'yes' if row.inside else 'NO '}  ({unit})")
+        unit = {**STATISTICS, **FOUR_PART}[row.name][0]
+        print(f"  {row.name:20s} {row.corpus_mean:10.3f} +- {row.corpus_sd:7.3f} {row.low:8.3f} - {row.high:8.3f} "
+              f"{row.generated_mean:10.3f}  {'yes' if row.inside else 'NO '}  ({unit}; band: {row.band})")
     import numpy as np
 
     from .metrics import LENGTH_LABELS, length_histogram
@@ -303,8 +303,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--time-heads", choices=["categorical", "regression"],
                    help="pitch-step-duration: step and duration as time bins (default) or values (the tutorial)")
     s.add_argument("--grid", type=int, choices=[4, 2], help="polyphony: grid steps per beat (4: sixteenths)")
-    s.add_argument("--normalize-key", action="store_true",
-                   help="polyphony: move every piece to C major / A minor (instead of --transpose)")
+    s.add_argument("--normalize-key", action=argparse.BooleanOptionalAction,
+                   help="polyphony: move every piece to C major / A minor (the presets do; --no-normalize-key "
+                        "keeps keys, e.g. with --transpose)")
     s.add_argument("--learning-rate", type=float)
     s.add_argument("--optimizer", choices=["adam", "adamax", "rmsprop"])
     s.add_argument("--patience", type=int, help="epochs without improvement before stopping early")

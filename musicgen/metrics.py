@@ -64,6 +64,51 @@ def statistics(notes: Notes) -> dict[str, float]:
     }
 
 
+# ---------------------------------------------------------------- four-part writing
+
+GRID = 4  # steps per quarter note: voices are read on a sixteenth grid
+# name: (unit, what it says); each is judged against the corpus' 10th-90th percentile band
+FOUR_PART = {
+    "parallels": ("per 100", "parallel perfect fifths or octaves per 100 changes of sonority"),
+    "triads_sevenths": ("fraction", "changes of sonority that are triads or seventh chords"),
+    "four_voices": ("fraction", "grid steps with exactly four notes sounding"),
+    "wide_spacing": ("fraction", "four-note sonorities with soprano-alto or alto-tenor over an octave"),
+}
+TRIADS = {frozenset(c) for c in ((0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 8))}
+SEVENTHS = {frozenset(c) for c in ((0, 4, 7, 10), (0, 4, 7, 11), (0, 3, 7, 10), (0, 3, 6, 10), (0, 3, 6, 9))}
+
+
+def _is_chord(pitches: tuple[int, ...]) -> bool:
+    pcs = {p % 12 for p in pitches}
+    shapes = TRIADS if len(pcs) == 3 else SEVENTHS if len(pcs) == 4 else set()
+    return any(frozenset((q - root) % 12 for q in pcs) in shapes for root in pcs)
+
+
+def four_part_statistics(notes: Notes) -> dict[str, float]:
+    """The four-part writing statistics of FOUR_PART, voices taken by register on a sixteenth grid."""
+    from .families.polyphony import sonorities
+
+    steps = [tuple(p for p, _ in s) for s in sonorities(notes, GRID)]  # pitches from the top, per step
+    changes = [b for a, b in zip([()] + steps[:-1], steps) if b and b != a]
+    parallels = 0
+    for a, b in zip(changes[:-1], changes[1:]):
+        if len(a) != len(b) or len(a) < 2:
+            continue
+        for i in range(len(a)):
+            for j in range(i + 1, len(a)):
+                before, after = (a[i] - a[j]) % 12, (b[i] - b[j]) % 12
+                moved = a[i] != b[i] and a[j] != b[j]
+                if moved and before == after and before in (0, 7):
+                    parallels += 1
+    four = [s for s in steps if len(s) == 4]
+    return {
+        "parallels": 100.0 * parallels / max(len(changes) - 1, 1),
+        "triads_sevenths": float(np.mean([_is_chord(c) for c in changes])) if changes else 0.0,
+        "four_voices": len(four) / max(len(steps), 1),
+        "wide_spacing": float(np.mean([s[0] - s[1] > 12 or s[1] - s[2] > 12 for s in four])) if four else 0.0,
+    }
+
+
 def length_histogram(notes: Notes) -> np.ndarray:
     """Fractions of notes per length class (LENGTH_LABELS), in beats."""
     counts = np.histogram(notes.duration_beats, LENGTH_EDGES)[0]
@@ -117,19 +162,34 @@ class Row:
     corpus_mean: float
     corpus_sd: float
     generated_mean: float
+    low: float  # the corpus band the generated mean should lie in: mean +- 2 sd, or the 10th-90th percentile
+    high: float
 
     @property
     def inside(self) -> bool:
-        """Within the corpus mean +- 2 standard deviations."""
-        return abs(self.generated_mean - self.corpus_mean) <= 2 * self.corpus_sd
+        return self.low <= self.generated_mean <= self.high
+
+    @property
+    def band(self) -> str:
+        return "10th-90th percentile" if self.name in FOUR_PART else "mean +- 2 sd"
+
+
+def all_statistics(notes: Notes) -> dict[str, float]:
+    """STATISTICS and FOUR_PART of one piece."""
+    return {**statistics(notes), **four_part_statistics(notes)}
 
 
 def compare(corpus: list[Notes], generated: list[Notes]) -> list[Row]:
-    """Per statistic: the corpus pieces' mean and sd, the generated pieces' mean."""
-    c = [statistics(n) for n in corpus if len(n)]
-    g = [statistics(n) for n in generated if len(n)]
-    return [Row(k, float(np.mean([s[k] for s in c])), float(np.std([s[k] for s in c])),
-                float(np.mean([s[k] for s in g]))) for k in STATISTICS]
+    """Per statistic: the corpus pieces' mean, sd and band, the generated pieces' mean."""
+    c = [all_statistics(n) for n in corpus if len(n)]
+    g = [all_statistics(n) for n in generated if len(n)]
+    rows = []
+    for k in (*STATISTICS, *FOUR_PART):
+        values = np.array([x[k] for x in c])
+        mean, sd = float(values.mean()), float(values.std())
+        low, high = (np.percentile(values, [10, 90]).tolist() if k in FOUR_PART else (mean - 2 * sd, mean + 2 * sd))
+        rows.append(Row(k, mean, sd, float(np.mean([x[k] for x in g])), float(low), float(high)))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -160,9 +220,9 @@ COPY_LIMIT = 16  # notes: a longer shared run is a quotation, not style
 
 
 def corpus_statistics(tables: list[Notes]) -> dict[str, np.ndarray]:
-    """Each statistic over every piece: name -> values, shape=(pieces,)."""
-    rows = [statistics(n) for n in tables if len(n)]
-    return {k: np.array([r[k] for r in rows]) for k in STATISTICS}
+    """Each statistic (STATISTICS and FOUR_PART) over every piece: name -> values, shape=(pieces,)."""
+    rows = [all_statistics(n) for n in tables if len(n)]
+    return {k: np.array([r[k] for r in rows]) for k in (*STATISTICS, *FOUR_PART)}
 
 
 def copy_verdict(copy: Copy) -> str:

@@ -404,13 +404,13 @@ def render_all(notes: Notes, title: str, program: int = 0) -> Rendered:
 
 def statistics_figure(corpus: dict[str, np.ndarray], piece: dict[str, float]):
     """One small histogram per statistic of the corpus pieces, the piece marked by a red line."""
-    from .metrics import STATISTICS
-
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(12, 4.2), dpi=100, layout="constrained")
-    axes = fig.subplots(2, 4).ravel()
-    for ax, (name, (unit, _)) in zip(axes, STATISTICS.items()):
+    from .metrics import FOUR_PART, STATISTICS
+
+    fig = Figure(figsize=(12, 6.3), dpi=100, layout="constrained")
+    axes = fig.subplots(3, 4).ravel()
+    for ax, (name, (unit, _)) in zip(axes, {**STATISTICS, **FOUR_PART}.items()):
         ax.hist(corpus[name], bins=20, color="#9db4d8")
         ax.axvline(piece[name], color="#c0392b", linewidth=2)
         ax.set_title(name.replace("_", " "), fontsize=9)

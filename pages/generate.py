@@ -164,7 +164,7 @@ for i, r in enumerate(st.session_state.get("results", [])):
                 else:
                     stats, pieces = known
                     st.session_state["comparison"] = (
-                        r.title, render.png(render.statistics_figure(stats, metrics.statistics(r.notes))),
+                        r.title, render.png(render.statistics_figure(stats, metrics.all_statistics(r.notes))),
                         metrics.copy_verdict(metrics.longest_copy(r.notes, pieces)))
             shown = st.session_state.get("comparison")
             if shown and shown[0] == r.title:

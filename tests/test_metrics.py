@@ -81,3 +81,34 @@ def test_compare_says_inside_or_outside_the_band():
     rows = {r.name: r for r in compare(corpus, wild)}
     assert not rows["pitch_range"].inside and not rows["pitch_class_entropy"].inside
     assert np.isfinite([r.generated_mean for r in rows.values()]).all()
+
+
+def _chords(*sonorities, length=1.0):
+    """Block chords, one per beat at 60 bpm (a beat is a second)."""
+    rows = [(p, i * length, (i + 1) * length) for i, chord in enumerate(sonorities) for p in chord]
+    return notes(rows, tempo=60)
+
+
+def test_four_part_statistics_find_parallels_chords_and_spacing():
+    from musicgen.metrics import four_part_statistics
+
+    good = _chords((72, 67, 64, 48), (71, 67, 62, 55), (72, 67, 64, 48), (74, 67, 59, 43))  # I V I V
+    s = four_part_statistics(good)
+    assert s["parallels"] == 0 and s["triads_sevenths"] == 1.0 and s["four_voices"] == 1.0
+    assert s["wide_spacing"] == 0.0
+    fifths = _chords((67, 60, 52, 48), (69, 62, 53, 50))  # C-G to D-A in S-A and S-B, C-C to D-D in A-B
+    f = four_part_statistics(fifths)
+    assert f["parallels"] == 300.0  # S-A and S-B fifths, A-B octaves, in one change of sonority
+    wide = _chords((84, 67, 60, 48), (76, 72, 55, 48))
+    assert four_part_statistics(wide)["wide_spacing"] == 1.0
+    cluster = _chords((62, 61, 60))
+    assert four_part_statistics(cluster)["triads_sevenths"] == 0.0 and four_part_statistics(cluster)["four_voices"] == 0
+
+
+def test_compare_judges_four_part_statistics_by_the_percentile_band():
+    from musicgen.metrics import compare
+
+    corpus = [_chords((72, 67, 64, 48), (72, 65, 60, 53)) for _ in range(5)]
+    rows = {r.name: r for r in compare(corpus, corpus)}
+    assert rows["four_voices"].band == "10th-90th percentile" and rows["four_voices"].inside
+    assert rows["pitch_range"].band == "mean +- 2 sd" and rows["pitch_range"].inside
