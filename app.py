@@ -2,6 +2,17 @@
 
 import streamlit as st
 
+from musicgen import access
+
+
+def secrets() -> dict:
+    """Streamlit's secrets, or {} when there is no secrets file."""
+    try:
+        return dict(st.secrets)
+    except (FileNotFoundError, OSError, KeyError, ValueError):
+        return {}
+
+
 st.set_page_config(page_title="musicgen", page_icon=":musical_note:", layout="wide")
 
 page = st.navigation([
@@ -13,4 +24,10 @@ page = st.navigation([
 with st.sidebar:
     st.caption(f"Dataset: **{st.session_state.get('dataset', 'bach-chorales')}**")
     st.caption(f"Model: **{st.session_state.get('model') or 'the pretrained default'}**")
+    address, expected = st.get_option("server.address"), access.password(secrets())
+    given = st.text_input("Password", type="password", key="password", help="needed to upload, train or delete") \
+        if expected else None
+    st.session_state["may_change"] = access.may_change(address, expected, given)
+    if not st.session_state["may_change"]:
+        st.info(access.LOCKED if expected else access.NO_PASSWORD)
 page.run()

@@ -96,11 +96,8 @@ def cmd_train(args) -> int:
     import signal
     import threading
 
-    from . import corpus
-    from .config import checked
-    from .errors import ConfigError
-    from .families import FAMILIES, preset
-    from .train import resume, train
+    from . import store
+    from .train import mark_failed
 
     stop = threading.Event()
 
@@ -110,9 +107,28 @@ def cmd_train(args) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    out = store.model_path(args.out)  # a bare name goes to the models folder, as in the app
+    try:
+        status = _train(args, out, stop)
+    except Exception as e:  # the run folder must say what happened: the app shows it within a second
+        mark_failed(out, str(e) if isinstance(e, MusicgenError) else f"Training failed: {type(e).__name__}: {e}")
+        raise
+    best = status.get("best_val_loss")
+    print(f"{status['state']}: {status['message']}"
+          + (f" Best validation loss {best:.4f}." if best is not None else "") + f" Saved in {out}.")
+    return 0
+
+
+def _train(args, out, stop) -> dict:
+    from . import corpus
+    from .config import checked
+    from .errors import ConfigError
+    from .families import FAMILIES, preset
+    from .train import resume, train
+
     data = corpus.load_data(args.data, ProgressBar())
     if args.resume:
-        status = resume(args.out, data, ProgressBar(), stop, epochs=args.epochs)
+        return resume(out, data, ProgressBar(), stop, epochs=args.epochs)
     else:
         if args.family is None and args.init is None:
             raise ConfigError(f"Choose a model family with --family ({' or '.join(FAMILIES)}).")
@@ -127,11 +143,7 @@ def cmd_train(args) -> int:
                                              ("transpose", args.transpose)) if v is not None}
         model_cfg = checked(model_cfg, **model_changes)
         train_cfg = checked(train_cfg, **train_changes)
-        status = train(data, args.out, model_cfg, train_cfg, ProgressBar(), stop, init_from=args.init)
-    best = status.get("best_val_loss")
-    print(f"{status['state']}: {status['message']}"
-          + (f" Best validation loss {best:.4f}." if best is not None else "") + f" Saved in {args.out}.")
-    return 0
+        return train(data, out, model_cfg, train_cfg, ProgressBar(), stop, init_from=args.init)
 
 
 def cmd_generate(args) -> int:

@@ -30,7 +30,7 @@ from .midi_io import write_json
 
 DEFAULT_MODEL = "bach-chords"  # the pretrained model Generate selects first (see README)
 HARMONIZE_MODEL = "bach-voices"  # the pretrained polyphony model harmonize uses when none is named
-STATES = ("running", "stopped", "finished", "failed")
+STATES = ("running", "stopped", "finished", "failed")  # what a trainer writes; a reader may also say "ended"
 
 
 def models_dir() -> Path:
@@ -72,7 +72,8 @@ class RunFolder:
         assert state in STATES
         old = read_status(self.folder) if (self.folder / "status.json").exists() else {}
         write_json(self.folder / "status.json", {**old, **extra, "state": state, "message": message,
-                                                  "pid": os.getpid(), "updated": time.time()})
+                                                  "pid": os.getpid(), "started": process_start(os.getpid()),
+                                                  "updated": time.time()})
 
     def append(self, record: dict) -> None:
         with open(self.folder / "history.jsonl", "a") as fh:
@@ -102,25 +103,46 @@ def _save_keras(model, path: Path) -> None:
 
 # ---------------------------------------------------------------- reading
 
+ENDED = ("The training process is no longer running (it was killed, or the computer restarted, before it "
+         "could say why). Resume it or delete it.")
+
+
 def read_status(folder: Path) -> dict:
-    """status.json, with a 'running' run whose process is gone reported as failed."""
+    """status.json; a 'running' run whose trainer is gone (or whose PID now belongs to another process)
+    is reported as 'ended'."""
     try:
         status = json.loads((Path(folder) / "status.json").read_text())
+        if not isinstance(status, dict) or status.get("state") not in STATES:
+            raise ValueError
     except (OSError, ValueError):
         return {"state": "failed", "message": "The model folder has no readable status."}
-    if status.get("state") == "running" and not _alive(status.get("pid")):
-        status = {**status, "state": "failed", "message": "The training process ended unexpectedly."}
+    if status["state"] == "running" and not trainer_alive(folder, status):
+        status = {**status, "state": "ended", "message": ENDED}
     return status
 
 
-def _alive(pid) -> bool:
+def process_start(pid) -> str | None:
+    """When a process started (clock ticks since boot, from /proc), or None when none runs or it has ended."""
     try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError, ProcessLookupError):
+        text = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, TypeError, ValueError):
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+    return None if fields[0] in ("Z", "X") else fields[19]  # state, then field 22: starttime
+
+
+def trainer_alive(folder: Path, status: dict) -> bool:
+    """Whether the process status.json names is this folder's trainer, still running: the same PID, the same
+    start time (a reused PID has another) and a `musicgen train` command line naming this folder."""
+    pid = status.get("pid")
+    started = process_start(pid)
+    if started is None or (status.get("started") is not None and str(status["started"]) != started):
         return False
-    except PermissionError:
-        return True
-    return True
+    try:
+        args = Path(f"/proc/{int(pid)}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return "musicgen" in args and "train" in args and any(Path(a).name == Path(folder).name for a in args)
 
 
 def read_history(folder: Path) -> list[dict]:
@@ -187,26 +209,37 @@ class ModelInfo:
     dataset: str
 
 
+def is_model_folder(folder: Path) -> bool:
+    """A folder a run made: with its settings, or at least its status (a run that failed before its first epoch)."""
+    return (folder / "config.json").exists() or (folder / "status.json").exists()
+
+
 def list_models(root: Path | None = None) -> list[ModelInfo]:
-    """Every model folder under models/, newest first."""
+    """Every model folder under models/, newest first; wrong-typed or broken files never hide the others."""
     base = root or models_dir()
     out = []
     for folder in sorted(base.iterdir() if base.is_dir() else [], key=lambda p: -p.stat().st_mtime):
-        if not (folder / "config.json").exists():
+        if not folder.is_dir() or not is_model_folder(folder):
             continue
-        try:
-            cfg = json.loads((folder / "config.json").read_text())["model"]
-            data = json.loads((folder / "data.json").read_text()) if (folder / "data.json").exists() else {}
-        except (OSError, ValueError, KeyError):
-            continue
+        cfg, data = _json_dict(folder / "config.json").get("model"), _json_dict(folder / "data.json")
+        cfg = cfg if isinstance(cfg, dict) else {}
         status = read_status(folder)
-        epochs = [r for r in read_history(folder) if r.get("type") == "epoch"]
-        losses = [r["val_loss"] for r in epochs if r.get("val_loss") is not None]
+        epochs = [r for r in read_history(folder) if isinstance(r, dict) and r.get("type") == "epoch"]
+        losses = [r["val_loss"] for r in epochs if isinstance(r.get("val_loss"), (int, float))]
         size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-        out.append(ModelInfo(folder.name, folder, cfg.get("family", "?"), cfg.get("preset", "?"), status["state"],
-                             status.get("message", ""), len(epochs), min(losses) if losses else None, size,
-                             data.get("dataset", "?")))
+        out.append(ModelInfo(folder.name, folder, str(cfg.get("family", "?")), str(cfg.get("preset", "?")),
+                             status["state"], str(status.get("message", "")), len(epochs),
+                             min(losses) if losses else None, size, str(data.get("dataset", "?"))))
     return out
+
+
+def _json_dict(path: Path) -> dict:
+    """A JSON object from a file, or {} when it is missing, unreadable or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def default_model() -> Path:
@@ -223,7 +256,7 @@ def default_model() -> Path:
 
 def delete_model(name_or_path: str | os.PathLike) -> None:
     folder = model_path(name_or_path)
-    if not (folder / "config.json").exists():
+    if not is_model_folder(folder):
         raise ModelError(f"There is no model called '{name_or_path}'.")
     if read_status(folder)["state"] == "running":
         raise ModelError(f"{folder.name} is training; stop it before deleting it.")

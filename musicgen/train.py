@@ -5,6 +5,7 @@ Run it in its own process (python -m musicgen train): the app starts that proces
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -21,7 +22,7 @@ from . import families
 from .families import Encoding, Windows, build_encoding, encode, windows
 from .errors import TrainingError
 from .midi_io import Notes
-from .store import RunFolder, read_configs, read_history, read_json, read_status, write_json
+from .store import RunFolder, process_start, read_configs, read_history, read_json, read_status, write_json
 
 PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of a piano's lowest and highest keys
 PROGRESS_EVERY_S = 1.0  # how often a progress line goes to history.jsonl within an epoch
@@ -190,6 +191,25 @@ def _callback(run: RunFolder, total_epochs: int, patience: int, best: float, wai
     return RunCallback()
 
 
+def claim(out: Path):
+    """Hold the model folder for this process until it ends (a lock the kernel drops with the process), so two
+    runs can never write into one folder; a TrainingError when another run holds it."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / ".claim", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise TrainingError(f"{out.name} is being trained by another run; choose another name.") from None
+    _CLAIMS.append(fh)  # kept open: the claim lasts as long as this process
+    return fh
+
+
+_CLAIMS: list = []
+
+
 def train(data: Dataset, out: str | os.PathLike, model: ModelConfig, train_cfg: TrainConfig,
           progress=None, stop: threading.Event | None = None, init_from: str | os.PathLike | None = None) -> dict:
     """Train a new model into `out` (or fine-tune the one in init_from on this data); returns the final status."""
@@ -200,6 +220,9 @@ def train(data: Dataset, out: str | os.PathLike, model: ModelConfig, train_cfg: 
     if init_from is not None:
         model, _, enc = read_configs(Path(init_from))
     prepared = prepare(data, model, train_cfg, enc)
+    claim(out)
+    if (out / "config.json").exists():  # another run took the name while this one prepared
+        raise TrainingError(f"{out} already holds a model. Choose another name, or add --resume to continue it.")
     run = RunFolder(out)
     run.create(model, train_cfg, prepared.enc, _data_summary(data, prepared))
     run.status("running", "preparing", epoch=0, epochs=train_cfg.epochs)
@@ -210,9 +233,10 @@ def resume(out: str | os.PathLike, data: Dataset, progress=None, stop: threading
            epochs: int | None = None) -> dict:
     """Continue a stopped run from its last saved epoch, on the same split of the same data."""
     out = Path(out)
+    claim(out)
     model, train_cfg, enc = read_configs(out)
     status = read_status(out)
-    if status["state"] == "running":
+    if status["state"] == "running" and status.get("pid") != os.getpid():  # the app may have started us
         raise TrainingError(f"{out.name} is still training.")
     if not (out / "last.keras").exists():
         why = "finished" if status["state"] == "finished" else "has no saved epoch"
@@ -333,11 +357,8 @@ def launch(dataset: str, name: str, family: str, preset_name: str, model_changes
 
     Settings are checked here first, so a mistake is a sentence on the page, not a failed run.
     """
-    import subprocess
-    import sys
-
     from .config import checked
-    from .store import model_path, models_dir, write_json
+    from .store import model_path
 
     model, train_cfg = families.preset(family, preset_name)
     checked(model, **model_changes)
@@ -346,25 +367,81 @@ def launch(dataset: str, name: str, family: str, preset_name: str, model_changes
     if folder.exists():
         raise TrainingError(f"A model called '{folder.name}' exists already; choose another name.")
     folder.mkdir(parents=True)
-    args = [sys.executable, "-m", "musicgen", "train", "--data", dataset, "--family", family,
-            "--preset", preset_name, "--out", str(folder.resolve())]
+    args = ["--data", dataset, "--family", family, "--preset", preset_name]
     for key, value in {**model_changes, **train_changes}.items():
         args += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else [value])]
+    return _start(folder, args)
+
+
+def launch_resume(folder: str | os.PathLike) -> Path:
+    """Continue a stopped (or ended) run in its own process, on the data it was trained on."""
+    folder = Path(folder)
+    status = read_status(folder)
+    if status["state"] == "running":
+        raise TrainingError(f"{folder.name} is still training.")
+    if not (folder / "last.keras").exists():
+        raise TrainingError(f"{folder.name} has no saved epoch to go on from; train a new model instead.")
+    return _start(folder, ["--data", read_json(folder / "data.json")["dataset"], "--resume"], append=True)
+
+
+def _start(folder: Path, args: list[str], append: bool = False) -> Path:
+    """`python -m musicgen train ARGS --out FOLDER` in its own process, which outlives the page; its handle
+    is kept (CHILDREN), its output goes to train.log."""
+    import subprocess
+    import sys
+
+    from .store import models_dir
+
     env = {**os.environ, "MUSICGEN_MODELS_DIR": str(models_dir().resolve()),
            "MUSICGEN_DATA_DIR": str(data_dir().resolve())}
-    with open(folder / "train.log", "w") as log:
-        proc = subprocess.Popen(args, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log,
+    cmd = [sys.executable, "-m", "musicgen", "train", *args, "--out", str(folder.resolve())]
+    with open(folder / "train.log", "a" if append else "w") as log:
+        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    write_json(folder / "status.json", {"state": "running", "message": "starting", "pid": proc.pid,
-                                        "updated": time.time()})
+    CHILDREN[folder.resolve()] = proc
+    old = read_json(folder / "status.json") if (folder / "status.json").exists() else {}
+    write_json(folder / "status.json", {**old, "state": "running", "message": "starting", "pid": proc.pid,
+                                        "started": process_start(proc.pid), "updated": time.time()})
     return folder
 
 
+def mark_failed(out: Path, message: str) -> None:
+    """Write 'failed' with the sentence into a run folder this process owns (claimed, or launched for it)."""
+    status_file = Path(out) / "status.json"
+    try:
+        status = json.loads(status_file.read_text()) if status_file.exists() else None
+    except (OSError, ValueError):
+        status = None
+    ours = any(Path(fh.name).parent.resolve() == Path(out).resolve() for fh in _CLAIMS)
+    if status is not None and (ours or status.get("pid") == os.getpid()) and status.get("state") == "running":
+        RunFolder(Path(out)).status("failed", message)
+
+
+CHILDREN: dict[Path, "subprocess.Popen"] = {}  # noqa: F821  (training processes this process started)
+
+
+def reap() -> None:
+    """Collect the trainers this process started that have ended, so none lingers as a defunct process."""
+    for folder, proc in list(CHILDREN.items()):
+        if proc.poll() is not None:
+            del CHILDREN[folder]
+
+
 def request_stop(folder: str | os.PathLike) -> bool:
-    """Ask a running training process to stop after its current batch (it saves first); False if none runs."""
+    """Ask a running training process to stop after its current batch (it saves first); False if none runs.
+
+    Only a process we know is this folder's trainer is signalled: one we started ourselves, or one whose PID,
+    start time and command line match; a stale status never is.
+    """
     import signal
 
-    status = read_status(Path(folder))
+    folder = Path(folder)
+    reap()
+    proc = CHILDREN.get(folder.resolve())
+    if proc is not None:
+        proc.send_signal(signal.SIGTERM)
+        return True
+    status = read_status(folder)
     if status["state"] != "running":
         return False
     try:

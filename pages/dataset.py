@@ -38,26 +38,28 @@ name = st.selectbox("Dataset", names, index=names.index(current) if current in n
                     format_func=lambda n: f"{infos[n].title} ({'built-in' if infos[n].builtin else 'yours'})")
 st.session_state["dataset"] = name  # a plain key, kept while other pages run (widget keys are not)
 
-with st.expander("Upload MIDI files or a zip into a dataset of yours"):
-    with st.form("upload", clear_on_submit=True):
-        uploads = st.file_uploader("MIDI files (.mid, .midi) or zip archives", type=["mid", "midi", "zip"],
-                                   accept_multiple_files=True)
-        target = st.text_input("Dataset name", value="my-songs")
-        if st.form_submit_button("Import", type="primary"):
-            bar = st.progress(0.0)
-            try:
-                report = corpus.import_files(target, [(u.name, u.getvalue()) for u in uploads or []],
-                                             lambda done, total, what: bar.progress(done / max(total, 1), what))
-                st.session_state["dataset_note"] = (
-                    f"Added {len(report.added)} file(s) to '{report.dataset.name}'"
-                    + (f"; {report.duplicates} were there already" if report.duplicates else "") + ".",
-                    report.problems)
-                st.session_state["dataset"] = report.dataset.name
-                st.rerun()
-            except MusicgenError as e:
-                st.error(str(e))
-            finally:
-                bar.empty()
+if st.session_state.get("may_change"):  # uploads need the password on a shared server (see app.py)
+    with st.expander("Upload MIDI files or a zip into a dataset of yours"):
+        with st.form("upload", clear_on_submit=True):
+            uploads = st.file_uploader("MIDI files (.mid, .midi) or zip archives", type=["mid", "midi", "zip"],
+                                       accept_multiple_files=True)
+            # the dataset being looked at, when it is the user's: one-by-one uploads land together
+            target = st.text_input("Dataset name", value=name if not infos[name].builtin else "my-songs")
+            if st.form_submit_button("Import", type="primary"):
+                bar = st.progress(0.0)
+                try:
+                    report = corpus.import_files(target, [(u.name, u.getvalue()) for u in uploads or []],
+                                                 lambda done, total, what: bar.progress(done / max(total, 1), what))
+                    st.session_state["dataset_note"] = (
+                        f"Added {len(report.added)} file(s) to '{report.dataset.name}'"
+                        + (f"; {report.duplicates} were there already" if report.duplicates else "") + ".",
+                        report.problems)
+                    st.session_state["dataset"] = report.dataset.name
+                    st.rerun()
+                except MusicgenError as e:
+                    st.error(str(e))
+                finally:
+                    bar.empty()
 if "dataset_note" in st.session_state:
     message, problems = st.session_state.pop("dataset_note")
     st.success(message)

@@ -83,8 +83,9 @@ with c3:
     st.button("Roll the dice", icon=":material/casino:",
               on_click=lambda: st.session_state.update(seed=random.randrange(2**31 - 1)))
 
-choices = (["A German folk song", "A chorale's soprano", "My MIDI file"] if harmonizing else
-           ["None: start like a piece", "A piece from a dataset", "My MIDI file"])
+choices = (["A German folk song", "A chorale's soprano"] if harmonizing else
+           ["None: start like a piece", "A piece from a dataset"])
+choices += ["My MIDI file"] if st.session_state.get("may_change") else []  # an upload: see app.py
 kind = st.radio("Melody" if harmonizing else "Primer", choices, horizontal=True)
 given, given_name = None, None
 try:

@@ -6,7 +6,7 @@ from musicgen import corpus, store
 from musicgen import families
 from musicgen.config import OPTIMIZERS
 from musicgen.errors import MusicgenError
-from musicgen.train import launch, request_stop
+from musicgen.train import launch, launch_resume, reap, request_stop
 
 
 def slider(config, name: str, label: str, **kw):
@@ -48,7 +48,8 @@ with st.form("train"):
     optimizer = c2.selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(train_cfg.optimizer))
     seed = c3.number_input("Seed", 0, 2**31 - 1, 0)
     name = st.text_input("Model name", f"{dataset}-{family.split('-')[0]}")
-    start = st.form_submit_button("Start training", type="primary")
+    start = st.form_submit_button("Start training", type="primary",
+                                  disabled=not st.session_state.get("may_change"))
 
 if start:
     try:
@@ -69,18 +70,36 @@ if not models:
     st.stop()
 running = [m.name for m in models if m.state == "running"]
 names = [m.name for m in models]
-watch = st.session_state.get("watch") or (running[0] if running else names[0])
-watch = st.selectbox("Watch", names, index=names.index(watch) if watch in names else 0)
-st.session_state["watch"] = watch
+if st.session_state.get("watch") not in names:
+    st.session_state["watch"] = running[0] if running else names[0]
+watch = st.selectbox("Watch", names, key="watch")  # a new run is selected at once: Start sets this key
+STATE_BOX = {"failed": st.error, "ended": st.warning, "finished": st.success}
+
+
+def loss_chart(table: dict) -> None:
+    """Training and validation loss on a log axis: they differ by orders of magnitude for some heads."""
+    import altair as alt
+    import pandas as pd
+
+    rows = [{"epoch": e, "which": k.replace("val_loss", "validation").replace("loss", "training"), "loss": v}
+            for k in ("loss", "val_loss") if k in table for e, v in zip(table["epoch"], table[k])
+            if v is not None and v > 0]
+    chart = alt.Chart(pd.DataFrame(rows)).mark_line(point=True).encode(
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1)), y=alt.Y("loss:Q", scale=alt.Scale(type="log")),
+        color=alt.Color("which:N", title=None))
+    st.altair_chart(chart, width="stretch")
+    st.caption("Validation loss is measured on pieces the model never learns from: while it falls, the model "
+               "is learning the style; when it rises and training loss still falls, it is memorizing.")
 
 
 @st.fragment(run_every=1.0)
 def live(name: str):
+    reap()  # collect finished trainers: no defunct processes under the server
     folder = store.model_path(name)
     status = store.read_status(folder)
     state = status["state"]
     line = f"**{name}**: {state}" + (f" ({status['message']})" if status.get("message") else "")
-    (st.error if state == "failed" else st.success if state == "finished" else st.info)(line)
+    STATE_BOX.get(state, st.info)(line)
     now = store.progress_now(folder)
     if state == "running" and now and now.get("batches"):
         st.progress(min(1.0, now["batch"] / now["batches"]),
@@ -96,34 +115,47 @@ def live(name: str):
             cols[3].metric("Step error", f"{figures['step_mae']:.3f} {figures['unit']}")
     table = store.epoch_table(folder)
     if table["epoch"]:
-        losses = {k: v for k, v in table.items() if k in ("loss", "val_loss")}
-        st.line_chart(losses | {"epoch": table["epoch"]}, x="epoch", y=list(losses), x_label="epoch",
-                      y_label="loss")
+        loss_chart(table)
         with st.expander("Loss per head"):
             heads = {k: v for k, v in table.items() if k.endswith("_loss") and k != "val_loss"}
             st.line_chart(heads | {"epoch": table["epoch"]}, x="epoch", y=list(heads))
-    if state == "running" and st.button("Stop training", key=f"stop-{name}"):
+    may = st.session_state.get("may_change", False)
+    if state == "running" and st.button("Stop training", key=f"stop-{name}", disabled=not may):
         request_stop(folder)
         st.toast("Stopping after the current batch; the model is saved first.")
+    if state in ("stopped", "ended") and (folder / "last.keras").exists() and \
+            st.button("Resume training", key=f"resume-{name}", disabled=not may):
+        try:
+            launch_resume(folder)
+        except MusicgenError as e:
+            st.error(str(e))
 
 
 live(watch)
 
+
+@st.fragment(run_every=2.0)
+def models_table():
+    models = store.list_models()
+    st.dataframe({
+        "model": [m.name for m in models],
+        "status": [m.state for m in models],
+        "family": [m.family for m in models],
+        "preset": [m.preset for m in models],
+        "dataset": [m.dataset for m in models],
+        "epochs": [m.epochs for m in models],
+        "best validation loss": [round(m.best_val_loss, 4) if m.best_val_loss is not None else None
+                                 for m in models],
+        "size (MB)": [round(m.size_bytes / 2**20, 1) for m in models],
+    }, hide_index=True)
+
+
 st.subheader("Models")
-st.dataframe({
-    "model": [m.name for m in models],
-    "status": [m.state for m in models],
-    "family": [m.family for m in models],
-    "preset": [m.preset for m in models],
-    "dataset": [m.dataset for m in models],
-    "epochs": [m.epochs for m in models],
-    "best validation loss": [round(m.best_val_loss, 4) if m.best_val_loss is not None else None for m in models],
-    "size (MB)": [round(m.size_bytes / 2**20, 1) for m in models],
-}, hide_index=True)
+models_table()
 with st.expander("Delete a model"):
     doomed = st.selectbox("Model to delete", names, key="doomed")
     sure = st.checkbox(f"Yes, delete {doomed} and its files for good")
-    if st.button("Delete", disabled=not sure):
+    if st.button("Delete", disabled=not (sure and st.session_state.get("may_change"))):
         try:
             store.delete_model(doomed)
             st.session_state.pop("watch", None)

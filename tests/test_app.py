@@ -136,3 +136,34 @@ def test_train_page_refuses_a_taken_name(app_env):
     at.text_input[1].set_value("tiny-psd")
     next(b for b in at.button if b.label == "Start training").click().run()
     assert "exists already" in at.error[0].value
+
+
+def test_shared_without_password_shows_music_but_changes_nothing(app_env, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert at.session_state["may_change"]  # local by default (.streamlit/config.toml)
+    from musicgen import access
+
+    assert access.is_shared("0.0.0.0") and access.is_shared(None) and not access.is_shared("127.0.0.1")
+    assert not access.may_change("0.0.0.0", None, None) and access.may_change("127.0.0.1", None, None)
+    assert access.may_change("0.0.0.0", "s3cret", "s3cret") and not access.may_change("0.0.0.0", "s3cret", "x")
+
+
+def test_a_password_guards_training_and_uploads(app_env, monkeypatch):
+    monkeypatch.setenv("MUSICGEN_PASSWORD", "s3cret")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.session_state["may_change"]
+    assert any("password" in i.value for i in at.info)
+    at.switch_page("pages/train.py").run()
+    assert next(b for b in at.button if b.label == "Start training").disabled
+    at.switch_page("pages/dataset.py").run()
+    assert not at.get("file_uploader")
+    for given, allowed in (("wrong", False), ("s3cret", True)):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.session_state["password"] = given  # what the sidebar's password field holds
+        at.run()
+        assert at.session_state["may_change"] is allowed
+        at.switch_page("pages/train.py").run()
+        assert next(b for b in at.button if b.label == "Start training").disabled is not allowed

@@ -191,3 +191,54 @@ def test_transposed_copies_stay_on_the_piano():
     low = notes([(22, 0, 1), (40, 1, 2)])
     out = transposed([low], 2)
     assert sorted(int(n.pitch.min()) for n in out) == [21, 22, 23, 24]  # 20 would be below the piano
+
+
+def test_a_stale_status_is_ended_and_never_signalled(tmp_path):
+    from musicgen.train import request_stop
+
+    folder = tmp_path / "models" / "stale"
+    folder.mkdir(parents=True)
+    bystander = subprocess.Popen(["sleep", "30"])
+    try:
+        for pid in (bystander.pid, os.getpid()):  # an unrelated process, and a PID reused by a live one
+            (folder / "status.json").write_text(json.dumps({"state": "running", "message": "epoch 3", "pid": pid}))
+            status = store.read_status(folder)
+            assert status["state"] == "ended" and "no longer running" in status["message"]
+            assert request_stop(folder) is False
+        assert bystander.poll() is None  # never signalled
+        (folder / "status.json").write_text(json.dumps({"state": "running", "pid": bystander.pid,
+                                                        "started": "1"}))
+        assert store.read_status(folder)["state"] == "ended"  # same PID, another start time
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_two_runs_can_never_share_a_folder(tmp_path):
+    from musicgen.train import claim
+
+    out = tmp_path / "models" / "shared"
+    claim(out)
+    with pytest.raises(TrainingError, match="being trained by another run"):
+        claim(out)
+
+
+def test_a_launched_run_that_fails_early_says_why_and_leaves_no_defunct_process(small_builtins, tmp_path,
+                                                                                 monkeypatch):
+    from helpers import midi_bytes, scale
+
+    from musicgen import train as training
+
+    monkeypatch.setenv("MUSICGEN_DATA_DIR", str(tmp_path / "data"))
+    corpus.import_files("one", [("a.mid", midi_bytes(scale()))])
+    folder = training.launch("one", "doomed", "pitch-step-duration", "default", {}, {"epochs": 1})
+    deadline = time.time() + 60
+    while store.read_status(folder)["state"] == "running" and time.time() < deadline:
+        time.sleep(0.2)
+    status = store.read_status(folder)
+    assert status["state"] == "failed" and "at least 2 usable pieces" in status["message"], status
+    proc = training.CHILDREN[folder.resolve()]
+    proc.wait(timeout=30)
+    training.reap()
+    assert folder.resolve() not in training.CHILDREN
+    store.delete_model(folder)
