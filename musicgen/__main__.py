@@ -242,6 +242,12 @@ def cmd_evaluate(args) -> int:
     from . import corpus, store
     from .train import evaluate
 
+    from .config import SampleConfig, checked
+    from .errors import ConfigError
+
+    if not 0 <= args.samples <= 1000:
+        raise ConfigError(f"Samples must be between 0 and 1000 (got {args.samples}).")
+    checked(SampleConfig(), length=args.length, temperature=args.temperature, seed=args.seed)
     folder = store.check_model(args.model)
     data = corpus.load_data(args.data) if args.data else None
     r = evaluate(folder, data)

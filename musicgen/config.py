@@ -70,7 +70,7 @@ class TrainConfig:
     validation_fraction: float = 0.1  # of the pieces, when the dataset names no split
     transpose: int = field(default=0, metadata=_range(0, 6, "also learn every training piece moved up and "
                                                              "down by up to this many semitones"))
-    seed: int = 0
+    seed: int = field(default=0, metadata=_range(0, 2**32 - 1, "the same seed gives the same weights"))
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # pitch or token, step, duration
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import zipfile
+import unicodedata
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -121,7 +122,8 @@ class MidiFile:
 
 def dataset_name(text: str) -> str:
     """A user's dataset name made safe as a folder name: lower case, spaces to '-', nothing else odd."""
-    slug = re.sub(r"[^a-z0-9._-]+", "-", str(text).strip().lower()).strip("-.")
+    # letters beyond ASCII stay ('Müller' and 'Mäller' are two datasets); \w is Unicode-aware
+    slug = re.sub(r"[^\w.-]+", "-", unicodedata.normalize("NFC", str(text)).strip().lower()).strip("-._")
     if not slug:
         raise DatasetError("A dataset needs a name made of letters, digits, '-', '_' or '.'.")
     return slug[:64]
@@ -248,29 +250,40 @@ def read_sources(sources: Iterable[str | os.PathLike | tuple[str, bytes]]) -> tu
     files: list[MidiFile] = []
     problems: list[str] = []
     for src in sources:
-        if isinstance(src, tuple):
-            label, data = src
-            label = PurePosixPath(str(label).replace("\\", "/")).name or "upload"
-            if len(data) > MAX_UPLOAD_BYTES:
-                problems.append(too_large(label, len(data), MAX_UPLOAD_BYTES))
-            elif data[:2] == b"PK" or label.lower().endswith(".zip"):
-                files += _read_zip(data, label, problems)
-            else:
-                files.append(MidiFile(label, label, data))
-            continue
-        path = Path(src)
-        if path.is_dir():
-            files += _read_folder(path, problems)
-        elif path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
-            files += _read_zip(path, path.name, problems)
-        elif path.is_file():
-            if path.stat().st_size > MAX_MIDI_BYTES:
-                problems.append(too_large(path.name, path.stat().st_size, MAX_MIDI_BYTES))
-            else:
-                files.append(MidiFile(str(src), path.name, path.read_bytes()))
-        else:
-            problems.append(f"{src}: there is no such file, folder or dataset.")
+        try:
+            files += _read_source(src, problems)
+        except DatasetError as e:  # one bad source (a damaged zip, a bomb) never stops the good ones
+            problems.append(str(e))
+        except OSError as e:
+            problems.append(f"{src if not isinstance(src, tuple) else src[0]}: cannot be read ({e.strerror or e}).")
     return files, problems
+
+
+def _read_source(src, problems: list[str]) -> list[MidiFile]:
+    files: list[MidiFile] = []
+    if isinstance(src, tuple):
+        label, data = src
+        label = PurePosixPath(str(label).replace("\\", "/")).name or "upload"
+        if len(data) > MAX_UPLOAD_BYTES:
+            problems.append(too_large(label, len(data), MAX_UPLOAD_BYTES))
+        elif data[:2] == b"PK" or label.lower().endswith(".zip"):
+            files += _read_zip(data, label, problems)
+        else:
+            files.append(MidiFile(label, label, data))
+        return files
+    path = Path(src)
+    if path.is_dir():
+        files += _read_folder(path, problems)
+    elif path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
+        files += _read_zip(path, path.name, problems)
+    elif path.is_file():
+        if path.stat().st_size > MAX_MIDI_BYTES:
+            problems.append(too_large(path.name, path.stat().st_size, MAX_MIDI_BYTES))
+        else:
+            files.append(MidiFile(str(src), path.name, path.read_bytes()))
+    else:
+        problems.append(f"{src}: there is no such file, folder or dataset.")
+    return files
 
 
 def _read_folder(folder: Path, problems: list[str]) -> list[MidiFile]:
@@ -440,10 +453,17 @@ def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progre
 # ---------------------------------------------------------------- datasets
 
 def _read_meta(folder: Path) -> dict:
+    """dataset.json, or {} when it is missing, unreadable or not what musicgen writes."""
     try:
-        return json.loads((folder / "dataset.json").read_text())
+        meta = json.loads((folder / "dataset.json").read_text())
     except (OSError, ValueError):
         return {}
+    if not isinstance(meta, dict):
+        return {}
+    for key, kind in (("splits", dict), ("skipped", list), ("title", str)):
+        if key in meta and not isinstance(meta[key], kind):
+            meta.pop(key)
+    return meta
 
 
 def _write_meta(folder: Path, meta: dict) -> None:

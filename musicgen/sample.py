@@ -43,7 +43,7 @@ class StepModel:
         self.heads = [(w[f"{h.name}/kernel"], w[f"{h.name}/bias"]) for h in self.family.heads(enc)]
         for (kernel, _), h in zip(self.heads, self.family.heads(enc)):
             if kernel.shape[1] != h.size:
-                raise ModelError(f"The weights do not fit the model's vocabulary ({h.name}: {kernel.shape[1]} "
+                raise ModelError(f"the weights do not fit the model's vocabulary ({h.name}: {kernel.shape[1]} "
                                  f"classes stored, {h.size} expected).")
 
     def zero_state(self) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -18,14 +18,16 @@ import json
 import os
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import families
 from .config import ModelConfig, TrainConfig, from_json, to_json
+from .errors import ModelError, MusicgenError
 from .families import Encoding
-from .errors import ModelError
 from .midi_io import write_json
 
 DEFAULT_MODEL = "bach-chords"  # the pretrained model Generate selects first (see README)
@@ -163,8 +165,16 @@ def read_history(folder: Path) -> list[dict]:
 def read_configs(folder: Path) -> tuple[ModelConfig, TrainConfig, Encoding]:
     folder = Path(folder)
     cfg = read_json(folder / "config.json")
-    return from_json(ModelConfig, cfg["model"]), from_json(TrainConfig, cfg["train"]), \
-        Encoding.from_json(read_json(folder / "vocab.json"))
+    try:
+        model, train = from_json(ModelConfig, cfg["model"]), from_json(TrainConfig, cfg["train"])
+        families.get(model.family)
+    except (TypeError, KeyError, ValueError, AttributeError, MusicgenError):
+        raise ModelError(f"{folder.name}: config.json is not one this version understands; "
+                         f"train the model again or delete it.") from None
+    try:
+        return model, train, Encoding.from_json(read_json(folder / "vocab.json"))
+    except ModelError as e:
+        raise ModelError(f"{folder.name}: {e} Train the model again or delete it.") from None
 
 
 def load_step_model(name_or_path: str | os.PathLike):
@@ -176,8 +186,11 @@ def load_step_model(name_or_path: str | os.PathLike):
     try:
         with np.load(folder / "weights.npz") as weights:
             return StepModel(dict(weights), model, enc)
-    except (OSError, ValueError, KeyError) as e:
-        raise ModelError(f"{folder.name}: the model's weights cannot be read ({e}).") from None
+    except ModelError as e:
+        raise ModelError(f"{folder.name}: {e} Train it again or delete it.") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, IndexError) as e:
+        raise ModelError(f"{folder.name}: the model's weights are damaged or do not fit its settings "
+                         f"({type(e).__name__}); train it again or delete it.") from None
 
 
 def check_model(name_or_path: str | os.PathLike) -> Path:

@@ -230,3 +230,49 @@ def test_piece_names_never_become_other_paths(small_builtins):
     bach = corpus.open_dataset("bach-chorales", root=small_builtins)
     with pytest.raises(DatasetError):
         bach.midi_path("../../etc/passwd")
+
+
+def test_one_bad_source_never_stops_the_good_ones(tmp_path):
+    from helpers import midi_bytes, scale
+
+    (tmp_path / "ok.mid").write_bytes(midi_bytes(scale(count=4)))
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 this zip is damaged")
+    (tmp_path / "ok2.mid").write_bytes(midi_bytes(scale(count=5)))
+    files, problems = corpus.read_sources([tmp_path / "ok.mid", tmp_path / "broken.zip", tmp_path / "ok2.mid"])
+    assert [f.relpath for f in files] == ["ok.mid", "ok2.mid"]
+    assert len(problems) == 1 and "damaged" in problems[0]
+    report = corpus.import_files("mixed", [("ok.mid", midi_bytes(scale(count=4))), ("bad.zip", b"PK\x03\x04xx")])
+    assert report.added == ["ok.mid"] and any("damaged" in p for p in report.problems)
+
+
+def test_names_keep_letters_beyond_ascii():
+    assert corpus.dataset_name("Müller") != corpus.dataset_name("Mäller")
+    assert corpus.dataset_name("  Chorals de Bach ") == "chorals-de-bach"
+    assert corpus.dataset_name("../etc") == "etc"
+
+
+def test_wrong_typed_dataset_files_never_break_listing(tmp_path):
+    from helpers import midi_bytes, scale
+
+    corpus.import_files("good", [("a.mid", midi_bytes(scale(count=3)))])
+    corpus.import_files("odd", [("b.mid", midi_bytes(scale(count=3)))])
+    odd = corpus.datasets_dir() / "odd"
+    (odd / "dataset.json").write_text("[1, 2]")
+    (odd / "cache.json").write_text('{"version": 3, "rows": "many", "files": 7}')
+    names = [i.name for i in corpus.list_datasets()]
+    assert "good" in names
+    good = corpus.datasets_dir() / "good"
+    (good / "cache.json").write_text("null")
+    assert len(corpus.open_dataset("good").pieces) == 1  # the damaged cache is rebuilt
+
+
+def test_flipped_bytes_in_the_cache_are_detected_and_the_cache_rebuilt():
+    from helpers import midi_bytes, scale
+
+    corpus.import_files("flip", [("a.mid", midi_bytes(scale(count=6)))])
+    cache = corpus.datasets_dir() / "flip" / "cache.bin"
+    raw = bytearray(cache.read_bytes())
+    raw[10] ^= 0xFF
+    cache.write_bytes(bytes(raw))
+    piece = corpus.open_dataset("flip").pieces[0]
+    assert len(piece.notes) == 6 and piece.notes.seconds < 10

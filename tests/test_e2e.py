@@ -113,3 +113,31 @@ def test_generate_shows_audio_and_engraved_notes(app_url, browser):
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(ARTIFACTS / "generate.png"), full_page=True)
     page.close()
+
+
+def test_harmonize_a_chorale_soprano_in_the_browser(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(f"{app_url}/generate")
+    page.get_by_text("Harmonize a melody").click()
+    page.get_by_text("A chorale's soprano").click()
+    page.get_by_role("button", name="Harmonize").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Harmonize").click()
+    page.get_by_text("harmonized by tiny-poly").first.wait_for(timeout=120_000)
+    page.locator("audio").first.wait_for(timeout=60_000)
+    sheet = page.locator("[data-testid='stImage'] img[src*='svg']").first
+    sheet.wait_for(timeout=60_000)
+    assert sheet.bounding_box()["height"] > 100
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "harmonize.png"), full_page=True)
+    page.close()
+
+
+def test_dataset_page_engraves_the_piece(app_url, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{app_url}/dataset")
+    page.get_by_text("One piece").wait_for(timeout=60_000)
+    sheet = page.locator("[data-testid='stImage'] img[src*='svg']").first
+    sheet.wait_for(timeout=60_000)
+    assert sheet.bounding_box()["height"] > 100
+    page.screenshot(path=str(ARTIFACTS / "dataset-score.png"), full_page=True)
+    page.close()

@@ -259,3 +259,76 @@ def test_window_and_shift():
     n = notes([(60, 0.0, 1.0), (62, 1.0, 2.0), (64, 2.0, 3.0)])
     w = n.window(1.0, 2.5).shifted(-1.0)
     assert w.pitch.tolist() == [62, 64] and w.start.tolist() == [0.0, 1.0] and w.end.tolist() == [1.0, 2.0]
+
+
+HEADER = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60"
+
+
+def _track(body: bytes) -> bytes:
+    return HEADER + b"MTrk" + len(body).to_bytes(4, "big") + body
+
+
+def _bounded(data: bytes) -> float:
+    """Seconds to read (or refuse) a file; hostile files must be answered at once, not in hours."""
+    import time
+
+    t = time.perf_counter()
+    try:
+        read_midi(data)
+    except MidiError:
+        pass
+    return time.perf_counter() - t
+
+
+def test_division_zero_is_refused():
+    data = bytearray(midi_bytes(scale()))
+    data[12:14] = b"\x00\x00"
+    assert "0 ticks" in error_for(bytes(data))
+
+
+def test_hostile_files_are_answered_at_once():
+    # generous bounds: these took 20 s to hours with a hand-written reader; here they take milliseconds
+    endless_number = _track(b"\xff" * 16_000_000)  # a variable-length number that never ends
+    assert "corrupt" in error_for(endless_number) or "truncated" in error_for(endless_number)
+    assert _bounded(endless_number) < 5
+    same_tempo = _track(b"\x00\xff\x51\x03\x07\xa1\x20" * 1_500_000 + b"\x00\x90\x3c\x40\x60\x80\x3c\x00\x00\xff\x2f\x00")
+    assert len(read_midi(same_tempo)) == 1 and _bounded(same_tempo) < 5  # repeats of one tempo are one tempo
+    flood = b"".join(b"\x00\xff\x51\x03" + (500_000 + i % 2).to_bytes(3, "big") for i in range(200_000))
+    changing = _track(flood + b"\x00\x90\x3c\x40\x60\x80\x3c\x00\x00\xff\x2f\x00")
+    assert "too many tempo changes" in error_for(changing) and _bounded(changing) < 5
+
+
+def test_random_bytes_after_a_header_are_only_ever_midi_errors():
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        body = rng.integers(0, 256, size=int(rng.integers(0, 400)), dtype=np.uint8).tobytes()
+        data = _track(body) if rng.random() < 0.7 else HEADER + body
+        try:
+            read_midi(data)
+        except MidiError:
+            pass
+
+
+def test_beats_follow_the_tempo_map():
+    # two beats at 120 bpm then two at 60: the third beat starts at 1 s, the fourth at 2 s
+    body = bytes([0x00, 0xFF, 0x51, 0x03, 0x07, 0xA1, 0x20,
+                  0x00, 0x90, 60, 90, 0x60, 0x80, 60, 0, 0x00, 0x90, 62, 90, 0x60, 0x80, 62, 0,
+                  0x00, 0xFF, 0x51, 0x03, 0x0F, 0x42, 0x40,
+                  0x00, 0x90, 64, 90, 0x60, 0x80, 64, 0, 0x00, 0x90, 65, 90, 0x60, 0x80, 65, 0,
+                  0x00, 0xFF, 0x2F, 0x00])
+    n = read_midi(_track(body))
+    np.testing.assert_allclose(n.start_beat, [0, 1, 2, 3])
+    np.testing.assert_allclose(n.start, [0, 0.5, 1.0, 2.0])
+    back = read_midi(write_midi(n))  # the tempo map is written too
+    np.testing.assert_allclose(back.start, n.start, atol=1e-3)
+    np.testing.assert_allclose(back.start_beat, n.start_beat, atol=1e-3)
+
+
+def test_meter_key_and_voices_survive_a_round_trip():
+    rows = np.array([(72, 0, 1, 0), (60, 0, 2, 1), (74, 1, 2, 0)], np.float64)
+    n = Notes.from_beats(rows[:, 0], rows[:, 1], rows[:, 2], voice=rows[:, 3], meter=((0.0, 3, 4),),
+                         keys=((0.0, -2, False),))
+    back = read_midi(write_midi(n))
+    assert back.meter == ((0.0, 3, 4),) and back.keys == ((0.0, -2, False),)
+    assert back.voices == 2 and back.take(back.voice == 0).pitch.tolist() == [72, 74]
+    assert [p.name for p in read_parts(write_midi(n))] == ["Soprano", "Alto"]

@@ -242,3 +242,34 @@ def test_a_launched_run_that_fails_early_says_why_and_leaves_no_defunct_process(
     training.reap()
     assert folder.resolve() not in training.CHILDREN
     store.delete_model(folder)
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "empty weights", "vocab null", "wrong shapes",
+                                    "config list", "unknown family"])
+def test_damaged_model_folders_are_sentences(damage, tiny_models, tmp_path, monkeypatch):
+    import shutil
+
+    folder = tmp_path / "models" / "hurt"
+    shutil.copytree(tiny_models / "tiny-nc", folder)
+    monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(tmp_path / "models"))
+    weights = folder / "weights.npz"
+    if damage == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "empty weights":
+        weights.write_bytes(b"")
+    elif damage == "vocab null":
+        (folder / "vocab.json").write_text("null")
+    elif damage == "wrong shapes":
+        vocab = json.loads((folder / "vocab.json").read_text())
+        vocab["tokens"] = vocab["tokens"][:-3]
+        (folder / "vocab.json").write_text(json.dumps(vocab))
+    elif damage == "config list":
+        (folder / "config.json").write_text("[]")
+    else:
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg["model"]["family"] = "waltz"
+        (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError) as info:
+        store.load_step_model("hurt")
+    assert str(info.value).startswith("hurt: ") and str(tmp_path) not in str(info.value)
+    assert "hurt" in [m.name for m in store.list_models()]  # still listed, so it can be deleted

@@ -39,11 +39,11 @@ class Encoding:
     @classmethod
     def from_json(cls, data) -> Encoding:
         if not isinstance(data, dict):
-            raise ModelError("The model's vocab.json is not one this version understands (it holds no settings).")
+            raise ModelError("vocab.json is not one this version understands (it holds no settings).")
         try:
             return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
         except TypeError as e:
-            raise ModelError(f"The model's vocab.json is not one this version understands ({e}).") from None
+            raise ModelError(f"vocab.json is not one this version understands ({e}).") from None
 
     @property
     def index(self) -> dict[str, int]:
