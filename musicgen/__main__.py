@@ -84,6 +84,9 @@ def cmd_datasets(args) -> int:
     from . import corpus
     from .explore import clock
 
+    if args.build:
+        for name in corpus.BUILTINS:
+            corpus.open_dataset(name, ProgressBar())  # made once from music21's scores, then cached
     for info in corpus.list_datasets():
         kind = "built-in" if info.builtin else "user"
         size = (f"{info.pieces:,} pieces, {info.notes:,} notes, {clock(info.seconds)}" if info.built
@@ -305,6 +308,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", metavar="PATH")
     s.set_defaults(run=cmd_import)
     s = sub.add_parser("datasets", help="list built-in and user datasets with their sizes")
+    s.add_argument("--build", action="store_true", help="first make the built-in corpora that are not made yet")
     s.set_defaults(run=cmd_datasets)
 
     s = sub.add_parser("train", help="train a model in models/NAME (Ctrl-C stops and saves; --resume continues)")

@@ -1,8 +1,12 @@
 import streamlit as st
 
+import shell
+
 from musicgen import corpus, render
 from musicgen.errors import MusicgenError
 from musicgen.explore import clock, histograms, note_name, note_rows, summarize
+
+shell.enter()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -3,12 +3,16 @@ from pathlib import Path
 
 import streamlit as st
 
+import shell
+
 from musicgen import corpus, metrics, render, store
 from musicgen.config import SampleConfig, field_range
 from musicgen.errors import MusicgenError
 from musicgen.explore import note_rows, summarize
 from musicgen.midi_io import read_midi
 from musicgen.sample import generate, harmonize
+
+shell.enter()
 
 KEEP = 3  # results kept on the page to compare
 

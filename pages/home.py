@@ -1,5 +1,9 @@
 import streamlit as st
 
+import shell
+
+shell.enter()
+
 st.title("musicgen")
 st.write(
     "Teach a small neural network (an LSTM) the style of a set of MIDI files, then let it write new music "

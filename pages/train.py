@@ -2,11 +2,15 @@ from dataclasses import fields
 
 import streamlit as st
 
+import shell
+
 from musicgen import corpus, store
 from musicgen import families
 from musicgen.config import OPTIMIZERS
 from musicgen.errors import MusicgenError
 from musicgen.train import launch, launch_resume, reap, request_stop
+
+shell.enter()
 
 
 def slider(config, name: str, label: str, **kw):

@@ -58,6 +58,12 @@ if [ ! -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then
     say "could not install the FluidR3 SoundFont; the smaller TimGM6mb one plays. To fix: sudo apt-get install fluid-soundfont-gm"
 fi
 
+# The built-in corpora, made once from music21's scores (a minute or two), so the app's first visit is quick.
+if [ "${1:-}" != "--tests" ]; then
+  .venv/bin/python -m musicgen datasets --build >/dev/null ||
+    say "could not make the built-in corpora now; the app makes them on first use"
+fi
+
 # Chromium for the end-to-end browser test (Debian's build; browsers are never downloaded).
 if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1; then
   say "installing Chromium for the browser test (about a minute)"

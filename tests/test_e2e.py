@@ -65,6 +65,20 @@ def browser():
         b.close()
 
 
+def test_a_deep_link_to_a_fresh_server_looks_like_any_visit(app_url, browser):
+    """The first request of this server is /train: the sidebar must show the app's navigation and captions."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{app_url}/train")
+    page.get_by_role("heading", name="Train").wait_for(timeout=60_000)
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.get_by_text("Generate", exact=True).wait_for(timeout=30_000)
+    sidebar.get_by_text("Dataset:").wait_for(timeout=10_000)
+    assert sidebar.get_by_text("app", exact=True).count() == 0  # no raw file names
+    page.screenshot(path=str(ARTIFACTS / "deep-link.png"))
+    page.close()
+
+
 def test_dataset_page_shows_a_piano_roll(app_url, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1100})

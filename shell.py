@@ -1,0 +1,45 @@
+"""What app.py and every page share: page setup, navigation and the sidebar, and the hand-over of a deep link
+on a freshly started server."""
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from musicgen import access
+
+PAGES = [("pages/home.py", "Home", ":material/home:"),
+         ("pages/dataset.py", "Dataset", ":material/library_music:"),
+         ("pages/train.py", "Train", ":material/model_training:"),
+         ("pages/generate.py", "Generate", ":material/piano:")]
+
+
+def secrets() -> dict:
+    """Streamlit's secrets, or {} when there is no secrets file."""
+    try:
+        return dict(st.secrets)
+    except (FileNotFoundError, OSError, KeyError, ValueError):
+        return {}
+
+
+def chrome():
+    """Page setup, the navigation and the shared sidebar; returns the page the address asks for."""
+    st.set_page_config(page_title="musicgen", page_icon=":musical_note:", layout="wide")
+    page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
+                          for i, (path, title, icon) in enumerate(PAGES)])
+    with st.sidebar:
+        st.caption(f"Dataset: **{st.session_state.get('dataset', 'bach-chorales')}**")
+        st.caption(f"Model: **{st.session_state.get('model') or 'the pretrained default'}**")
+        address, expected = st.get_option("server.address"), access.password(secrets())
+        given = st.text_input("Password", type="password", key="password",
+                              help="needed to upload, train or delete") if expected else None
+        st.session_state["may_change"] = access.may_change(address, expected, given)
+        if not st.session_state["may_change"]:
+            st.info(access.LOCKED if expected else access.NO_PASSWORD)
+    return page
+
+
+def enter() -> None:
+    """Called first by every page. A fresh server's first request for /generate runs the page on its own
+    (Streamlit's old pages/ folder mode: raw file names in the sidebar, no layout): draw app.py's chrome here
+    too, which also ends that mode for the server."""
+    if PagesManager.uses_pages_directory:
+        chrome()
