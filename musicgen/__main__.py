@@ -248,10 +248,13 @@ def cmd_evaluate(args) -> int:
     from .config import SampleConfig, checked
     from .errors import ConfigError
 
-    if not 0 <= args.samples <= 1000:
-        raise ConfigError(f"Samples must be between 0 and 1000 (got {args.samples}).")
-    checked(SampleConfig(), length=args.length, temperature=args.temperature, seed=args.seed)
+    for name in ("samples", "harmonize"):
+        if not 0 <= getattr(args, name) <= 1000:
+            raise ConfigError(f"{name.capitalize()} must be between 0 and 1000 (got {getattr(args, name)}).")
     folder = store.check_model(args.model)
+    if args.temperature is None:
+        args.temperature = store.default_temperature(folder)
+    checked(SampleConfig(), length=args.length, temperature=args.temperature, seed=args.seed, voices=args.voices)
     data = corpus.load_data(args.data) if args.data else None
     r = evaluate(folder, data)
     print(f"{folder.name}: {r['pieces']} held-out pieces, {r['events']} predictions, each from the piece's start")
@@ -264,23 +267,53 @@ def cmd_evaluate(args) -> int:
                   f"of the real one")
     if args.samples:
         _print_samples(folder, data, args)
+    if args.harmonize:
+        _print_harmonies(folder, data, args)
     return 0
+
+
+def _print_rows(rows) -> None:
+    from .metrics import FOUR_PART, STATISTICS
+
+    print(f"  {'statistic':20s} {'corpus mean +- sd':>22s} {'band':>19s} {'generated':>10s}  inside the band")
+    for row in rows:
+        unit = {**STATISTICS, **FOUR_PART}[row.name][0]
+        print(f"  {row.name:20s} {row.corpus_mean:10.3f} +- {row.corpus_sd:7.3f} {row.low:8.3f} - {row.high:8.3f} "
+              f"{row.generated_mean:10.3f}  {'yes' if row.inside else 'NO '}  ({unit}; band: {row.band})")
+
+
+def _print_harmonies(folder, data, args) -> None:
+    """Harmonize melodies the model never learned from and compare the results with its training pieces."""
+    from . import corpus, store
+    from .metrics import harmony_report
+
+    training = {p.name: p.notes for p in data.pieces} if data else store.model_pieces(folder, "train")
+    if args.melodies == "validation":  # the sopranos of the model's own held-out chorales
+        melodies = [n.take(n.voice == 0) for n in store.model_pieces(folder, "validation").values()]
+    else:
+        melodies = [p.notes for p in corpus.load_data(args.melodies).pieces]
+    melodies = melodies[:args.harmonize]
+    report = harmony_report(store.load_step_model(folder), training, melodies, args.temperature, args.voices,
+                            args.seed)
+    print(f"{len(melodies)} melodies ({args.melodies}) harmonized in {args.voices} voices at temperature "
+          f"{args.temperature} vs {len(training)} training pieces")
+    _print_rows(report.rows)
+    print(f"  melody kept note for note on top: {report.kept} of {len(melodies)}; "
+          f"{report.voices_under:.2f} notes under each melody note on average")
+    for note in report.notes:
+        print(f"  note: {note}")
 
 
 def _print_samples(folder, data, args) -> None:
     from . import store
-    from .metrics import FOUR_PART, STATISTICS, sample_report
+    from .metrics import sample_report
 
     training = {p.name: p.notes for p in data.pieces} if data else store.model_pieces(folder, "train")
     report = sample_report(store.load_step_model(folder), training, args.samples, args.length,
                            args.temperature, args.seed)
     print(f"{len(report.pieces)} generated pieces of {args.length} events at temperature {args.temperature} "
           f"vs {len(training)} training pieces")
-    print(f"  {'statistic':20s} {'corpus mean +- sd':>22s} {'band':>19s} {'generated':>10s}  inside the band")
-    for row in report.rows:
-        unit = {**STATISTICS, **FOUR_PART}[row.name][0]
-        print(f"  {row.name:20s} {row.corpus_mean:10.3f} +- {row.corpus_sd:7.3f} {row.low:8.3f} - {row.high:8.3f} "
-              f"{row.generated_mean:10.3f}  {'yes' if row.inside else 'NO '}  ({unit}; band: {row.band})")
+    _print_rows(report.rows)
     import numpy as np
 
     from .metrics import LENGTH_LABELS, length_histogram
@@ -367,8 +400,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="evaluate on every piece of this dataset instead of the validation pieces")
     s.add_argument("--samples", type=int, default=0, help="also generate this many pieces and compare their "
                    "statistics with the training pieces'")
+    s.add_argument("--harmonize", type=int, default=0, help="polyphony: also harmonize this many melodies and "
+                   "compare the results with the training pieces")
+    s.add_argument("--melodies", default="validation", help="the melodies to harmonize: 'validation' (the sopranos "
+                   "of the model's held-out chorales) or a dataset, e.g. essen-folk")
+    s.add_argument("--voices", type=int, default=4, help="voices of the harmonizations")
     s.add_argument("--length", type=int, default=120, help="events per generated piece")
-    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--temperature", type=float, help="default: the model's chosen temperature, else 1.0")
     s.add_argument("--seed", type=int, default=0, help="seed of the first generated piece")
     s.set_defaults(run=cmd_evaluate)
     return p

@@ -216,6 +216,53 @@ def sample_report(step_model, training: dict[str, Notes], samples: int, length: 
                         pieces)
 
 
+def melody_kept(result: Notes, melody: Notes, steps_per_beat: int = GRID) -> bool:
+    """Whether every note of the melody (on the grid) starts in the result at the same onset with the same
+    pitch, and nothing sounds above it there."""
+    on = np.rint(result.start_beat * steps_per_beat)
+    off = np.maximum(on + 1, np.rint(result.end_beat * steps_per_beat))
+    for p, s in zip(melody.pitch.tolist(), np.rint(melody.start_beat * steps_per_beat).tolist()):
+        sounding = (on <= s) & (off > s)
+        if not ((on == s) & (result.pitch == p)).any() or result.pitch[sounding].max() != p:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class HarmonyReport:
+    rows: list[Row]
+    kept: int  # melodies kept note for note as the top voice (of all given, harmonized or not)
+    voices_under: float  # mean number of notes sounding under the melody at its onsets
+    pieces: list[Notes]
+    notes: list[str]  # what harmonize said about an input, if anything
+
+
+def harmony_report(step_model, training: dict[str, Notes], melodies: list[Notes], temperature: float,
+                   voices: int = 4, seed: int = 0) -> HarmonyReport:
+    """Harmonize each melody (seeds seed, seed+1, ...), compare the results with the training pieces and
+    check that each melody stayed on top, note for note."""
+    from .config import SampleConfig
+    from .sample import harmonize, top_line
+
+    from .errors import MidiError
+
+    pieces, kept, under, notes = [], 0, [], []
+    for i, melody in enumerate(melodies):
+        line, _ = top_line(melody)
+        try:
+            result = harmonize(step_model, melody, SampleConfig(temperature=temperature, seed=seed + i,
+                                                                voices=voices))
+        except MidiError as e:  # e.g. a melody beyond the model's range: said, not counted as kept
+            notes.append(str(e))
+            continue
+        pieces.append(result.notes)
+        notes += [result.note] if result.note else []
+        kept += melody_kept(result.notes, line)
+        r = result.notes
+        under += [int(((r.start_beat <= t + 1e-6) & (r.end_beat > t + 1e-6)).sum()) - 1 for t in line.start_beat]
+    return HarmonyReport(compare(list(training.values()), pieces), kept, float(np.mean(under)), pieces, notes)
+
+
 COPY_LIMIT = 16  # notes: a longer shared run is a quotation, not style
 
 

@@ -182,3 +182,22 @@ def test_only_polyphony_models_harmonize():
     sm = StepModel(numpy_weights(build(config, enc)), config, enc)
     with pytest.raises(ModelError, match="cannot harmonize"):
         harmonize(sm, melody(), SampleConfig())
+
+
+def test_sampled_voices_make_no_parallel_fifths_or_octaves(step_model):
+    from musicgen.metrics import four_part_statistics
+    from musicgen.sample import generate
+
+    for seed in range(3):
+        g = generate(step_model, SampleConfig(length=40, temperature=1.5, seed=seed))
+        assert four_part_statistics(g.notes)["parallels"] == 0
+    h = harmonize(step_model, melody(), SampleConfig(seed=4, temperature=1.5))
+    assert four_part_statistics(h.notes)["parallels"] == 0
+
+
+def test_evaluate_checks_that_melodies_stay_on_top(step_model):
+    from musicgen.metrics import harmony_report, melody_kept
+
+    report = harmony_report(step_model, {"c": chorale(2)}, [melody(), chorale(1)], temperature=1.0)
+    assert report.kept == 2 and len(report.pieces) == 2 and report.voices_under > 1
+    assert not melody_kept(chorale(1), melody())

@@ -255,11 +255,26 @@ class _Sampler(Sampler):
         if len(self.current) >= self.sampling.voices:
             return [self.step_id]
         out = [self.step_id]
-        out += [i for p, i in self.new_ids.items() if p < ceiling]
+        out += [self.new_ids[p] for p in self.without_parallels([p for p in self.new_ids if p < ceiling])]
         out += [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
         if not self.current and self.onsets >= END_ALLOWED_AFTER * self.sampling.length:
             out.append(self.end_id)
         return out
+
+    def without_parallels(self, pitches: list[int]) -> list[int]:
+        """The candidate pitches for the next voice down that make no parallel fifth or octave with a voice
+        above (voices by register, against the step before); all of them if none is left."""
+        before = sorted(self.previous, reverse=True)
+        k = len(self.current)
+        if not k or k >= len(before):
+            return pitches
+        q = before[k]  # where this voice was
+        bad = set()
+        for (above, _), r in zip(self.current, before):
+            interval = (r - q) % 12
+            if above != r and interval in (0, 7):  # the voice above moved, and they stood a fifth or octave apart
+                bad.update(p for p in pitches if p != q and (above - p) % 12 == interval)
+        return [p for p in pitches if p not in bad] or pitches
 
     def done(self) -> bool:
         return self.onsets >= self.sampling.length or len(self.steps) >= self.max_steps()
@@ -315,14 +330,18 @@ class _Harmonizer(_Sampler):
 
     def __init__(self, family, enc, sampling, melody: Notes):
         super().__init__(family, enc, sampling, melody)
-        top = sonorities(melody.transposed(self.shift), enc.steps_per_beat)
-        self.melody = [s[0] if s else None for s in top]
         lo, hi = min(self.new_ids), max(self.new_ids)
-        if any(m and not lo <= m[0] <= hi for m in self.melody):
+        low, high = int(melody.pitch.min()), int(melody.pitch.max())
+        # moved to C, the melody may leave the model's range: an octave down or up then (and back after)
+        fits = [s for s in (self.shift, self.shift - 12, self.shift + 12) if lo <= low + s and high + s <= hi]
+        if not fits:
             from ..explore import note_name
 
-            raise MidiError(f"The melody goes outside the range this model knows "
-                            f"({note_name(lo - self.shift)} to {note_name(hi - self.shift)}).")
+            raise MidiError(f"The melody ({note_name(low)} to {note_name(high)}) goes outside the range this "
+                            f"model knows ({note_name(lo - self.shift)} to {note_name(hi - self.shift)}).")
+        self.shift = fits[0]
+        top = sonorities(melody.transposed(self.shift), enc.steps_per_beat)
+        self.melody = [s[0] if s else None for s in top]
         self.ceiling = self._ceilings()
 
     def tempo_map(self) -> TempoMap:
@@ -364,7 +383,7 @@ class _Harmonizer(_Sampler):
             return [self.step_id]
         notes = [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
         if melody is not None:
-            notes += [i for p, i in self.new_ids.items() if p < ceiling]
+            notes += [self.new_ids[p] for p in self.without_parallels([p for p in self.new_ids if p < ceiling])]
         return notes or [self.step_id]  # voices stay until the step is full, where the range allows
 
     def next(self, outputs, rng):
