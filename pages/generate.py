@@ -66,8 +66,8 @@ name = c1.selectbox("Model", names, index=names.index(preferred) if preferred in
                     format_func=lambda n: f"{n} ({next(m.family for m in models if m.name == n)})")
 if not harmonizing:
     st.session_state["model"] = name
-program = c2.selectbox("Instrument", [0, 19, 40, 73, 24, 52], format_func=lambda p: {
-    0: "Piano", 19: "Church organ", 40: "Violin", 73: "Flute", 24: "Guitar", 52: "Choir"}[p])
+INSTRUMENTS = {0: "Piano", 19: "Church organ", 40: "Violin", 73: "Flute", 24: "Guitar", 52: "Choir"}
+program = c2.selectbox("Instrument", list(INSTRUMENTS), format_func=INSTRUMENTS.get)
 
 c1, c2, c3 = st.columns(3)
 temperature = c1.slider("Temperature", *field_range(SampleConfig, "temperature"),
@@ -129,8 +129,12 @@ if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":
             model = step_model(str(folder), (folder / "weights.npz").stat().st_mtime)
             settings = SampleConfig(length=length, temperature=temperature, seed=int(seed), voices=voices)
             result = harmonize(model, given, settings) if harmonizing else generate(model, settings, given)
-            title = (f"{Path(given_name).stem} harmonized by {name}" if harmonizing else name) + \
-                f", temperature {temperature:g}, seed {int(seed)}"
+            if harmonizing:  # a title that tells results apart: what, by which model, with which settings
+                title = f"{Path(given_name).stem} harmonized by {name}, {voices} voices"
+            else:
+                title = f"{name}, {length} events" + (f", after {len(given)} notes of {Path(given_name).stem}"
+                                                      if given is not None else "")
+            title += f", temperature {temperature:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"
             rendered = render.render_all(result.notes, title, program)
         if result.note:
             st.info(result.note)
