@@ -14,6 +14,7 @@ MIN_DURATION_S = 0.01  # shorter notes are lengthened to this, in seconds
 MAX_MIDI_BYTES = 16 * 1024 * 1024  # the largest MAESTRO file is about 1 MB
 MAX_NOTES = 300_000  # notes in one file
 MAX_PIECE_SECONDS = 4 * 3600.0  # longer than this means broken timing
+MAX_PIECE_BEATS = 100_000  # quarter notes: 4 hours at over 400 a minute
 MAX_TEMPO_CHANGES = 20_000  # distinct tempo changes in one file; a long rubato performance has a few thousand
 MAX_ZIP_MEMBERS = 5_000
 MAX_ZIP_TOTAL_BYTES = 512 * 1024 * 1024  # unpacked

@@ -183,6 +183,11 @@ def compare(corpus: list[Notes], generated: list[Notes]) -> list[Row]:
     """Per statistic: the corpus pieces' mean, sd and band, the generated pieces' mean."""
     c = [all_statistics(n) for n in corpus if len(n)]
     g = [all_statistics(n) for n in generated if len(n)]
+    if not c or not g:
+        from .errors import MusicgenError
+
+        raise MusicgenError("There is nothing to compare: " + ("the training pieces are not on this computer."
+                                                               if not c else "no piece came out."))
     rows = []
     for k in (*STATISTICS, *FOUR_PART):
         values = np.array([x[k] for x in c])

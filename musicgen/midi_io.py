@@ -19,6 +19,7 @@ from .config import (
     DEFAULT_VELOCITY,
     MAX_MIDI_BYTES,
     MAX_NOTES,
+    MAX_PIECE_BEATS,
     MAX_PIECE_SECONDS,
     MAX_TEMPO_CHANGES,
     MIN_DURATION_S,
@@ -91,6 +92,12 @@ class TempoMap:
             b, q = np.concatenate([[0.0], b[k + 1:]]), self.qpm[k:]
             return TempoMap(b, q)
         return TempoMap(np.concatenate([[0.0], b]), np.concatenate([[self.qpm[0]], self.qpm]))
+
+    def cut(self, beat: float) -> TempoMap:
+        """Without the changes after `beat` (the end of the music)."""
+        keep = self.beat <= beat
+        keep[0] = True
+        return self if keep.all() else TempoMap(self.beat[keep], self.qpm[keep])
 
     def to_json(self) -> list:
         return [[round(float(b), 6), round(float(q), 4)] for b, q in zip(self.beat, self.qpm)]
@@ -266,16 +273,41 @@ class Notes:
         return self.take((self.start >= t0) & (self.start < t1))
 
     def shifted(self, seconds: float) -> Notes:
-        """The same notes moved in time, e.g. a window moved to start at 0 (the tempo map moves along)."""
+        """The same notes moved in time, e.g. a window moved to start at 0 (the tempo map, time and key
+        signatures move along; the one in force at the new start begins there)."""
         if seconds < 0:  # the music from -seconds on becomes the start
             beats = -float(self.tempo_map.beats(-seconds))
         else:  # silence at the first tempo before it
             beats = seconds * self.tempo / 60.0
         return self.replace(start=self.start + seconds, end=self.end + seconds, start_beat=self.start_beat + beats,
-                            end_beat=self.end_beat + beats, tempo_map=self.tempo_map.shifted(beats))
+                            end_beat=self.end_beat + beats, tempo_map=self.tempo_map.shifted(beats),
+                            meter=_moved(self.meter, beats), keys=_moved(self.keys, beats))
+
+    def bar_start(self, seconds: float) -> float:
+        """Seconds at the start of the bar that holds `seconds` (the first time signature's bars)."""
+        beat = float(self.tempo_map.beats(max(0.0, seconds)))
+        at = self.meter[0][0] if self.meter else 0.0
+        bar = self.bar_length()
+        start = at + np.floor(max(0.0, beat - at) / bar) * bar if beat >= at else 0.0
+        return float(self.tempo_map.seconds(start))
 
     def transposed(self, semitones: int) -> Notes:
-        return self.replace(pitch=np.clip(self.pitch + semitones, PITCH_MIN, PITCH_MAX).astype(np.int16))
+        """Moved by `semitones`, the key signatures with it."""
+        keys = tuple((b, _sharps_moved(s, semitones), m) for b, s, m in self.keys)
+        return self.replace(pitch=np.clip(self.pitch + semitones, PITCH_MIN, PITCH_MAX).astype(np.int16), keys=keys)
+
+
+def _sharps_moved(sharps: int, semitones: int) -> int:
+    """The key signature (sharps > 0, flats < 0) of a key moved by `semitones`: -5 flats to 6 sharps."""
+    s = ((sharps * 7 + semitones) * 7) % 12  # the major tonic moves; 7 is its own inverse mod 12
+    return s if s <= 6 else s - 12
+
+
+def _moved(rows: tuple, beats: float) -> tuple:
+    """(beat, ...) signature rows moved by `beats`; of those that fall before 0 the last one starts at 0."""
+    moved = [(b + beats, *rest) for b, *rest in rows]
+    before = [r for r in moved if r[0] <= 0]
+    return tuple(([(0.0, *before[-1][1:])] if before else []) + [r for r in moved if r[0] > 0])
 
 
 _COLUMNS = ("pitch", "start", "end", "velocity", "program", "start_beat", "end_beat", "voice")
@@ -411,9 +443,12 @@ def _read_instruments(source, name) -> tuple[str, list[Part]]:
     if not parts:
         raise MidiError(f"{label}: the MIDI file has only drum notes, and drums are not used." if drums
                         else f"{label}: the MIDI file has no notes.")
-    longest = max(float(tempo_map.seconds(p[3].max())) for p in parts)
-    if longest > MAX_PIECE_SECONDS:
-        raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours).")
+    last_beat = max(float(p[3].max()) for p in parts)
+    longest = float(tempo_map.seconds(last_beat))
+    if longest > MAX_PIECE_SECONDS or last_beat > MAX_PIECE_BEATS:
+        raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours, "
+                        f"{last_beat:,.0f} beats).")
+    tempo_map = tempo_map.cut(last_beat)  # tempo changes after the music are no part of it
     out = []
     for voice, (track_name, program, start, end, pitch, velocity) in enumerate(parts):
         notes = Notes.from_beats(pitch.astype(np.int64) % 128, start, end, velocity.astype(np.int64) % 128, program,
@@ -468,10 +503,11 @@ def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None)
     first = parts[0].notes if parts else Notes.empty()
     resolution = 960
     pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=first.tempo)
-    tm = first.tempo_map
+    end = max([p.notes.beats for p in parts] + [0.0])
+    tm = first.tempo_map.cut(end)
     # pretty_midi keeps its tempo map as (tick, seconds per tick); set it to ours so every change is written
     pm._tick_scales = [(int(round(b * resolution)), 60.0 / (q * resolution)) for b, q in zip(tm.beat, tm.qpm)]
-    last_tick = int(round(max([p.notes.beats for p in parts] + [float(tm.beat[-1])]) * resolution)) + resolution
+    last_tick = int(round(end * resolution)) + resolution
     pm._update_tick_to_time(last_tick)
     pm.time_signature_changes = [pretty_midi.TimeSignature(n, d, float(tm.seconds(b))) for b, n, d in first.meter]
     pm.key_signature_changes = [pretty_midi.KeySignature(_key_number(s, m), float(tm.seconds(b)))

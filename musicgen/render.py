@@ -251,6 +251,8 @@ def _cut_ending(measure, length: float) -> None:
         for el in list(holder.notesAndRests):
             if el.isRest and el.offset >= length - 1e-6:
                 holder.remove(el)
+            elif el.isRest and el.offset + el.quarterLength > length + 1e-6:
+                el.quarterLength = length - el.offset  # a rest that runs past the end ends there
 
 
 def _as_pickup(measure, rest: float) -> None:
@@ -259,8 +261,11 @@ def _as_pickup(measure, rest: float) -> None:
         for el in list(holder.notesAndRests):
             if el.isRest and el.offset + el.quarterLength <= rest + 1e-6:
                 holder.remove(el)
+            elif el.isRest and el.offset < rest - 1e-6:  # a voice that enters later: its rest starts at the pickup
+                el.quarterLength = el.offset + el.quarterLength - rest
+                holder.coreSetElementOffset(el, rest)
         for el in holder.notesAndRests:
-            holder.coreSetElementOffset(el, el.offset - rest)
+            holder.coreSetElementOffset(el, max(0.0, el.offset - rest))
         holder.coreElementsChanged()
     measure.paddingLeft = rest
     measure.number = 0
@@ -294,7 +299,12 @@ def _spell(part, found_key) -> None:
 def musicxml(notes: Notes, title: str = "musicgen") -> bytes:
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-    return GeneralObjectExporter(score(notes, title)).parse()
+    from .errors import MusicgenError
+
+    try:
+        return GeneralObjectExporter(score(notes, title)).parse()
+    except Exception as e:  # music21 raises many kinds; the page and the CLI need a sentence
+        raise MusicgenError(f"The sheet music could not be written ({type(e).__name__}: {e}).") from None
 
 
 def sheet_music_svg(notes: Notes, title: str = "musicgen", width: int = 2100) -> str:
@@ -305,6 +315,8 @@ def sheet_music_svg(notes: Notes, title: str = "musicgen", width: int = 2100) ->
 def engrave(xml: bytes, width: int = 2100) -> str:
     import verovio
 
+    from .errors import MusicgenError
+
     # toolkit(False) and an explicit resource path: Streamlit runs pages in threads, where verovio's
     # default font path is not set
     tk = verovio.toolkit(False)
@@ -312,7 +324,7 @@ def engrave(xml: bytes, width: int = 2100) -> str:
     tk.setOptions({"pageWidth": width, "pageHeight": 60000, "adjustPageHeight": True, "scale": 45,
                    "breaks": "auto", "footer": "none", "header": "auto"})
     if not tk.loadData(xml.decode("utf-8")):
-        raise ValueError("verovio could not read the MusicXML")
+        raise MusicgenError("The sheet music could not be engraved (verovio could not read the MusicXML).")
     return tk.renderToSVG(1)
 
 

@@ -137,6 +137,14 @@ def trainer_alive(folder: Path, status: dict) -> bool:
     """Whether the process status.json names is this folder's trainer, still running: the same PID, the same
     start time (a reused PID has another) and a `musicgen train` command line naming this folder."""
     pid = status.get("pid")
+    if not Path("/proc").is_dir():  # not Linux: only whether the PID is alive can be known
+        try:
+            os.kill(int(pid), 0)
+        except (TypeError, ValueError, ProcessLookupError):
+            return False
+        except PermissionError:
+            return True
+        return True
     started = process_start(pid)
     if started is None or (status.get("started") is not None and str(status["started"]) != started):
         return False

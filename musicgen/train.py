@@ -233,6 +233,8 @@ def resume(out: str | os.PathLike, data: Dataset, progress=None, stop: threading
            epochs: int | None = None) -> dict:
     """Continue a stopped run from its last saved epoch, on the same split of the same data."""
     out = Path(out)
+    if not (out / "config.json").exists():
+        raise TrainingError(f"There is no model called '{out.name}' to resume.")
     claim(out)
     model, train_cfg, enc = read_configs(out)
     status = read_status(out)
@@ -400,8 +402,9 @@ def _start(folder: Path, args: list[str], append: bool = False) -> Path:
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     CHILDREN[folder.resolve()] = proc
     old = read_json(folder / "status.json") if (folder / "status.json").exists() else {}
-    write_json(folder / "status.json", {**old, "state": "running", "message": "starting", "pid": proc.pid,
-                                        "started": process_start(proc.pid), "updated": time.time()})
+    if old.get("pid") != proc.pid:  # unless the child has already said something (e.g. failed at once)
+        write_json(folder / "status.json", {**old, "state": "running", "message": "starting", "pid": proc.pid,
+                                            "started": process_start(proc.pid), "updated": time.time()})
     return folder
 
 
@@ -446,6 +449,6 @@ def request_stop(folder: str | os.PathLike) -> bool:
         return False
     try:
         os.kill(int(status["pid"]), signal.SIGTERM)
-    except (ProcessLookupError, TypeError, ValueError):
+    except (OSError, TypeError, ValueError):
         return False
     return True

@@ -21,8 +21,10 @@ def histogram_pngs(name: str, version: str, piece: str | None) -> list[bytes]:
 @st.cache_data(max_entries=16, show_spinner=False)
 def piece_score(name: str, version: str, piece: str, first: int | None, window: tuple[float, float] | None) -> str:
     notes = corpus.open_dataset(name).piece(piece).notes
-    shown = notes.window(*window).shifted(-window[0]) if window else notes.head(first)
-    return render.sheet_music_svg(shown, piece)
+    if window:  # from the bar line before the window, so the bars stay where they are
+        start = notes.bar_start(window[0])
+        return render.sheet_music_svg(notes.window(start, window[1]).shifted(-start), piece)
+    return render.sheet_music_svg(notes.head(first), piece)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -114,7 +116,10 @@ if sound_note:
     st.info(sound_note)
 if st.toggle("Sheet music", value=True, help="the notes shown, engraved: one staff pair, voices as voices"):
     with st.spinner("Engraving..."):
-        st.image(piece_score(name, version, piece, first, window), width="stretch")
+        try:
+            st.image(piece_score(name, version, piece, first, window), width="stretch")
+        except MusicgenError as e:
+            st.error(str(e))
 st.image(roll)
 for col, image in zip(st.columns(3), histogram_pngs(name, version, piece)):
     col.image(image)

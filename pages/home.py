@@ -22,5 +22,6 @@ with c2:
     st.page_link("pages/train.py", label="Open Train", icon=":material/model_training:")
 with c3:
     st.subheader("3. Generate")
-    st.write("Pick a model, set temperature and length, then read, hear and download the new piece.")
+    st.write("Pick a model, set temperature and length, then read, hear and download the new piece, "
+             "or give a melody and let a four-part model write the voices under it.")
     st.page_link("pages/generate.py", label="Open Generate", icon=":material/piano:")

@@ -112,3 +112,11 @@ def test_compare_judges_four_part_statistics_by_the_percentile_band():
     rows = {r.name: r for r in compare(corpus, corpus)}
     assert rows["four_voices"].band == "10th-90th percentile" and rows["four_voices"].inside
     assert rows["pitch_range"].band == "mean +- 2 sd" and rows["pitch_range"].inside
+
+
+def test_compare_without_pieces_is_a_sentence():
+    from musicgen.errors import MusicgenError
+    from musicgen.metrics import compare
+
+    with pytest.raises(MusicgenError, match="nothing to compare"):
+        compare([], [_chords((60, 64, 67))])

@@ -291,7 +291,8 @@ def test_hostile_files_are_answered_at_once():
     endless_number = _track(b"\xff" * 16_000_000)  # a variable-length number that never ends
     assert "corrupt" in error_for(endless_number) or "truncated" in error_for(endless_number)
     assert _bounded(endless_number) < 5
-    same_tempo = _track(b"\x00\xff\x51\x03\x07\xa1\x20" * 1_500_000 + b"\x00\x90\x3c\x40\x60\x80\x3c\x00\x00\xff\x2f\x00")
+    note = b"\x00\x90\x3c\x40\x60\x80\x3c\x00\x00\xff\x2f\x00"
+    same_tempo = _track(b"\x00\xff\x51\x03\x07\xa1\x20" * 1_500_000 + note)
     assert len(read_midi(same_tempo)) == 1 and _bounded(same_tempo) < 5  # repeats of one tempo are one tempo
     flood = b"".join(b"\x00\xff\x51\x03" + (500_000 + i % 2).to_bytes(3, "big") for i in range(200_000))
     changing = _track(flood + b"\x00\x90\x3c\x40\x60\x80\x3c\x00\x00\xff\x2f\x00")
@@ -332,3 +333,20 @@ def test_meter_key_and_voices_survive_a_round_trip():
     assert back.meter == ((0.0, 3, 4),) and back.keys == ((0.0, -2, False),)
     assert back.voices == 2 and back.take(back.voice == 0).pitch.tolist() == [72, 74]
     assert [p.name for p in read_parts(write_midi(n))] == ["Soprano", "Alto"]
+
+
+def test_a_tempo_change_long_after_the_music_costs_nothing():
+    # one beat of music, then a tempo change 2**28 ticks later (a file at 1 tick per beat)
+    body = (b"\x00\x90\x3c\x40\x01\x80\x3c\x00" + b"\xff\xff\xff\x7f\xff\x51\x03\x0f\x42\x40" + b"\x00\xff\x2f\x00")
+    data = b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x01" + b"MTrk" + len(body).to_bytes(4, "big") + body
+    n = read_midi(data)
+    assert len(n.tempo_map.beat) == 1 and len(write_midi(n)) < 1000
+
+
+def test_a_window_keeps_its_signatures_and_bar_lines():
+    rows = np.array([(60 + i, i, i + 1) for i in range(12)], np.float64)
+    n = Notes.from_beats(rows[:, 0], rows[:, 1], rows[:, 2], meter=((0.0, 3, 4),), keys=((0.0, 1, False),),
+                         tempo_map=midi_io.TempoMap.constant(60))
+    assert n.bar_start(4.5) == 3.0 and n.bar_start(2.0) == 0.0
+    w = n.window(3.0, 9.0).shifted(-3.0)
+    assert w.meter == ((0.0, 3, 4),) and w.keys == ((0.0, 1, False),) and w.start_beat[0] == 0

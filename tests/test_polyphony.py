@@ -201,3 +201,29 @@ def test_evaluate_checks_that_melodies_stay_on_top(step_model):
     report = harmony_report(step_model, {"c": chorale(2)}, [melody(), chorale(1)], temperature=1.0)
     assert report.kept == 2 and len(report.pieces) == 2 and report.voices_under > 1
     assert not melody_kept(chorale(1), melody())
+
+
+def test_voice_assignment_never_doubles_a_voice():
+    from musicgen.families.polyphony import VOICE_HOMES, assign_voices
+
+    assert assign_voices([72, 67, 60, 48], {}, list(VOICE_HOMES)) == [0, 1, 2, 3]
+    assert assign_voices([67, 48], {}, list(VOICE_HOMES)) == [0, 3]  # the inner voices rest
+    voices = assign_voices([71, 67], {1: 0}, list(VOICE_HOMES))  # a new note above a held soprano
+    assert len(set(voices)) == 2 and voices[1] == 0
+
+
+def test_a_continuation_goes_on_where_the_primer_stopped_in_the_bar(step_model):
+    from musicgen.sample import generate
+
+    primer = chorale(1, meter=((0.0, 3, 4),)).head(9)  # ends inside a 3/4 bar
+    g = generate(step_model, SampleConfig(length=8, seed=2), primer)
+    ids, steps = get("polyphony").tokens(step_model.enc, primer)
+    lead = (steps[-1] + 1) % 12 / 4  # beats into the bar where the primer stopped
+    assert g.notes.start_beat.min() >= lead - 1e-9 and g.events < 8 * 40
+    assert g.notes.meter == ((0.0, 3, 4),)
+
+
+def test_transposing_moves_the_key_signature():
+    moved = chorale(1, keys=((0.0, 2, False),)).transposed(-2)
+    assert moved.keys == ((0.0, 0, False),) and key_shift(moved) == 0
+    assert chorale(1, keys=((0.0, 0, True),)).transposed(1).keys == ((0.0, -5, True),)  # A minor -> Bb minor

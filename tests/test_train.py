@@ -273,3 +273,11 @@ def test_damaged_model_folders_are_sentences(damage, tiny_models, tmp_path, monk
         store.load_step_model("hurt")
     assert str(info.value).startswith("hurt: ") and str(tmp_path) not in str(info.value)
     assert "hurt" in [m.name for m in store.list_models()]  # still listed, so it can be deleted
+
+
+def test_resume_of_a_missing_model_leaves_nothing_behind(small_builtins, tmp_path):
+    from musicgen.train import resume
+
+    with pytest.raises(TrainingError, match="no model called 'typo'"):
+        resume(tmp_path / "models" / "typo", corpus.open_dataset("bach-chorales", root=small_builtins))
+    assert not (tmp_path / "models" / "typo").exists()

@@ -101,7 +101,10 @@ def assign_voices(pitches: list[int], fixed: dict[int, int], last: list[int]) ->
         cost = sum(abs(p - (last[v] if v < len(last) else last[-1] - 7)) for p, v in zip(pitches, combo))
         if cost < best_cost:
             best, best_cost = combo, cost
-    return list(best) if best is not None else [fixed.get(i, i) for i in range(k)]
+    if best is not None:
+        return list(best)
+    free = iter(v for v in range(n_voices + k) if v not in fixed.values())  # held notes out of order: keep theirs
+    return [fixed[i] if i in fixed else next(free) for i in range(k)]
 
 
 # ---------------------------------------------------------------- the family
@@ -227,6 +230,7 @@ class _Sampler(Sampler):
         self.offset = 0  # grid steps of the primer before the generated ones
         self.closing: list[int] | None = None  # the pitches held to the bar line once the piece is long enough
         self.positions = np.zeros(1, np.int32)
+        self.bar = int(round((context.bar_length() if self.context is not None else 4.0) * enc.steps_per_beat))
 
     def max_steps(self) -> int:
         return self.sampling.length * MAX_STEPS_PER_ONSET
@@ -241,8 +245,8 @@ class _Sampler(Sampler):
                 self.previous = {self.pitch_of[t][0] for t, s in zip(ids, steps)
                                  if s == steps[-1] and t in self.pitch_of}
                 rows = list(inputs[:-1])  # the start row and the primer's, not its end
-        self.positions = bar_positions(self.offset + self.max_steps() + 1, self.enc.steps_per_beat, self.meter,
-                                       self.enc.positions)
+        self.positions = bar_positions(self.offset + self.max_steps() + self.bar + 1, self.enc.steps_per_beat,
+                                       self.meter, self.enc.positions)
         rows[0][1] = self.positions[0]
         return rows
 
@@ -287,7 +291,7 @@ class _Sampler(Sampler):
                 return None
             self.closing = sorted(self.previous, reverse=True)  # the last chord is held to the bar line
         if self.closing is not None:
-            if not self.current and self._position() == 0:
+            if not self.current and (self._position() == 0 or len(self.steps) >= self.max_steps() + self.bar):
                 return None
             k = len(self.current)
             return self.emit(self.held_ids[self.closing[k]] if k < len(self.closing) else self.step_id)
@@ -316,8 +320,10 @@ class _Sampler(Sampler):
         return frozenset()
 
     def result(self):
-        notes = self.family.decode(self.enc, self.steps, self.meter, self.keys, self.tempo_map(),
-                                   self.melody_steps())
+        # after a primer the piece goes on from where it stopped in the bar: that much silence before it
+        lead = [[] for _ in range(self.offset % self.bar)] if self.offset else []
+        notes = self.family.decode(self.enc, lead + self.steps, self.meter, self.keys, self.tempo_map(),
+                                   frozenset(s + len(lead) for s in self.melody_steps()))
         if self.shift:
             notes = notes.transposed(-self.shift)
         return Generated(notes, len(self.steps), self.ended and self.onsets < self.sampling.length)
