@@ -70,7 +70,7 @@ def cmd_import(args) -> int:
     from . import corpus
     from .explore import summarize
 
-    report = corpus.import_files(args.name, args.paths, ProgressBar())
+    report = corpus.import_files(args.name, args.paths, ProgressBar(), pedal=args.pedal)
     for problem in report.problems:
         print(f"error: {problem}", file=sys.stderr)
     d = report.dataset
@@ -339,6 +339,8 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("import", help="make or extend a named dataset from MIDI files, folders or zips")
     s.add_argument("name", help="dataset name, e.g. my-songs")
     s.add_argument("paths", nargs="+", metavar="PATH")
+    s.add_argument("--pedal", action=argparse.BooleanOptionalAction,
+                   help="read the dataset with the sustain pedal applied to note lengths (piano performances)")
     s.set_defaults(run=cmd_import)
     s = sub.add_parser("datasets", help="list built-in and user datasets with their sizes")
     s.add_argument("--build", action="store_true", help="first make the built-in corpora that are not made yet")

@@ -305,10 +305,10 @@ def _read_folder(folder: Path, problems: list[str]) -> list[MidiFile]:
 
 # ---------------------------------------------------------------- parsing, in parallel when it pays
 
-def _parse_one(item: tuple[str, bytes | str]) -> tuple:
-    label, data = item
+def _parse_one(item: tuple[str, bytes | str, bool]) -> tuple:
+    label, data, pedal = item
     try:
-        n = read_midi(data if isinstance(data, bytes) else Path(data), name=label)
+        n = read_midi(data if isinstance(data, bytes) else Path(data), name=label, pedal=pedal)
     except MidiError as e:
         return ("error", str(e))
     return ("ok", n)
@@ -341,10 +341,12 @@ def _collect(results: Iterable, total: int, progress: Progress | None, what: str
     return out
 
 
-def parse_files(items: list[tuple[str, bytes | Path]], progress: Progress | None = None) -> list[Notes | str]:
-    """Parse (label, bytes or path) items; each result is a Notes or the sentence saying why not."""
+def parse_files(items: list[tuple[str, bytes | Path]], progress: Progress | None = None,
+                pedal: bool = False) -> list[Notes | str]:
+    """Parse (label, bytes or path) items; each result is a Notes or the sentence saying why not.
+    pedal: apply the sustain pedal to note lengths (piano performances)."""
     out = []
-    for r in _run_all(_parse_one, [(label, d if isinstance(d, bytes) else str(d)) for label, d in items],
+    for r in _run_all(_parse_one, [(label, d if isinstance(d, bytes) else str(d), pedal) for label, d in items],
                       progress, "reading MIDI files", PARSE_PARALLEL_FROM):
         out.append(r[1])
     return out
@@ -376,7 +378,7 @@ def _load_cache(folder: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
     return meta, {**dict(zip(_FLOATS, floats)), **dict(zip(_INTS, ints))}
 
 
-def _save_cache(folder: Path, stamp: int, entries: list[dict], tables: dict[str, Notes]) -> None:
+def _save_cache(folder: Path, stamp: int, entries: list[dict], tables: dict[str, Notes], pedal: bool) -> None:
     """Raw columns in cache.bin (loading it needs no parsing), their layout and the files' keys in cache.json."""
     kept = [tables[e["name"]] for e in entries if e["name"] in tables]
     at = 0
@@ -391,7 +393,7 @@ def _save_cache(folder: Path, stamp: int, entries: list[dict], tables: dict[str,
     raw = floats.astype(np.float64).tobytes() + ints.tobytes()
     write_atomic(folder / "cache.bin", raw)
     write_json(folder / "cache.json", {"version": CACHE_VERSION, "stamp": stamp, "rows": at, "crc32": zlib.crc32(raw),
-                                       "files": entries})
+                                       "pedal": pedal, "files": entries})
 
 
 def _cached_notes(cols: dict[str, np.ndarray], e: dict) -> Notes:
@@ -403,8 +405,8 @@ def _cached_notes(cols: dict[str, np.ndarray], e: dict) -> Notes:
                  keys=tuple((float(b), int(k), bool(m)) for b, k, m in e["keys"]))
 
 
-def _read_folder_dataset(folder: Path, splits: dict[str, str],
-                         progress: Progress | None) -> tuple[list[Piece], list[str]]:
+def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progress | None,
+                         pedal: bool = False) -> tuple[list[Piece], list[str]]:
     """(pieces, problems) of the files in folder/midi, using and refreshing the parse cache.
 
     Like Python's own import cache, the cache is trusted while the midi folder's modification time is
@@ -417,9 +419,11 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str],
     except FileNotFoundError:
         stamp = 0
     cache = _load_cache(folder)
+    if cache is not None and cache[0].get("pedal", False) != pedal:
+        cache = None  # read with the other pedal setting: every file again
     if cache is None or cache[0].get("stamp") != stamp:
         with _locked(folder):
-            _refresh_cache(folder, midi, stamp, cache, progress)
+            _refresh_cache(folder, midi, stamp, cache, progress, pedal)
         cache = _load_cache(folder)
         if cache is None:
             raise DatasetError(f"The dataset folder {folder} cannot be read back; is the disk full?")
@@ -428,7 +432,7 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str],
     return pieces, [f["error"] for f in meta["files"] if f["error"]]
 
 
-def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None) -> None:
+def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None, pedal: bool) -> None:
     current = {e.name: _file_key(e) for e in os.scandir(midi) if e.is_file() and not e.name.startswith(".")} \
         if midi.is_dir() else {}
     cached = {e["name"]: e for e in cache[0]["files"]} if cache else {}
@@ -441,13 +445,13 @@ def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progre
             errors[name] = e["error"]
         else:
             tables[name] = _cached_notes(cache[1], e)
-    for name, r in zip(fresh, parse_files([(n, midi / n) for n in fresh], progress)):
+    for name, r in zip(fresh, parse_files([(n, midi / n) for n in fresh], progress, pedal)):
         if isinstance(r, str):
             errors[name] = r
         else:
             tables[name] = r
     entries = [{"name": n, "key": current[n], "error": errors.get(n)} for n in sorted(current)]
-    _save_cache(folder, stamp, entries, tables)
+    _save_cache(folder, stamp, entries, tables, pedal)
 
 
 # ---------------------------------------------------------------- datasets
@@ -481,7 +485,7 @@ def open_dataset(name: str, progress: Progress | None = None, root: Path | None 
     if not meta:
         raise DatasetError(f"There is no dataset called '{name}'. "
                            f"Known datasets: {', '.join(i.name for i in list_datasets(root))}.")
-    pieces, problems = _read_folder_dataset(folder, meta.get("splits", {}), progress)
+    pieces, problems = _read_folder_dataset(folder, meta.get("splits", {}), progress, meta.get("pedal") is True)
     return Dataset(key, meta.get("title", key), pieces, meta.get("skipped", []) + problems, folder, key in BUILTINS)
 
 
@@ -530,10 +534,12 @@ class ImportReport:
 
 
 def import_files(name: str, sources: Iterable[str | os.PathLike | tuple[str, bytes]],
-                 progress: Progress | None = None, root: Path | None = None) -> ImportReport:
+                 progress: Progress | None = None, root: Path | None = None,
+                 pedal: bool | None = None) -> ImportReport:
     """Make or extend the user dataset `name` with the usable MIDI files found in sources.
 
     Files are checked before anything is written; if none is usable, nothing changes and DatasetError says why.
+    pedal: from now on read the dataset with the sustain pedal applied (True) or not (False); None keeps it.
     """
     key = dataset_name(name)
     if key in BUILTINS:
@@ -549,6 +555,8 @@ def import_files(name: str, sources: Iterable[str | os.PathLike | tuple[str, byt
     folder = _folder(key, root)
     with _locked(folder):
         meta = _read_meta(folder) or {"name": key, "title": str(name).strip() or key, "splits": {}}
+        if pedal is not None:
+            meta["pedal"] = pedal
         midi = folder / "midi"
         midi.mkdir(parents=True, exist_ok=True)
         have = {hashlib.sha1(p.read_bytes()).hexdigest() for p in midi.iterdir() if p.is_file()}

@@ -406,7 +406,25 @@ def _score(data: bytes, label: str):
         raise MidiError(f"{label}: the MIDI file is {what}.") from None
 
 
-def _read_instruments(source, name) -> tuple[str, list[Part]]:
+def sustained(start: np.ndarray, end: np.ndarray, pitch: np.ndarray, down: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """Note ends (beats) with the sustain pedal applied: a note let go while the pedal is down sounds until
+    the pedal comes up, or until its key is struck again, whichever is first."""
+    if not len(down) or not len(end):
+        return end
+    order = np.argsort(down)
+    down, up = down[order], up[order]
+    i = np.searchsorted(down, end, side="right") - 1  # the last pedal pressed before each note ends
+    held = (i >= 0) & (end < up[np.maximum(i, 0)])
+    out = np.where(held, up[np.maximum(i, 0)], end)
+    for p in np.unique(pitch):  # never past the next stroke of the same key
+        sel = np.flatnonzero(pitch == p)
+        sel = sel[np.argsort(start[sel], kind="stable")]
+        nxt = np.append(start[sel][1:], np.inf)
+        out[sel] = np.maximum(end[sel], np.minimum(out[sel], nxt))
+    return out
+
+
+def _read_instruments(source, name, pedal: bool = False) -> tuple[str, list[Part]]:
     """(label, the non-drum instruments with notes, in file order); each Part's notes carry beats and seconds."""
     data, label = load_bytes(source, name)
     sc = _score(data, label)
@@ -437,8 +455,11 @@ def _read_instruments(source, name) -> tuple[str, list[Part]]:
         start = cols["time"].astype(np.float64) / tpq
         end = start + cols["duration"].astype(np.float64) / tpq
         sounding = cols["duration"] > 0  # an on and off at one tick is no note (pretty_midi drops it too)
-        parts.append((track.name, int(track.program), start[sounding], end[sounding],
-                      cols["pitch"][sounding], cols["velocity"][sounding]))
+        start, end, pitch = start[sounding], end[sounding], cols["pitch"][sounding]
+        if pedal:
+            pedals = track.pedals.numpy()
+            end = sustained(start, end, pitch, pedals["time"] / tpq, (pedals["time"] + pedals["duration"]) / tpq)
+        parts.append((track.name, int(track.program), start, end, pitch, cols["velocity"][sounding]))
     parts = [p for p in parts if len(p[2])]
     if not parts:
         raise MidiError(f"{label}: the MIDI file has only drum notes, and drums are not used." if drums
@@ -457,15 +478,19 @@ def _read_instruments(source, name) -> tuple[str, list[Part]]:
     return label, out
 
 
-def read_parts(source: str | os.PathLike | bytes, name: str | None = None) -> list[Part]:
-    """Every non-drum instrument that has notes, in file order. Raises MidiError if there is none."""
-    return _read_instruments(source, name)[1]
+def read_parts(source: str | os.PathLike | bytes, name: str | None = None, pedal: bool = False) -> list[Part]:
+    """Every non-drum instrument that has notes, in file order. Raises MidiError if there is none.
+
+    pedal: apply the sustain pedal to note lengths (for piano performances, whose notes are short keystrokes).
+    """
+    return _read_instruments(source, name, pedal)[1]
 
 
-def read_midi(source: str | os.PathLike | bytes, name: str | None = None, instrument: int | None = None) -> Notes:
+def read_midi(source: str | os.PathLike | bytes, name: str | None = None, instrument: int | None = None,
+              pedal: bool = False) -> Notes:
     """A MIDI file as one note table: all non-drum instruments merged (each its own voice), or the one at
     index `instrument`."""
-    label, parts = _read_instruments(source, name)
+    label, parts = _read_instruments(source, name, pedal)
     if instrument is None:
         return Notes.concat([p.notes for p in parts])
     if not 0 <= instrument < len(parts):

@@ -276,3 +276,16 @@ def test_flipped_bytes_in_the_cache_are_detected_and_the_cache_rebuilt():
     cache.write_bytes(bytes(raw))
     piece = corpus.open_dataset("flip").pieces[0]
     assert len(piece.notes) == 6 and piece.notes.seconds < 10
+
+
+def test_a_dataset_can_be_read_with_the_sustain_pedal():
+    import mido
+    from helpers import raw_midi
+
+    data = raw_midi([[mido.Message("control_change", control=64, value=127),
+                      mido.Message("note_on", note=60, velocity=90), mido.Message("note_off", note=60, time=48),
+                      mido.Message("control_change", control=64, value=0, time=144)]])
+    dry = corpus.import_files("keys", [("a.mid", data)]).dataset
+    assert dry.pieces[0].notes.end_beat.tolist() == [0.5]
+    wet = corpus.import_files("keys", [("b.mid", data + b"")], pedal=True).dataset  # same bytes: a duplicate
+    assert [p.notes.end_beat.tolist() for p in wet.pieces] == [[2.0]]

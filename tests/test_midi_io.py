@@ -350,3 +350,16 @@ def test_a_window_keeps_its_signatures_and_bar_lines():
     assert n.bar_start(4.5) == 3.0 and n.bar_start(2.0) == 0.0
     w = n.window(3.0, 9.0).shifted(-3.0)
     assert w.meter == ((0.0, 3, 4),) and w.keys == ((0.0, 1, False),) and w.start_beat[0] == 0
+
+
+def test_sustain_pedal_lengthens_notes_on_request():
+    # C4 struck for half a beat with the pedal down until beat 2, then struck again at beat 1.5
+    data = raw_midi([[Message("control_change", control=64, value=127),
+                      Message("note_on", note=60, velocity=90), Message("note_off", note=60, time=48),
+                      Message("note_on", note=64, velocity=90, time=0), Message("note_off", note=64, time=48),
+                      Message("note_on", note=60, velocity=90, time=48), Message("note_off", note=60, time=24),
+                      Message("control_change", control=64, value=0, time=24)]])
+    dry = read_midi(data)
+    np.testing.assert_allclose(dry.end_beat, [0.5, 1.0, 1.75])
+    wet = read_midi(data, pedal=True)
+    np.testing.assert_allclose(wet.end_beat, [1.5, 2.0, 2.0])  # C4 rings until struck again; E4 until the pedal
