@@ -51,11 +51,14 @@ if st.session_state.get("may_change"):  # uploads need the password on a shared 
                                        accept_multiple_files=True)
             # the dataset being looked at, when it is the user's: one-by-one uploads land together
             target = st.text_input("Dataset name", value=name if not infos[name].builtin else "my-songs")
+            pedal = st.checkbox("Piano performances: apply the sustain pedal to note lengths",
+                                help="recordings of a pianist hold notes with the pedal, not the keys")
             if st.form_submit_button("Import", type="primary"):
                 bar = st.progress(0.0)
                 try:
                     report = corpus.import_files(target, [(u.name, u.getvalue()) for u in uploads or []],
-                                                 lambda done, total, what: bar.progress(done / max(total, 1), what))
+                                                 lambda done, total, what: bar.progress(done / max(total, 1), what),
+                                                 pedal=pedal or None)
                     st.session_state["dataset_note"] = (
                         f"Added {len(report.added)} file(s) to '{report.dataset.name}'"
                         + (f"; {report.duplicates} were there already" if report.duplicates else "") + ".",
