@@ -30,7 +30,7 @@ from .errors import ModelError, MusicgenError
 from .families import Encoding
 from .midi_io import write_json
 
-DEFAULT_MODEL = "bach-chords"  # the pretrained model Generate selects first (see README)
+DEFAULT_MODEL = "bach-voices"  # the pretrained model Generate selects first: it writes chorales best (README)
 HARMONIZE_MODEL = "bach-voices"  # the pretrained polyphony model harmonize uses when none is named
 STATES = ("running", "stopped", "finished", "failed")  # what a trainer writes; a reader may also say "ended"
 

@@ -106,7 +106,7 @@ def test_generate_writes_midi_wav_and_musicxml_the_same_for_a_seed(tmp_path):
 def test_generate_without_model_uses_the_default(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(ROOT / "models"))
     r = cli("generate", "--length", "16", "--out", tmp_path / "d.mid")
-    assert r.returncode == 0 and "model bach-chords, temperature 0.5" in r.stdout
+    assert r.returncode == 0 and "model bach-voices, temperature 0.7" in r.stdout
 
 
 def test_evaluate_with_samples_prints_the_table(small_builtins):

@@ -227,3 +227,20 @@ def test_transposing_moves_the_key_signature():
     moved = chorale(1, keys=((0.0, 2, False),)).transposed(-2)
     assert moved.keys == ((0.0, 0, False),) and key_shift(moved) == 0
     assert chorale(1, keys=((0.0, 0, True),)).transposed(1).keys == ((0.0, -5, True),)  # A minor -> Bb minor
+
+
+def test_bach_voices_harmonizes_folk_songs_it_never_heard(small_builtins):
+    from pathlib import Path
+
+    from musicgen import corpus, store
+    from musicgen.metrics import melody_kept
+
+    model = store.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
+    for piece in corpus.open_dataset("essen-folk", root=small_builtins).pieces[:3]:
+        g = harmonize(model, piece.notes, SampleConfig(seed=0, temperature=0.7))
+        line, _ = top_line(piece.notes)
+        assert melody_kept(g.notes, line), piece.name
+        n = g.notes
+        under = [((n.start_beat <= t + 1e-6) & (n.end_beat > t + 1e-6)).sum() - 1 for t in line.start_beat]
+        assert np.mean(np.array(under) >= 3) > 0.8, piece.name  # three voices under it, nearly always
+        assert g.notes.keys == piece.notes.keys and g.notes.voices == 4

@@ -322,10 +322,9 @@ class _Sampler(Sampler):
     def result(self):
         # after a primer the piece goes on from where it stopped in the bar: that much silence before it
         lead = [[] for _ in range(self.offset % self.bar)] if self.offset else []
-        notes = self.family.decode(self.enc, lead + self.steps, self.meter, self.keys, self.tempo_map(),
+        notes = self.family.decode(self.enc, lead + self.steps, self.meter, (), self.tempo_map(),
                                    frozenset(s + len(lead) for s in self.melody_steps()))
-        if self.shift:
-            notes = notes.transposed(-self.shift)
+        notes = notes.transposed(-self.shift).replace(keys=self.keys)  # back in the primer's or melody's key
         return Generated(notes, len(self.steps), self.ended and self.onsets < self.sampling.length)
 
 
