@@ -34,7 +34,7 @@ from .config import (
     MIDI_SUFFIXES,
     data_dir,
 )
-from .errors import DatasetError, MidiError
+from .errors import DatasetError, MidiError, StorageError
 from .midi_io import Notes, Part, TempoMap, read_midi, too_large, write_atomic, write_json, write_midi
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
@@ -149,9 +149,15 @@ def safe_file_name(relpath: str) -> str:
 
 @contextmanager
 def _locked(folder: Path):
-    """One writer per dataset across processes (two browser tabs may import or build at once)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.lock", "w") as fh:
+    """One writer per dataset across processes (two browser tabs may import or build at once). In a folder that
+    cannot be written there is no writer to wait for, and no lock."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(folder.parent / f".{folder.name}.lock", "w")
+    except OSError:
+        yield
+        return
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -423,7 +429,12 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progres
         cache = None  # read with the other pedal setting: every file again
     if cache is None or cache[0].get("stamp") != stamp:
         with _locked(folder):
-            _refresh_cache(folder, midi, stamp, cache, progress, pedal)
+            entries, tables = _refresh_cache(folder, midi, stamp, cache, progress, pedal)
+            try:
+                _save_cache(folder, stamp, entries, tables, pedal)
+            except StorageError:  # a full disk or a read-only folder: the dataset still opens, uncached
+                return ([Piece(e["name"], tables[e["name"]], splits.get(e["name"])) for e in entries
+                         if e["name"] in tables], [e["error"] for e in entries if e["error"]])
         cache = _load_cache(folder)
         if cache is None:
             raise DatasetError(f"The dataset folder {folder} cannot be read back; is the disk full?")
@@ -432,7 +443,9 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progres
     return pieces, [f["error"] for f in meta["files"] if f["error"]]
 
 
-def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None, pedal: bool) -> None:
+def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None,
+                   pedal: bool) -> tuple[list[dict], dict[str, Notes]]:
+    """The cache's entries and note tables now: cached ones kept, new or changed files parsed."""
     current = {e.name: _file_key(e) for e in os.scandir(midi) if e.is_file() and not e.name.startswith(".")} \
         if midi.is_dir() else {}
     cached = {e["name"]: e for e in cache[0]["files"]} if cache else {}
@@ -451,7 +464,7 @@ def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progre
         else:
             tables[name] = r
     entries = [{"name": n, "key": current[n], "error": errors.get(n)} for n in sorted(current)]
-    _save_cache(folder, stamp, entries, tables, pedal)
+    return entries, tables
 
 
 # ---------------------------------------------------------------- datasets
@@ -572,11 +585,21 @@ def import_files(name: str, sources: Iterable[str | os.PathLike | tuple[str, byt
             k = 2
             while (midi / stored).exists():
                 stored, k = f"{stem}-{k}.{suffix}", k + 1
-            write_atomic(midi / stored, f.data)
+            try:
+                write_atomic(midi / stored, f.data)
+            except StorageError as e:  # nothing half-made: the files of this import go again
+                for name in added:
+                    (midi / name).unlink(missing_ok=True)
+                raise DatasetError(f"Nothing was added to '{key}': {e}") from None
             added.append(stored)
             if f.split:
                 meta["splits"][stored] = f.split
-        _write_meta(folder, meta)
+        try:
+            _write_meta(folder, meta)
+        except StorageError as e:
+            for name in added:
+                (midi / name).unlink(missing_ok=True)
+            raise DatasetError(f"Nothing was added to '{key}': {e}") from None
     return ImportReport(open_dataset(key, progress, root), added, problems, duplicates)
 
 

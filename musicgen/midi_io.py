@@ -28,7 +28,7 @@ from .config import (
     VELOCITY_MAX,
     VELOCITY_MIN,
 )
-from .errors import MidiError
+from .errors import MidiError, storage_error
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")  # track names of a piece written by voices
 
@@ -562,8 +562,13 @@ def write_json(path: Path, data) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside path, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write to a temporary file beside path, then rename over it; a full disk or a read-only folder is a
+    StorageError and leaves neither a temporary file nor half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(path, e) from None

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import families
 from .config import ModelConfig, TrainConfig, from_json, to_json
-from .errors import ModelError, MusicgenError
+from .errors import ModelError, MusicgenError, storage_error
 from .families import Encoding
 from .midi_io import write_json
 
@@ -89,9 +89,13 @@ class RunFolder:
         bare.set_weights(model.get_weights())
         _save_keras(bare, self.folder / "model.keras")
         tmp = self.folder / ".weights.tmp.npz"
-        # float16 on disk halves the folder (the sampler computes in float32); a pretrained default stays < 10 MB
-        np.savez(tmp, **{k: v.astype(np.float16) for k, v in numpy_weights(model).items()})
-        os.replace(tmp, self.folder / "weights.npz")
+        try:
+            # float16 on disk halves the folder (the sampler computes in float32); a default stays < 10 MB
+            np.savez(tmp, **{k: v.astype(np.float16) for k, v in numpy_weights(model).items()})
+            os.replace(tmp, self.folder / "weights.npz")
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise storage_error(self.folder / "weights.npz", e) from None
 
     def save_last(self, model) -> None:
         _save_keras(model, self.folder / "last.keras")
@@ -99,8 +103,12 @@ class RunFolder:
 
 def _save_keras(model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras insists on the .keras suffix
-    model.save(tmp)
-    os.replace(tmp, path)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(path, e) from None
 
 
 # ---------------------------------------------------------------- reading

@@ -20,7 +20,7 @@ from .config import ModelConfig, TrainConfig, data_dir
 from .corpus import Dataset, Piece, dataset_name
 from . import families
 from .families import Encoding, Windows, build_encoding, encode, windows
-from .errors import TrainingError
+from .errors import MusicgenError, TrainingError, storage_error
 from .midi_io import Notes
 from .store import RunFolder, process_start, read_configs, read_history, read_json, read_status, write_json
 
@@ -291,7 +291,13 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
             net.fit(train_ds, validation_data=val_ds, epochs=train_cfg.epochs, initial_epoch=len(history),
                     callbacks=[cb], verbose=0, shuffle=False)  # tf.data shuffles, seeded
     except Exception as e:  # the run folder must say what happened, whatever it was
-        run.status("failed", f"Training failed: {type(e).__name__}: {e}")
+        message = str(e) if isinstance(e, MusicgenError) else f"Training failed: {type(e).__name__}: {e}"
+        try:
+            run.status("failed", message)
+        except MusicgenError:
+            pass  # the disk may be what failed: the sentence still reaches the user below
+        if isinstance(e, OSError):
+            raise storage_error(run.folder, e) from None
         raise
     best_val = None if math.isinf(cb.best) else cb.best
     epochs_done = len([r for r in read_history(run.folder) if r.get("type") == "epoch"])
@@ -417,7 +423,10 @@ def mark_failed(out: Path, message: str) -> None:
         status = None
     ours = any(Path(fh.name).parent.resolve() == Path(out).resolve() for fh in _CLAIMS)
     if status is not None and (ours or status.get("pid") == os.getpid()) and status.get("state") == "running":
-        RunFolder(Path(out)).status("failed", message)
+        try:
+            RunFolder(Path(out)).status("failed", message)
+        except MusicgenError:
+            pass  # a full disk: the CLI still prints the sentence
 
 
 CHILDREN: dict[Path, "subprocess.Popen"] = {}  # noqa: F821  (training processes this process started)

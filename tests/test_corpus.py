@@ -289,3 +289,45 @@ def test_a_dataset_can_be_read_with_the_sustain_pedal():
     assert dry.pieces[0].notes.end_beat.tolist() == [0.5]
     wet = corpus.import_files("keys", [("b.mid", data + b"")], pedal=True).dataset  # same bytes: a duplicate
     assert [p.notes.end_beat.tolist() for p in wet.pieces] == [[2.0]]
+
+
+def _full_disk_after(monkeypatch, writes: int):
+    """Path.write_bytes fails with 'No space left on device' after `writes` successful writes."""
+    import errno
+    from pathlib import Path
+
+    real, count = Path.write_bytes, [0]
+
+    def write_bytes(self, data):
+        count[0] += 1
+        if count[0] > writes:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+
+
+def test_a_full_disk_during_import_leaves_nothing_half_made(monkeypatch):
+    from helpers import midi_bytes, scale
+
+    from musicgen.errors import DatasetError
+
+    corpus.import_files("full", [("a.mid", midi_bytes(scale(count=3)))])
+    before = sorted(p.name for p in (corpus.datasets_dir() / "full").rglob("*"))
+    with monkeypatch.context() as m:
+        _full_disk_after(m, 1)
+        with pytest.raises(DatasetError, match="Nothing was added to 'full': The disk is full"):
+            corpus.import_files("full", [(f"{k}.mid", midi_bytes(scale(count=3 + k))) for k in range(4)])
+    assert sorted(p.name for p in (corpus.datasets_dir() / "full").rglob("*")) == before  # no temp files either
+    assert len(corpus.open_dataset("full").pieces) == 1
+
+
+def test_a_dataset_opens_when_its_cache_cannot_be_written(monkeypatch):
+    from helpers import midi_bytes, scale
+
+    corpus.import_files("ro", [("a.mid", midi_bytes(scale(count=5)))])
+    for f in ("cache.json", "cache.bin"):
+        (corpus.datasets_dir() / "ro" / f).unlink()
+    _full_disk_after(monkeypatch, 0)
+    data = corpus.open_dataset("ro")
+    assert len(data.pieces) == 1 and len(data.pieces[0].notes) == 5

@@ -281,3 +281,21 @@ def test_resume_of_a_missing_model_leaves_nothing_behind(small_builtins, tmp_pat
     with pytest.raises(TrainingError, match="no model called 'typo'"):
         resume(tmp_path / "models" / "typo", corpus.open_dataset("bach-chorales", root=small_builtins))
     assert not (tmp_path / "models" / "typo").exists()
+
+
+def test_a_full_disk_while_training_is_a_sentence_and_the_run_says_failed(bach, tmp_path, monkeypatch):
+    import errno
+
+    from musicgen.errors import StorageError
+    from musicgen.train import train
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", no_space)
+    out = tmp_path / "models" / "full"
+    with pytest.raises(StorageError, match="The disk is full, so weights.npz could not be written"):
+        train(bach, out, TINY["pitch-step-duration"], checked(FAST, epochs=1))
+    status = store.read_status(out)
+    assert status["state"] == "failed" and "disk is full" in status["message"]
+    assert not list(out.glob(".*tmp*"))
