@@ -128,6 +128,24 @@ class Sampler(ABC):
         """The generated music."""
 
 
+class EventSampler(Sampler):
+    """A sampler that collects one row of head values per event and hands them to its family's decode."""
+
+    def __init__(self, family, enc: Encoding, sampling: SampleConfig, primer: Notes | None):
+        self.family, self.enc, self.sampling, self.primer = family, enc, sampling, primer
+        self.values: list[tuple] = []
+        self.ended = False
+
+    def primer_rows(self, keep_last: bool, events: int) -> list[np.ndarray]:
+        """The start row and the primer's last `events` rows (its end row too when keep_last)."""
+        inputs, _ = self.family.encode(self.enc, self.primer if self.primer is not None else Notes.empty())
+        body = inputs[1:] if keep_last else inputs[1:-1]
+        return [inputs[0]] + list(body[-events:])
+
+    def result(self) -> Generated:
+        return Generated(self.family.decode(self.enc, np.array(self.values)), len(self.values), self.ended)
+
+
 class Family(ABC):
     """A way to turn music into event rows and back; one module per family, registered by name."""
 

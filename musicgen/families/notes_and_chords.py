@@ -9,8 +9,8 @@ import numpy as np
 
 from ..config import ModelConfig, SampleConfig
 from ..midi_io import Notes, TempoMap
-from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head, Sampler,
-                   nearest_bin, pick, tempo_of)
+from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, EventSampler, Family, Head, nearest_bin,
+                   pick, tempo_of)
 
 # the time grid (beats): the usual note values, triplets and dotted ones included
 BEAT_GRID = (0.0, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 3 / 8, 1 / 2, 2 / 3, 3 / 4, 1.0, 5 / 4, 4 / 3, 3 / 2, 7 / 4, 2.0,
@@ -100,18 +100,15 @@ class NotesAndChords(Family):
         return _Sampler(self, enc, sampling, primer)
 
 
-class _Sampler(Sampler):
+class _Sampler(EventSampler):
     def __init__(self, family: NotesAndChords, enc: Encoding, sampling: SampleConfig, primer: Notes | None):
-        self.family, self.enc, self.sampling, self.primer = family, enc, sampling, primer
-        self.values: list[tuple] = []
-        self.ended = False
+        super().__init__(family, enc, sampling, primer)
         index = enc.index
         self.banned = [index[t] for t in (PAD, START, UNK)]
         self.end = index[END]
 
     def rows(self):
-        inputs, _ = self.family.encode(self.enc, self.primer if self.primer is not None else Notes.empty())
-        return [inputs[0]] + list(inputs[1:-1][-PRIMER_EVENTS:])  # without the end row
+        return self.primer_rows(False, PRIMER_EVENTS)  # without the end row
 
     def next(self, outputs, rng):
         k = len(self.values)
@@ -126,6 +123,3 @@ class _Sampler(Sampler):
         row = (token, pick(outputs[1], t, rng), pick(outputs[2], t, rng))
         self.values.append(row)
         return np.array(row, dtype=np.int32)
-
-    def result(self):
-        return Generated(self.family.decode(self.enc, np.array(self.values)), len(self.values), self.ended)

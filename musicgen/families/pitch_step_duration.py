@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import ModelConfig, SampleConfig
+from ..config import ModelConfig
 from ..midi_io import Notes
-from .base import Column, Encoding, Family, Generated, Head, Sampler, nearest_bin, pick, tempo_of
+from .base import Column, Encoding, EventSampler, Family, Head, nearest_bin, pick, tempo_of
 
 # time bins (seconds): a zero step for chords, then geometric steps
 STEP_BINS = tuple([0.0] + np.round(np.geomspace(0.04, 3.0, 23), 4).tolist())
@@ -75,14 +75,9 @@ class PitchStepDuration(Family):
         return _Sampler(self, enc, sampling, primer)
 
 
-class _Sampler(Sampler):
-    def __init__(self, family: PitchStepDuration, enc: Encoding, sampling: SampleConfig, primer: Notes | None):
-        self.family, self.enc, self.sampling, self.primer = family, enc, sampling, primer
-        self.values: list[tuple] = []
-
+class _Sampler(EventSampler):
     def rows(self):
-        inputs, _ = self.family.encode(self.enc, self.primer if self.primer is not None else Notes.empty())
-        return [inputs[0]] + list(inputs[1:][-PRIMER_EVENTS:])
+        return self.primer_rows(True, PRIMER_EVENTS)
 
     def next(self, outputs, rng):
         if len(self.values) >= self.sampling.length:
@@ -95,6 +90,3 @@ class _Sampler(Sampler):
             head = (pitch, pick(outputs[1], t, rng), pick(outputs[2], t, rng))
         self.values.append(head)
         return self.family.input_row(self.enc, *head)
-
-    def result(self):
-        return Generated(self.family.decode(self.enc, np.array(self.values)), len(self.values), False)
