@@ -94,7 +94,7 @@ def score(notes: Notes, title: str = "musicgen"):
     sc.metadata = metadata.Metadata(title=title, composer="musicgen")
     found = _key(notes)
     voiced = 1 < notes.voices <= MAX_ENGRAVED_VOICES
-    for staff in _voice_staves(notes, grid) if voiced else _chord_staves(notes, grid):
+    for staff in _voice_staves(notes, grid, found) if voiced else _chord_staves(notes, grid, found):
         sc.insert(0, staff)
     for part in sc.parts:
         _spell(part, found)
@@ -143,11 +143,10 @@ def _staff(which: str, notes: Notes, found_key):
     return part
 
 
-def _chord_staves(notes: Notes, grid: int) -> list:
+def _chord_staves(notes: Notes, grid: int, found) -> list:
     """Piano textures: notes below middle C on the bass staff, each staff chordified."""
     from music21 import note
 
-    found = _key(notes)
     low = notes.pitch < SPLIT_PITCH
     staves = [("treble", ~low), ("bass", low)] if low.any() and (~low).any() else \
         [("bass" if low.all() else "treble", np.ones(len(notes), bool))]
@@ -187,12 +186,11 @@ def _voice_line(notes: Notes, grid: int, total: float):
     return line
 
 
-def _voice_staves(notes: Notes, grid: int) -> list:
+def _voice_staves(notes: Notes, grid: int, found) -> list:
     """Voices from the top (by mean pitch): the upper two on the treble staff, the lower two on the bass,
     two per staff with stems up and down."""
-    from music21 import stream
+    from music21 import meter, stream
 
-    found = _key(notes)
     ids = sorted(np.unique(notes.voice).tolist(), key=lambda v: -notes.pitch[notes.voice == v].mean())
     bar = notes.bar_length()
     total = max(bar, np.ceil(_snap(notes.beats, grid) / bar) * bar)
@@ -207,7 +205,7 @@ def _voice_staves(notes: Notes, grid: int) -> list:
         lines = []
         for v in members:
             line = _voice_line(notes.take(notes.voice == v), grid, total)
-            line.insert(0, _staff(which, notes, found).getElementsByClass("TimeSignature")[0])
+            line.insert(0, meter.TimeSignature(_signature(notes)))
             lines.append(line.makeMeasures())
         measures = [list(m.getElementsByClass("Measure")) for m in lines]
         for i in range(max(len(m) for m in measures)):

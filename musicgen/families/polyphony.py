@@ -239,11 +239,11 @@ class _Sampler(Sampler):
         rows = [np.array([self.index[START], 0], np.int32)]
         if self.context is not None:
             inputs, _ = self.family.encode(self.enc, self.context)
-            ids, steps = self.family.tokens(self.enc, self.context)
-            if steps:
-                self.offset = steps[-1] + 1
-                self.previous = {self.pitch_of[t][0] for t, s in zip(ids, steps)
-                                 if s == steps[-1] and t in self.pitch_of}
+            body = inputs[1:-1, 0].tolist()  # the primer's tokens, each step closed by a step token
+            if body:
+                self.offset = body.count(self.step_id)
+                cut = max((i for i, t in enumerate(body[:-1]) if t == self.step_id), default=-1)
+                self.previous = {self.pitch_of[t][0] for t in body[cut + 1:-1] if t in self.pitch_of}  # last step
                 rows = list(inputs[:-1])  # the start row and the primer's, not its end
         self.positions = bar_positions(self.offset + self.max_steps() + self.bar + 1, self.enc.steps_per_beat,
                                        self.meter, self.enc.positions)
