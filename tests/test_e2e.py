@@ -65,12 +65,22 @@ def browser():
         b.close()
 
 
+def shows_a_score(page, screenshot: str) -> None:
+    """The page shows engraved staves (not an empty picture) and no exception; a screenshot is kept."""
+    sheet = page.locator("[data-testid='stImage'] img[src*='svg']").first
+    sheet.wait_for(timeout=60_000)
+    assert sheet.bounding_box()["height"] > 100
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    page.close()
+
+
 def test_a_deep_link_to_a_fresh_server_looks_like_any_visit(app_url, browser):
     """The first request of this server is /train: the sidebar must show the app's navigation and captions."""
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{app_url}/train")
-    page.get_by_role("heading", name="Train").wait_for(timeout=60_000)
+    page.get_by_role("heading", name="Train", exact=True).wait_for(timeout=60_000)
     sidebar = page.locator("[data-testid='stSidebar']")
     sidebar.get_by_text("Generate", exact=True).wait_for(timeout=30_000)
     sidebar.get_by_text("Dataset:").wait_for(timeout=10_000)
@@ -83,10 +93,10 @@ def test_dataset_page_shows_a_piano_roll(app_url, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(app_url)
-    page.get_by_role("heading", name="musicgen").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="musicgen", exact=True).wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "home.png"))
     page.get_by_role("link", name="Dataset").first.click()
-    page.get_by_role("heading", name="Dataset").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=30_000)
     page.locator("[data-testid='stImage'] img, [data-testid='stPyplot'] img").first.wait_for(timeout=60_000)
     page.get_by_text("Playing time").wait_for(timeout=10_000)
     assert page.locator("[data-testid='stMetricValue']").first.inner_text() == "6"  # pieces
@@ -121,12 +131,7 @@ def test_generate_shows_audio_and_engraved_notes(app_url, browser):
     page.get_by_role("button", name="Generate").wait_for(timeout=60_000)
     page.get_by_role("button", name="Generate").click()
     page.locator("audio").first.wait_for(timeout=60_000)
-    sheet = page.locator("[data-testid='stImage'] img[src*='svg']").first
-    sheet.wait_for(timeout=60_000)
-    assert sheet.bounding_box()["height"] > 100  # staves, not an empty picture
-    assert page.locator("[data-testid='stException']").count() == 0
-    page.screenshot(path=str(ARTIFACTS / "generate.png"), full_page=True)
-    page.close()
+    shows_a_score(page, "generate.png")
 
 
 def test_harmonize_a_chorale_soprano_in_the_browser(app_url, browser):
@@ -138,20 +143,11 @@ def test_harmonize_a_chorale_soprano_in_the_browser(app_url, browser):
     page.get_by_role("button", name="Harmonize").click()
     page.get_by_text("harmonized by tiny-poly").first.wait_for(timeout=120_000)
     page.locator("audio").first.wait_for(timeout=60_000)
-    sheet = page.locator("[data-testid='stImage'] img[src*='svg']").first
-    sheet.wait_for(timeout=60_000)
-    assert sheet.bounding_box()["height"] > 100
-    assert page.locator("[data-testid='stException']").count() == 0
-    page.screenshot(path=str(ARTIFACTS / "harmonize.png"), full_page=True)
-    page.close()
+    shows_a_score(page, "harmonize.png")
 
 
 def test_dataset_page_engraves_the_piece(app_url, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1400})
     page.goto(f"{app_url}/dataset")
     page.get_by_text("One piece").wait_for(timeout=60_000)
-    sheet = page.locator("[data-testid='stImage'] img[src*='svg']").first
-    sheet.wait_for(timeout=60_000)
-    assert sheet.bounding_box()["height"] > 100
-    page.screenshot(path=str(ARTIFACTS / "dataset-score.png"), full_page=True)
-    page.close()
+    shows_a_score(page, "dataset-score.png")
