@@ -162,7 +162,7 @@ def cmd_generate(args) -> int:
     sampling = checked(SampleConfig(), length=args.length, temperature=temperature, seed=args.seed,
                        voices=args.voices)
     primer = _primer(args.primer, folder, args.primer_notes, args.seed) if args.primer else None
-    result = generate(step_model, sampling, primer)
+    result = generate(step_model, sampling, primer, store.model_quotes(folder))
     _write_outputs(result.notes, args, f"{folder.name}, seed {sampling.seed}")
     ended = " (the model ended the piece)" if result.ended else ""
     print(f"wrote {args.out}: {summarize(result.notes).text()}{ended}; model {folder.name}, "

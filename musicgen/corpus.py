@@ -681,6 +681,9 @@ def _score_parts(task: tuple[str, str, str]) -> tuple[str, bytes | None, str | N
                 parts.append(Part(part.partName or f"Part {i + 1}", 0, notes))
         if not parts:
             return file_name, None, f"{file_name}: the score has no notes."
+        if kind == "abc":  # Essen's K: names only the tonic (K:A over an A-minor tune): the notes' key instead
+            keys = ((0.0, *parts[0].notes.key_signature()),)
+            parts = [Part(p.name, p.program, p.notes.replace(keys=keys)) for p in parts]
         return file_name, write_midi(parts), None
     except Exception as e:  # a score music21 cannot read is skipped, the corpus goes on
         return file_name, None, f"{file_name}: music21 could not read this score ({type(e).__name__})."

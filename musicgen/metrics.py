@@ -122,6 +122,9 @@ def intervals(notes: Notes) -> np.ndarray:
     return np.diff(notes.pitch.astype(np.int64))
 
 
+COPY_LIMIT = 16  # notes: a longer shared run is a quotation, not style
+
+
 @dataclass(frozen=True)
 class Copy:
     notes: int  # length of the longest run of consecutive notes shared with a training piece
@@ -152,6 +155,34 @@ def longest_copy(generated: Notes, training: dict[str, Notes]) -> Copy:
         else:
             hi = mid - 1
     return Copy(lo + 1 if len(generated) else 0, where if lo else None)
+
+
+class Quotes:
+    """Every run of COPY_LIMIT + 1 consecutive notes (as intervals) of some pieces, to tell a sampler which
+    continuations would quote them: 8 bytes per note of the pieces."""
+
+    def __init__(self, pieces):
+        keys = [self._keys(intervals(n)) for n in pieces]
+        self.keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.uint64)
+
+    @staticmethod
+    def _keys(iv: np.ndarray) -> np.ndarray:
+        if len(iv) < COPY_LIMIT:
+            return np.zeros(0, np.uint64)
+        windows = np.lib.stride_tricks.sliding_window_view((iv + 128).astype(np.uint64), COPY_LIMIT)
+        key = np.zeros(len(windows), np.uint64)
+        with np.errstate(over="ignore"):  # a polynomial hash, wrapping at 2**64
+            for j in range(COPY_LIMIT):
+                key = key * np.uint64(1_000_003) + windows[:, j]
+        return key
+
+    def quotes(self, pitches: list[int]) -> bool:
+        """Whether the last COPY_LIMIT + 1 of these pitches (in the order of a note table) stand in a piece."""
+        if len(pitches) <= COPY_LIMIT or not len(self.keys):
+            return False
+        key = self._keys(np.diff(np.array(pitches[-COPY_LIMIT - 1:], np.int64)))[0]
+        i = int(np.searchsorted(self.keys, key))
+        return i < len(self.keys) and self.keys[i] == key
 
 
 # ---------------------------------------------------------------- comparing sets of pieces
@@ -214,8 +245,9 @@ def sample_report(step_model, training: dict[str, Notes], samples: int, length: 
     from .config import SampleConfig
     from .sample import generate
 
-    pieces = [generate(step_model, SampleConfig(length=length, temperature=temperature, seed=seed + i)).notes
-              for i in range(samples)]
+    quotes = Quotes(training.values())
+    pieces = [generate(step_model, SampleConfig(length=length, temperature=temperature, seed=seed + i),
+                       quotes=quotes).notes for i in range(samples)]
     pieces = [p for p in pieces if len(p)]
     return SampleReport(compare(list(training.values()), pieces), [longest_copy(p, training) for p in pieces],
                         pieces)
@@ -266,9 +298,6 @@ def harmony_report(step_model, training: dict[str, Notes], melodies: list[Notes]
         r = result.notes
         under += [int(((r.start_beat <= t + 1e-6) & (r.end_beat > t + 1e-6)).sum()) - 1 for t in line.start_beat]
     return HarmonyReport(compare(list(training.values()), pieces), kept, float(np.mean(under)), pieces, notes)
-
-
-COPY_LIMIT = 16  # notes: a longer shared run is a quotation, not style
 
 
 def corpus_statistics(tables: list[Notes]) -> dict[str, np.ndarray]:

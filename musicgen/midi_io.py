@@ -110,6 +110,11 @@ class TempoMap:
         return cls.from_changes(rows[:, 0], rows[:, 1])
 
 
+DIATONIC = (0, 2, 4, 5, 7, 9, 11)  # semitones of the major scale above its tonic
+MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])  # Krumhansl
+MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+SIGNATURE_MISFIT = 0.15  # a stated key signature is kept unless another fits this much more of the music
+
 # (beat, numerator, denominator) and (beat, sharps, minor): where the file states them
 Meter = tuple[tuple[float, int, int], ...]
 Keys = tuple[tuple[float, int, bool], ...]
@@ -290,6 +295,28 @@ class Notes:
         bar = self.bar_length()
         start = at + np.floor(max(0.0, beat - at) / bar) * bar if beat >= at else 0.0
         return float(self.tempo_map.seconds(start))
+
+    def key_signature(self) -> tuple[int, bool]:
+        """(sharps, minor): the first key signature of the file, else estimated from the notes; also estimated
+        where the notes plainly contradict it (Essen's K: field names only the tonic: K:A over an A-minor tune)."""
+        hist = np.bincount(self.pitch % 12, weights=self.duration_beats, minlength=12)
+        total = float(hist.sum())
+        if not total:
+            return (self.keys[0][1], self.keys[0][2]) if self.keys else (0, False)
+
+        def fit(sharps: int) -> float:  # share of the music inside the signature's scale
+            return float(hist[[(sharps * 7 + d) % 12 for d in DIATONIC]].sum()) / total
+
+        fits = {s: fit(s) for s in range(-6, 7)}
+        best = max(fits.values())
+        if self.keys and fit(self.keys[0][1]) >= best - SIGNATURE_MISFIT:
+            return self.keys[0][1], self.keys[0][2]
+        # the fewest accidentals; between near-equal signatures (and for the mode) the Krumhansl profiles decide
+        options = [(np.corrcoef(np.roll(profile, (s * 7 + home) % 12), hist)[0, 1], s, home == 9)
+                   for s, f in fits.items() if f >= best - 0.02
+                   for profile, home in ((MAJOR_PROFILE, 0), (MINOR_PROFILE, 9))]
+        _, sharps, minor = max(options, key=lambda o: o[0] if np.isfinite(o[0]) else -np.inf)
+        return int(sharps), bool(minor)
 
     def transposed(self, semitones: int) -> Notes:
         """Moved by `semitones`, the key signatures with it."""

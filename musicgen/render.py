@@ -111,18 +111,11 @@ def score(notes: Notes, title: str = "musicgen"):
 
 
 def _key(notes: Notes):
-    """The file's key signature, else music21's estimate from the notes."""
-    from music21 import key, note, stream
+    """The key: the file's signature, else (or where the notes contradict it) estimated from the notes."""
+    from music21 import key
 
-    if notes.keys:
-        _, sharps, minor = notes.keys[0]
-        return key.KeySignature(sharps).asKey("minor" if minor else "major")
-    if not len(notes):
-        return key.Key("C")
-    s = stream.Stream()
-    for p, d in zip(notes.pitch.tolist(), notes.duration_beats.tolist()):
-        s.append(note.Note(p, quarterLength=max(d, 0.25)))
-    return s.analyze("key")
+    sharps, minor = notes.key_signature()
+    return key.KeySignature(sharps).asKey("minor" if minor else "major")
 
 
 def _signature(notes: Notes) -> str:

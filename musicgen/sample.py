@@ -7,12 +7,14 @@ seeded numpy Generator: the same seed gives the same piece.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from . import families
 from .config import ModelConfig, SampleConfig
 from .errors import MidiError, ModelError
-from .families.base import Encoding, Generated, pick  # noqa: F401  (pick: part of this module's API)
+from .families.base import REWIND_LIMIT, Encoding, Generated, Rewind, pick  # noqa: F401  (pick: this module's API)
 from .midi_io import Notes
 
 
@@ -83,14 +85,25 @@ def run(step_model: StepModel, sampler, seed: int) -> Generated:
         out = None
         for row in sampler.rows():
             out, state = step_model.step(row, state)
+        before = deque(maxlen=REWIND_LIMIT)  # (outputs, state) before each of the last sampled rows
         while (row := sampler.next(out, rng)) is not None:
+            if isinstance(row, Rewind):
+                for _ in range(row.rows):
+                    out, state = before.pop()
+                continue
+            before.append((out, state))
             out, state = step_model.step(row, state)
         return sampler.result()
 
 
-def generate(step_model: StepModel, sampling: SampleConfig, primer: Notes | None = None) -> Generated:
-    """Sample `sampling.length` events after the primer (or from a piece's start when there is none)."""
+def generate(step_model: StepModel, sampling: SampleConfig, primer: Notes | None = None,
+             quotes=None) -> Generated:
+    """Sample `sampling.length` events after the primer (or from a piece's start when there is none).
+
+    quotes: the training music's runs (metrics.Quotes) the family's sampler steers clear of, where it can.
+    """
     sampler = step_model.family.sampler(step_model.enc, sampling, primer)
+    sampler.quotes = quotes
     return run(step_model, sampler, sampling.seed)
 
 

@@ -330,6 +330,17 @@ def model_pieces(folder: Path, split: str) -> dict:
     return {p.name: p.notes for p in data.pieces if p.name in names}
 
 
+def model_quotes(folder: Path):
+    """The runs of the model's training music (metrics.Quotes) its pieces keep clear of; None when its
+    dataset is not on this computer (then nothing is checked)."""
+    from .metrics import Quotes
+
+    try:
+        return Quotes(model_pieces(Path(folder), "train").values())
+    except (MusicgenError, OSError, KeyError, TypeError):
+        return None
+
+
 def default_temperature(folder: Path) -> float:
     """The temperature chosen for this model (sampling.json), else 1.0."""
     try:

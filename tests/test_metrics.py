@@ -120,3 +120,15 @@ def test_compare_without_pieces_is_a_sentence():
 
     with pytest.raises(MusicgenError, match="nothing to compare"):
         compare([], [_chords((60, 64, 67))])
+
+
+def test_quotes_know_every_run_just_over_the_limit_transposed_too():
+    from musicgen.metrics import COPY_LIMIT, Quotes
+
+    tune = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 59, 57, 55, 57, 59]
+    q = Quotes([notes([(p, i, i + 1) for i, p in enumerate(tune)])])
+    run = tune[2:2 + COPY_LIMIT + 1]
+    assert q.quotes([40, 90] + run) and q.quotes([p + 7 for p in run])  # up a fifth: the same intervals
+    assert not q.quotes(run[:-1])  # COPY_LIMIT notes are allowed
+    assert not q.quotes(run[:-1] + [run[-1] + 1])
+    assert not Quotes([]).quotes(run)

@@ -363,3 +363,22 @@ def test_sustain_pedal_lengthens_notes_on_request():
     np.testing.assert_allclose(dry.end_beat, [0.5, 1.0, 1.75])
     wet = read_midi(data, pedal=True)
     np.testing.assert_allclose(wet.end_beat, [1.5, 2.0, 2.0])  # C4 rings until struck again; E4 until the pedal
+
+
+def _in_beats(pitches, keys=()) -> Notes:
+    p = np.array(pitches, np.float64)
+    t = np.arange(len(p), dtype=np.float64)
+    return Notes.from_beats(p, t, t + 1, keys=keys)
+
+
+def test_key_signature_stated_estimated_or_corrected():
+    a_minor = [69, 71, 72, 74, 76, 77, 76, 74, 72, 71, 69, 64, 69]
+    d_major = [62, 64, 66, 67, 69, 71, 73, 74, 69, 66, 62]
+    assert _in_beats(d_major, ((0.0, 2, False),)).key_signature() == (2, False)
+    assert _in_beats(d_major).key_signature() == (2, False)  # no signature: the notes' key
+    assert _in_beats(a_minor).key_signature() == (0, True)
+    # Essen's K:A names only the tonic of an A-minor tune: three sharps the notes never play
+    assert _in_beats(a_minor, ((0.0, 3, False),)).key_signature() == (0, True)
+    # a Dorian signature (G minor with one flat, E natural now and then) is the composer's: kept
+    g_dorian = [67, 69, 70, 72, 74, 76, 74, 72, 70, 69, 67, 62, 67, 69, 70, 72, 74, 75, 74, 67]
+    assert _in_beats(g_dorian, ((0.0, -1, True),)).key_signature() == (-1, True)

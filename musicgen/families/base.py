@@ -112,15 +112,39 @@ def pick(logits: np.ndarray, temperature: float, rng: np.random.Generator, banne
     return int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"), len(p) - 1))
 
 
+@dataclass(frozen=True)
+class Rewind:
+    """What a sampler's `next` returns to take back its last `rows` events (at most REWIND_LIMIT) and choose
+    again from the network's state before them."""
+
+    rows: int
+
+
+REWIND_LIMIT = 16
+
+
+def log_probability(logits: np.ndarray, allowed, token: int) -> float:
+    """log P(token) under the network's softmax restricted to `allowed` (no temperature): how likely the
+    model finds a choice, for comparing choices."""
+    z = np.asarray(logits, np.float64)[list(allowed)]
+    top = z.max()
+    return float(logits[token] - top - np.log(np.exp(z - top).sum()))
+
+
 class Sampler(ABC):
-    """One generation: the rows that set the network's state, then one event per call of `next`."""
+    """One generation: the rows that set the network's state, then one event per call of `next`.
+
+    quotes: runs of the training music (metrics.Quotes) a sampler keeps from quoting, where it can.
+    """
+
+    quotes = None
 
     @abstractmethod
     def rows(self) -> list[np.ndarray]:
         """The start row and the primer's rows, fed before anything is sampled."""
 
     @abstractmethod
-    def next(self, outputs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray | None:
+    def next(self, outputs: list[np.ndarray], rng: np.random.Generator) -> np.ndarray | Rewind | None:
         """Choose the next event from the heads' outputs; its input row, or None when the piece is complete."""
 
     @abstractmethod

@@ -15,7 +15,8 @@ import numpy as np
 from ..config import ModelConfig, SampleConfig
 from ..errors import MidiError
 from ..midi_io import Notes, TempoMap
-from .base import END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head, Sampler, pick, tempo_of
+from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head, Rewind, Sampler,
+                   log_probability, pick, tempo_of)
 
 STEP = "<step>"
 POSITION_EMBEDDING = 8
@@ -23,9 +24,9 @@ MAX_POSITIONS = 48  # grid steps per bar told apart (12/8 at sixteenths); later 
 PITCH_MARGIN = 6  # semitones kept below and above the training range, for transposed melodies
 END_ALLOWED_AFTER = 0.5  # fraction of the asked length before a model may end a piece
 MAX_STEPS_PER_ONSET = 32  # a generation stops after this many grid steps per asked onset (long rests)
+HARMONY_CHOICES = 4  # draws of each step of a harmonization, the likeliest kept
+MAX_QUOTE_TRIES = 24  # a step is chosen again at most this often to keep clear of a quotation
 VOICE_HOMES = (67, 62, 55, 48)  # a starting pitch for soprano, alto, tenor and bass, for assign_voices
-MAJOR_PROFILE = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])  # Krumhansl
-MINOR_PROFILE = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 
 
 def new(p: int) -> str:
@@ -69,21 +70,9 @@ def bar_positions(n_steps: int, steps_per_beat: int, meter, positions: int) -> n
 
 
 def key_shift(notes: Notes) -> int:
-    """Semitones that move the piece to C major or A minor (-6..5): from its key signature, else estimated."""
-    if notes.keys:
-        _, sharps, minor = notes.keys[0]
-        tonic = (sharps * 7 + (9 if minor else 0)) % 12
-        return int((((9 if minor else 0) - tonic) + 6) % 12 - 6)
-    if not len(notes):
-        return 0
-    hist = np.bincount(notes.pitch % 12, weights=notes.duration_beats, minlength=12)
-    best, shift = -np.inf, 0
-    for tonic in range(12):
-        for profile, home in ((MAJOR_PROFILE, 0), (MINOR_PROFILE, 9)):
-            r = np.corrcoef(np.roll(profile, tonic), hist)[0, 1]
-            if np.isfinite(r) and r > best:
-                best, shift = r, int(((home - tonic) + 6) % 12 - 6)
-    return shift
+    """Semitones that move the piece to C major or A minor (-6..5), by its key signature (stated or estimated)."""
+    sharps, _ = notes.key_signature()
+    return int(((-sharps * 7) + 6) % 12 - 6)  # the same shift for a major key and its relative minor
 
 
 def assign_voices(pitches: list[int], fixed: dict[int, int], last: list[int]) -> list[int]:
@@ -230,6 +219,9 @@ class _Sampler(Sampler):
         self.offset = 0  # grid steps of the primer before the generated ones
         self.closing: list[int] | None = None  # the pitches held to the bar line once the piece is long enough
         self.positions = np.zeros(1, np.int32)
+        self.played: list[int] = []  # the new notes' pitches so far, in note-table order (onset, then pitch)
+        self.refused: dict[tuple, set[int]] = {}  # this step's tokens refused after a prefix: they made a quote
+        self.tries = 0
         self.bar = int(round((context.bar_length() if self.context is not None else 4.0) * enc.steps_per_beat))
 
     def max_steps(self) -> int:
@@ -263,7 +255,22 @@ class _Sampler(Sampler):
         out += [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
         if not self.current and self.onsets >= END_ALLOWED_AFTER * self.sampling.length:
             out.append(self.end_id)
-        return out
+        refused = self.refused.get(tuple(self.current))
+        return [t for t in out if t not in refused] if refused else out
+
+    def quoting(self) -> bool:
+        """Whether the step just completed makes a run of the training music longer than COPY_LIMIT notes;
+        if so, its last new note is refused after the notes above it, and the step is chosen again."""
+        fresh = sorted(p for p, is_new in self.current if is_new)
+        if self.quotes is None or not fresh or self.tries >= MAX_QUOTE_TRIES:
+            return False
+        candidate = self.played + fresh
+        if not any(self.quotes.quotes(candidate[:len(candidate) - k]) for k in range(len(fresh))):
+            return False
+        last = max(i for i, (_, is_new) in enumerate(self.current) if is_new)
+        self.refused.setdefault(tuple(self.current[:last]), set()).add(self.new_ids[self.current[last][0]])
+        self.tries += 1
+        return True
 
     def without_parallels(self, pitches: list[int]) -> list[int]:
         """The candidate pitches for the next voice down that make no parallel fifth or octave with a voice
@@ -304,6 +311,11 @@ class _Sampler(Sampler):
             self.ended = True
             return None
         if token == self.step_id:
+            if self.closing is None and self.quoting():
+                taken, self.current = len(self.current), []
+                return Rewind(taken)
+            self.played += sorted(p for p, is_new in self.current if is_new)
+            self.refused, self.tries = {}, 0
             if any(is_new for _, is_new in self.current):
                 self.onsets += 1
             self.steps.append(self.current)
@@ -348,6 +360,10 @@ class _Harmonizer(_Sampler):
         top = sonorities(melody.transposed(self.shift), enc.steps_per_beat)
         self.melody = [s[0] if s else None for s in top]
         self.ceiling = self._ceilings()
+        self.tokens: list[int] = []  # this step's tokens so far
+        self.likelihood, self.chosen = 0.0, False  # their log-probability; whether any was a choice
+        self.drawn: list[tuple[int, float, list[int]]] = []  # this step's draws so far: notes, likelihood, tokens
+        self.replay: list[int] = []  # the kept draw's tokens, fed again
 
     def tempo_map(self) -> TempoMap:
         return self.context.tempo_map  # the melody's own tempo, changes and all
@@ -392,9 +408,30 @@ class _Harmonizer(_Sampler):
         return notes or [self.step_id]  # voices stay until the step is full, where the range allows
 
     def next(self, outputs, rng):
+        if self.replay:
+            return self.emit(self.replay.pop(0))
         if not self.current and self.done():
             return None
         token = self.forced()
         if token is None:
-            token = pick(outputs[0], self.sampling.temperature, rng, self.banned, self.allowed())
-        return self.emit(token)
+            allowed = self.allowed()
+            token = pick(outputs[0], self.sampling.temperature, rng, self.banned, allowed)
+            if len(allowed) > 1:
+                self.likelihood += log_probability(outputs[0], allowed, token)
+                self.chosen = True
+        self.tokens.append(token)
+        if token != self.step_id:
+            return self.emit(token)
+        drawn = (len(self.current), self.likelihood, self.tokens)  # more voices first: a sum of fewer logs is higher
+        chosen, self.tokens, self.likelihood, self.chosen = self.chosen, [], 0.0, False
+        if not chosen:
+            return self.emit(token)
+        # the step is drawn HARMONY_CHOICES times and the one the model finds most likely is kept: plainer
+        # harmony than one draw, still varied by temperature and seed
+        self.drawn.append(drawn)
+        taken, self.current = len(self.current), []
+        if len(self.drawn) < HARMONY_CHOICES:
+            return Rewind(taken)
+        self.replay = list(max(self.drawn, key=lambda d: d[:2])[2])
+        self.drawn = []
+        return Rewind(taken)
