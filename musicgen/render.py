@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.resources
 import io
+import os
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,77 @@ def soundfont() -> Path:
 
 @dataclass(frozen=True)
 class Audio:
-    wav: bytes  # 16-bit mono WAV
-    seconds: float
+    samples: np.ndarray  # float32 mono, -1..1, shape=(n,)
+    sample_rate: int  # Hz
     note: str | None  # a sentence for the user when the sound is not what it should be
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def wav(self) -> bytes:
+        """16-bit mono WAV: exact, and about 5 MB a minute."""
+        pcm = (np.clip(self.samples, -1, 1) * 32767).astype("<i2")
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(self.sample_rate)
+            w.writeframes(pcm.tobytes())
+        return buf.getvalue()
+
+    @property
+    def ogg(self) -> bytes:
+        """Ogg Vorbis: what the page plays, about 1/20 of the WAV."""
+        import soundfile
+
+        buf = io.BytesIO()
+        with soundfile.SoundFile(buf, "w", self.sample_rate, 1, format="OGG", subtype="VORBIS") as f:
+            for i in range(0, len(self.samples), OGG_BLOCK):  # one large write crashes libsndfile's encoder
+                f.write(self.samples[i:i + OGG_BLOCK])
+        return buf.getvalue()
+
+
+OGG_BLOCK = 8192  # frames per write
+
+
+RELEASE_S = 1.0  # seconds of sound after the last note ends: the release and the reverb
+
+
+def _fluidsynth(notes: Notes, sample_rate: int, sf2: Path) -> np.ndarray:
+    """The notes through one FluidSynth synthesizer, one channel per program (never the drum channel 10),
+    event by event: mono float samples. (pretty_midi's own loads the SoundFont once per instrument.)"""
+    import fluidsynth  # raises ImportError without the C library
+
+    synth = fluidsynth.Synth(samplerate=float(sample_rate))
+    try:
+        font = synth.sfload(str(sf2))
+        if font < 0:
+            raise OSError(f"FluidSynth could not load {sf2}")
+        programs = sorted(set(notes.program.tolist()))
+        channel = {p: c for p, c in zip(programs, [c for c in range(16) if c != 9])}
+        for p, c in channel.items():
+            synth.program_select(c, font, 0, p)
+        events = sorted([(float(t), 1, int(c), int(k), int(v)) for t, k, v, c in
+                         zip(notes.start, notes.pitch, notes.velocity, (channel.get(p, 0) for p in notes.program.tolist()))]
+                        + [(float(t), 0, int(channel.get(p, 0)), int(k), 0) for t, k, p in
+                           zip(notes.end, notes.pitch, notes.program.tolist())])  # at one time, offs first
+        chunks, at = [], 0
+        for t, on, c, k, v in events:
+            frame = int(round(t * sample_rate))
+            if frame > at:
+                chunks.append(synth.get_samples(frame - at))
+                at = frame
+            if on:
+                synth.noteon(c, k, v)
+            else:
+                synth.noteoff(c, k)
+        chunks.append(synth.get_samples(int(RELEASE_S * sample_rate)))
+    finally:
+        synth.delete()
+    stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2)
+    return stereo.mean(axis=1) / 32768.0
 
 
 def audio(notes: Notes, program: int | None = 0, sample_rate: int = SAMPLE_RATE) -> Audio:
@@ -48,30 +117,16 @@ def audio(notes: Notes, program: int | None = 0, sample_rate: int = SAMPLE_RATE)
 
     if program is not None:
         notes = notes.replace(program=np.full(len(notes), int(np.clip(program, 0, 127)), dtype=np.int16))
-    pm = pretty_midi.PrettyMIDI(io.BytesIO(write_midi(notes)))
     note = None
     try:
-        import fluidsynth  # noqa: F401  (raises ImportError without the C library)
-
-        samples = pm.fluidsynth(fs=sample_rate, synthesizer=str(soundfont()))
+        samples = _fluidsynth(notes, sample_rate, soundfont())
     except (ImportError, OSError):
         note = NO_FLUIDSYNTH
-        samples = pm.synthesize(fs=sample_rate)
+        samples = pretty_midi.PrettyMIDI(io.BytesIO(write_midi(notes))).synthesize(fs=sample_rate)
     peak = float(np.abs(samples).max()) if len(samples) else 0.0
     if peak > 0:
         samples = samples / peak * 0.89  # -1 dBFS: loud, never clipped
-    return Audio(_wav(samples, sample_rate), len(samples) / sample_rate, note)
-
-
-def _wav(samples: np.ndarray, sample_rate: int) -> bytes:
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
+    return Audio(np.asarray(samples, np.float32), sample_rate, note)
 
 
 # ---------------------------------------------------------------- sheet music
@@ -347,9 +402,9 @@ def piano_roll(notes: Notes, first: int | None = None, window: tuple[float, floa
         c_notes = [p for p in range(lo, hi + 1) if p % 12 == 0] or [lo, hi]
         ax.set_yticks(c_notes, [note_name(p) for p in c_notes])
         ax.set_xlim(float(notes.start.min()), float(notes.end.max()))
-        for p in range(lo, hi + 1):
-            if p % 12 in (1, 3, 6, 8, 10):  # shade the black keys' rows, as a piano roll does
-                ax.axhspan(p - 0.5, p + 0.5, color="0.94", zorder=0)
+        black = [p for p in range(lo, hi + 1) if p % 12 in (1, 3, 6, 8, 10)]  # shaded, as on a piano roll
+        t0, t1 = float(notes.start.min()), float(notes.end.max())
+        ax.barh(black, t1 - t0, left=t0, height=1.0, color="0.94", edgecolor="none", zorder=0)
     else:
         ax.text(0.5, 0.5, "no notes", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("time (s)")
@@ -384,6 +439,48 @@ def png(fig, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
+SECTION_BARS = 32  # bars engraved at a time: a long piece's score comes a section at a time
+
+
+def sections(notes: Notes) -> int:
+    """How many SECTION_BARS sections the score of the notes has."""
+    if not len(notes):
+        return 1
+    bars = float(notes.end_beat.max()) / notes.bar_length()
+    return max(1, int(np.ceil(bars / SECTION_BARS - 1e-9)))
+
+
+def section(notes: Notes, k: int) -> Notes:
+    """Section k (from 0) of the notes: those starting in its bars, cut at its end, moved to start at 0."""
+    length = SECTION_BARS * notes.bar_length()
+    b0, b1 = k * length, (k + 1) * length
+    part = notes.take((notes.start_beat >= b0 - 1e-6) & (notes.start_beat < b1 - 1e-6))
+    end_beat = np.minimum(part.end_beat, b1)
+    part = part.replace(end_beat=end_beat, end=part.tempo_map.seconds(end_beat))
+    return part.shifted(-float(notes.tempo_map.seconds(b0))) if k else part
+
+
+def section_title(title: str, notes: Notes, k: int) -> str:
+    if sections(notes) == 1:
+        return title
+    last = int(np.ceil(float(notes.end_beat.max()) / notes.bar_length() - 1e-9))
+    return f"{title} (bars {k * SECTION_BARS + 1}-{min((k + 1) * SECTION_BARS, last)} of {last})"
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One section of a piece's score."""
+
+    index: int  # the section, from 0
+    musicxml: bytes
+    svg: str
+
+
+def sheet(notes: Notes, title: str, k: int = 0) -> Sheet:
+    xml = musicxml(section(notes, k), section_title(title, notes, k))
+    return Sheet(k, xml, engrave(xml))
+
+
 @dataclass(frozen=True)
 class Rendered:
     """A piece in every form the app shows or offers for download."""
@@ -391,18 +488,76 @@ class Rendered:
     title: str
     notes: Notes
     midi: bytes
-    wav: bytes
+    ogg: bytes  # what the page plays and offers: about 1/20 of a WAV
     sound_note: str | None  # why the sound is plain, when FluidSynth is missing
-    musicxml: bytes
-    svg: str
+    sheet: Sheet  # the first section of the score; sections(notes) says how many there are
     piano_roll_png: bytes
 
 
-def render_all(notes: Notes, title: str, program: int = 0) -> Rendered:
-    sound = audio(notes, program)
-    xml = musicxml(notes, title)
-    return Rendered(title, notes, write_midi(notes), sound.wav, sound.note, xml, engrave(xml),
-                    png(piano_roll(notes, title=title)))
+PAGE_SAMPLE_RATE = 32000  # Hz: the page's sound (all a General MIDI piano has), a third less work than 44.1 kHz
+
+
+def render_all(notes: Notes, title: str, program: int = 0, progress=None) -> Rendered:
+    """Sound, score (first section), piano roll and MIDI; the sound is made beside the rest where it can be
+    (a forked process), so a 2-core machine renders in about the time of the slower of the two."""
+    say = progress or (lambda fraction, stage: None)
+    say(0.0, "playing and engraving")
+    sound = _beside(lambda: (lambda a: (a.ogg, a.note))(audio(notes, program, PAGE_SAMPLE_RATE)))
+    first = sheet(notes, title, 0)
+    say(0.6, "drawing the piano roll")
+    roll = png(piano_roll(notes, title=title))
+    say(0.8, "playing")
+    ogg, note = sound()
+    return Rendered(title, notes, write_midi(notes), ogg, note, first, roll)
+
+
+BESIDE_TIMEOUT_S = 300  # a forked helper that has not answered by then is stopped, and the work done here
+
+
+def _one_thread() -> bool:
+    """Whether this process runs a single thread, native ones (BLAS, TensorFlow) counted: only then is a
+    fork safe (a lock held by another thread would stay locked in the child for ever)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def _beside(work):
+    """Start work() in a forked child when this process has one thread (the app's job processes), else run
+    it here; returns a function that gives its result."""
+    import multiprocessing
+
+    if not _one_thread() or "fork" not in multiprocessing.get_all_start_methods():
+        value = work()
+        return lambda: value
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_send_result, args=(send, work), daemon=True)
+    child.start()
+    send.close()
+
+    def result():
+        try:
+            if not receive.poll(BESIDE_TIMEOUT_S):
+                raise EOFError
+            value = receive.recv()
+        except EOFError:  # the child died or hangs (a crash in a C library): do it here instead
+            child.kill()
+            value = work()
+        child.join()
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    return result
+
+
+def _send_result(send, work) -> None:
+    try:
+        send.send(work())
+    except Exception as e:  # noqa: BLE001  (raised again in the parent)
+        send.send(e)
 
 
 def statistics_figure(corpus: dict[str, np.ndarray], piece: dict[str, float]):

@@ -41,6 +41,8 @@ class StepModel:
                 e = w[f"embed_{c.name}/embeddings"]
                 self.tables.append(e @ kernel[at:at + e.shape[1]])
                 at += e.shape[1]
+        # [x, h] @ [kernel; recurrent]: one product per layer and step instead of two
+        self.stacked = [np.vstack([k, r]) for k, r, _ in self.lstms]
         self.dense = (w["dense/kernel"], w["dense/bias"]) if config.dense else None
         self.heads = [(w[f"{h.name}/kernel"], w[f"{h.name}/bias"]) for h in self.family.heads(enc)]
         for (kernel, _), h in zip(self.heads, self.family.heads(enc)):
@@ -62,9 +64,10 @@ class StepModel:
                 for table, v in zip(self.tables, row):
                     z = z + table[int(v)]
             else:
-                z = x @ kernel + h @ recurrent + bias
+                z = np.concatenate([x, h]) @ self.stacked[layer] + bias
             u = len(h)
-            i, f, g, o = _sigmoid(z[:u]), _sigmoid(z[u:2 * u]), np.tanh(z[2 * u:3 * u]), _sigmoid(z[3 * u:])
+            gates = _sigmoid(z[:2 * u])  # input and forget gates, then the cell input, then the output gate
+            i, f, g, o = gates[:u], gates[u:], np.tanh(z[2 * u:3 * u]), _sigmoid(z[3 * u:])
             c = f * c + i * g
             h = o * np.tanh(c)
             new_state.append((h, c))
@@ -74,8 +77,14 @@ class StepModel:
         return [x @ k + b for k, b in self.heads], new_state
 
 
-def run(step_model: StepModel, sampler, seed: int) -> Generated:
-    """Feed the sampler's rows, then let it choose event after event until it says the piece is complete."""
+PROGRESS_EVERY = 256  # rows between calls of a progress callback
+
+
+def run(step_model: StepModel, sampler, seed: int, progress=None) -> Generated:
+    """Feed the sampler's rows, then let it choose event after event until it says the piece is complete.
+
+    progress: called now and then with the fraction done (0..1).
+    """
     from threadpoolctl import threadpool_limits
 
     rng = np.random.default_rng(seed)
@@ -86,6 +95,7 @@ def run(step_model: StepModel, sampler, seed: int) -> Generated:
         for row in sampler.rows():
             out, state = step_model.step(row, state)
         before = deque(maxlen=REWIND_LIMIT)  # (outputs, state) before each of the last sampled rows
+        fed = 0
         while (row := sampler.next(out, rng)) is not None:
             if isinstance(row, Rewind):
                 for _ in range(row.rows):
@@ -93,21 +103,24 @@ def run(step_model: StepModel, sampler, seed: int) -> Generated:
                 continue
             before.append((out, state))
             out, state = step_model.step(row, state)
+            fed += 1
+            if progress is not None and fed % PROGRESS_EVERY == 0:
+                progress(sampler.progress())
         return sampler.result()
 
 
 def generate(step_model: StepModel, sampling: SampleConfig, primer: Notes | None = None,
-             quotes=None) -> Generated:
+             quotes=None, progress=None) -> Generated:
     """Sample `sampling.length` events after the primer (or from a piece's start when there is none).
 
     quotes: the training music's runs (metrics.Quotes) the family's sampler steers clear of, where it can.
     """
     sampler = step_model.family.sampler(step_model.enc, sampling, primer)
     sampler.quotes = quotes
-    return run(step_model, sampler, sampling.seed)
+    return run(step_model, sampler, sampling.seed, progress)
 
 
-def harmonize(step_model: StepModel, melody: Notes, sampling: SampleConfig) -> Generated:
+def harmonize(step_model: StepModel, melody: Notes, sampling: SampleConfig, progress=None) -> Generated:
     """The melody as the top voice, note for note, with sampled voices under it (`sampling.voices` in all).
 
     A polyphonic input gives its top line (and the result says so); no notes at all is a MidiError.
@@ -117,7 +130,7 @@ def harmonize(step_model: StepModel, melody: Notes, sampling: SampleConfig) -> G
         raise ModelError(f"A {step_model.config.family} model cannot harmonize a melody; "
                          f"choose a polyphony model (such as bach-voices).")
     line, note = top_line(melody)
-    result = run(step_model, maker(step_model.enc, sampling, line), sampling.seed)
+    result = run(step_model, maker(step_model.enc, sampling, line), sampling.seed, progress)
     return Generated(result.notes, result.events, result.ended, note)
 
 

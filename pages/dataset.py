@@ -33,7 +33,7 @@ def piece_media(name: str, version: str, piece: str, first: int | None,
     notes = corpus.open_dataset(name).piece(piece).notes
     shown = notes.window(*window).shifted(-window[0]) if window else notes.head(first)
     sound = render.audio(shown)
-    return render.png(render.piano_roll(notes, first=first, window=window, title=piece)), sound.wav, sound.note
+    return render.png(render.piano_roll(notes, first=first, window=window, title=piece)), sound.ogg, sound.note
 
 
 st.title("Dataset")
@@ -114,7 +114,7 @@ else:
     end = max(1.0, round(notes.seconds, 1))
     first, window = None, st.slider("Seconds shown and played", 0.0, end, (0.0, min(end, 20.0)), 0.5)
 roll, wav, sound_note = piece_media(name, version, piece, first, window)
-st.audio(wav, format="audio/wav")
+st.audio(wav, format="audio/ogg")
 if sound_note:
     st.info(sound_note)
 if st.toggle("Sheet music", value=True, help="the notes shown, engraved: one staff pair, voices as voices"):

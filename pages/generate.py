@@ -1,25 +1,20 @@
 import random
+import time
 from pathlib import Path
 
 import streamlit as st
 
 import shell
 
-from musicgen import corpus, metrics, render, store
+from musicgen import corpus, jobs, metrics, render, store
 from musicgen.config import SampleConfig, field_range
 from musicgen.errors import MusicgenError
 from musicgen.explore import note_rows, summarize
 from musicgen.midi_io import read_midi
-from musicgen.sample import generate, harmonize
 
 shell.enter()
 
 KEEP = 3  # results kept on the page to compare
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def step_model(folder: str, mtime: float):
-    return store.load_step_model(folder)  # shared between sessions: never mutated
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -33,17 +28,15 @@ def training_music(folder: str, mtime: float) -> tuple[dict, dict] | None:
 
 
 @st.cache_resource(show_spinner=False)
-def warm_up() -> bool:
-    """Import the notation and audio libraries once, before the first click, so Generate answers fast."""
-    import matplotlib.figure  # noqa: F401
-    import music21  # noqa: F401
-    import verovio  # noqa: F401
-
-    return True
+def warm_up() -> dict:
+    """Start the process pieces are made in (with the notation and audio libraries loaded) before the first
+    click, so Generate answers fast; the dict keeps this server's measured pace."""
+    jobs.warm()
+    return {"seconds_per_event": jobs.SECONDS_PER_EVENT}
 
 
 st.title("Generate")
-warm_up()
+pace = warm_up()
 models = [m for m in store.list_models() if (m.folder / "weights.npz").exists()]
 if not models:
     st.warning("There is no trained model yet: train one on the Train page.")
@@ -80,6 +73,11 @@ if harmonizing:
 else:
     length = c2.slider("Length (notes or chords)", *field_range(SampleConfig, "length"), 120)
     voices = SampleConfig().voices
+    cap = jobs.length_cap(pace["seconds_per_event"])
+    if length > cap:
+        c2.caption(f"Capped at {cap} on this computer: a longer piece would take more than "
+                   f"{jobs.MAX_JOB_S // 60} minutes to make.")
+        length = cap
 st.session_state.setdefault("seed", 0)
 with c3:
     seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", help="the same seed gives the same piece")
@@ -120,47 +118,122 @@ try:
 except MusicgenError as e:
     st.error(str(e))
 
-if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":material/music_note:"):
+
+
+def start(request: jobs.PieceRequest) -> None:
+    st.session_state["job"] = jobs.Job.start(jobs.make_piece, request, label=request.title)
+    st.session_state["job_events"] = request.sampling.length if request.melody is None else len(request.melody)
+    st.session_state["job_model"] = request.model
+
+
+if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":material/music_note:",
+             disabled="job" in st.session_state):
     folder = store.model_path(name)
     try:
         if harmonizing and given is None:
             raise MusicgenError("Choose a melody first: a folk song, a chorale's soprano or your MIDI file.")
-        with st.spinner("Composing..."):
-            model = step_model(str(folder), (folder / "weights.npz").stat().st_mtime)
-            settings = SampleConfig(length=length, temperature=temperature, seed=int(seed), voices=voices)
-            result = harmonize(model, given, settings) if harmonizing else generate(model, settings, given)
-            if harmonizing:  # a title that tells results apart: what, by which model, with which settings
-                title = f"{Path(given_name).stem} harmonized by {name}, {voices} voices"
-            else:
-                title = f"{name}, {length} events" + (f", after {len(given)} notes of {Path(given_name).stem}"
-                                                      if given is not None else "")
-            title += f", temperature {temperature:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"
-            rendered = render.render_all(result.notes, title, program)
-        if result.note:
-            st.info(result.note)
-        st.session_state["results"] = [rendered] + st.session_state.get("results", [])[:KEEP - 1]
-        st.session_state["results_model"] = [str(folder)] + st.session_state.get("results_model", [])[:KEEP - 1]
+        store.check_model(folder)
+        if harmonizing:  # a title that tells results apart: what, by which model, with which settings
+            title = f"{Path(given_name).stem} harmonized by {name}, {voices} voices"
+        else:
+            title = f"{name}, {length} events" + (f", after {len(given)} notes of {Path(given_name).stem}"
+                                                  if given is not None else "")
+        title += f", temperature {temperature:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"
+        settings = SampleConfig(length=length, temperature=temperature, seed=int(seed), voices=voices)
+        start(jobs.PieceRequest(str(folder), settings, title, program,
+                                primer=None if harmonizing else given, melody=given if harmonizing else None))
     except MusicgenError as e:
         st.error(str(e))
 
-for i, r in enumerate(st.session_state.get("results", [])):
+
+@st.fragment(run_every=0.4)
+def follow() -> None:
+    """The piece being made: progress, an estimate and Cancel; its result joins the page when done."""
+    job = st.session_state.get("job")
+    if job is None:
+        return
+    if job.done():
+        del st.session_state["job"]
+        try:
+            piece = job.result()
+        except MusicgenError as e:
+            st.session_state["job_error"] = str(e)
+        else:
+            seconds = job.progress().elapsed
+            pace["seconds_per_event"] = max(seconds / max(st.session_state.get("job_events", 1), 1), 1e-4)
+            st.session_state["results"] = [piece] + st.session_state.get("results", [])[:KEEP - 1]
+            st.session_state["results_model"] = ([st.session_state["job_model"]]
+                                                 + st.session_state.get("results_model", []))[:KEEP]
+            st.session_state.pop("sheets", None)
+        st.rerun()
+    p = job.progress()
+    left = f", about {p.remaining:.0f} s to go" if p.remaining is not None else ""
+    c1, c2 = st.columns([5, 1])
+    c1.progress(p.fraction, text=f"{p.stage.capitalize()}... {p.elapsed:.0f} s{left}")
+    if c2.button("Cancel", icon=":material/stop:"):
+        job.cancel()
+        del st.session_state["job"]
+        st.rerun()
+
+
+follow()
+if "job_error" in st.session_state:
+    st.error(st.session_state.pop("job_error"))
+
+
+@st.fragment
+def show_sheet(r: render.Rendered) -> None:
+    """The score, a section at a time for a long piece (each further section engraved on request)."""
+    count = render.sections(r.notes)
+    k = 0
+    if count > 1:
+        k = st.select_slider("Bars", list(range(count)), 0, key="section",
+                             format_func=lambda i: f"{i * render.SECTION_BARS + 1}-{(i + 1) * render.SECTION_BARS}")
+    sheets = st.session_state.setdefault("sheets", {0: r.sheet})
+    if k not in sheets:
+        job = st.session_state.get("sheet_job")
+        if job is None or job.label != str(k):
+            if job is not None:
+                job.cancel()
+            st.session_state["sheet_job"] = jobs.Job.start(jobs.make_sheet, r.notes, r.title, k, label=str(k))
+        job = st.session_state["sheet_job"]
+        with st.spinner(f"Engraving bars {k * render.SECTION_BARS + 1}-{(k + 1) * render.SECTION_BARS}..."):
+            while not job.done():  # this fragment's own thread waits; other sessions are not held up
+                time.sleep(0.1)
+        del st.session_state["sheet_job"]
+        try:
+            sheets[k] = job.result()
+        except MusicgenError as e:
+            st.error(str(e))
+            return
+    st.image(sheets[k].svg, width="stretch")
+    label = "MusicXML" + (f" (bars {k * render.SECTION_BARS + 1}-{(k + 1) * render.SECTION_BARS})" if count > 1 else "")
+    st.download_button(label, sheets[k].musicxml, f"{stem(r)}{'' if count == 1 else f'_bars-{k + 1}'}.musicxml",
+                       "application/vnd.recordare.musicxml+xml", key="xml")
+
+
+def stem(r: render.Rendered) -> str:
+    return r.title.replace(", ", "_").replace(" ", "-")
+
+
+for i, piece in enumerate(st.session_state.get("results", [])):
+    r = piece.rendered
     box = st.container(border=True) if i == 0 else st.expander(f"Earlier: {r.title}")
     with box:
         if i == 0:
             st.subheader(r.title)
+            if piece.note:
+                st.info(piece.note)
         st.caption(summarize(r.notes).text())
-        st.audio(r.wav, format="audio/wav")
+        st.audio(r.ogg, format="audio/ogg")
         if r.sound_note:
             st.info(r.sound_note)
         if i == 0:  # the sheet music travels inline with every rerun: only the newest piece's
-            st.image(r.svg, width="stretch")
+            show_sheet(r)
         st.image(r.piano_roll_png)
-        c1, c2, c3 = st.columns(3)
-        stem = r.title.replace(", ", "_").replace(" ", "-")
-        c1.download_button("MIDI", r.midi, f"{stem}.mid", "audio/midi", key=f"mid{i}")
-        c2.download_button("WAV", r.wav, f"{stem}.wav", "audio/wav", key=f"wav{i}")
-        c3.download_button("MusicXML", r.musicxml, f"{stem}.musicxml", "application/vnd.recordare.musicxml+xml",
-                           key=f"xml{i}")
+        c1, c2 = st.columns(2)
+        c1.download_button("MIDI", r.midi, f"{stem(r)}.mid", "audio/midi", key=f"mid{i}")
+        c2.download_button("Audio (OGG)", r.ogg, f"{stem(r)}.ogg", "audio/ogg", key=f"ogg{i}")
         if i == 0:
             with st.expander("Notes table"):
                 st.dataframe(note_rows(r.notes), hide_index=True)

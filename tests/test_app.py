@@ -25,6 +25,17 @@ def page(name, **state):
     return at
 
 
+def made(at, before: int = 0, timeout: float = 60):
+    """Run the page until the piece being made (in its own process) has joined the results."""
+    end = time.monotonic() + timeout
+    while len(at.session_state["results"] if "results" in at.session_state else []) <= before:
+        assert time.monotonic() < end, "no piece came"
+        assert not at.exception, at.exception
+        time.sleep(0.2)
+        at.run()
+    return at.run()  # the run the finished job asked for
+
+
 def test_home_runs():
     at = AppTest.from_file(APP).run(timeout=30)
     assert not at.exception
@@ -59,16 +70,19 @@ def test_generate_page_makes_music(app_env):
     at = page("generate", model="tiny-nc")
     at.slider[1].set_value(24)
     next(b for b in at.button if b.label == "Generate").click().run()
+    assert at.get("progress"), "no progress bar while the piece is made"
+    made(at)
     assert not at.exception and not at.error
     assert at.get("audio"), "no audio player"
     images = at.get("image")
     assert images, "no sheet music or piano roll"
-    results = at.session_state["results"]
-    assert len(results) == 1 and "<svg" in results[0].svg and results[0].wav[:4] == b"RIFF"
-    assert results[0].midi[:4] == b"MThd" and b"score-partwise" in results[0].musicxml
+    results = [p.rendered for p in at.session_state["results"]]
+    assert len(results) == 1 and "<svg" in results[0].sheet.svg and results[0].ogg[:4] == b"OggS"
+    assert results[0].midi[:4] == b"MThd" and b"score-partwise" in results[0].sheet.musicxml
     next(b for b in at.button if b.label == "Roll the dice").click().run()
     assert not at.exception and at.session_state["seed"] != 0
     next(b for b in at.button if b.label == "Generate").click().run()
+    made(at, 1)
     assert len(at.session_state["results"]) == 2  # the earlier piece stays to compare
     images = len(at.get("image"))
     next(b for b in at.button if b.label.startswith("Compare with the music")).click().run()
@@ -86,13 +100,14 @@ def test_generate_page_harmonizes_a_chorale_soprano(app_env, small_builtins):
     at.radio[1].set_value("A chorale's soprano").run()
     piece = at.selectbox[2].value
     next(b for b in at.button if b.label == "Harmonize").click().run()
+    made(at)
     assert not at.exception and not at.error
-    result = at.session_state["results"][0]
+    result = at.session_state["results"][0].rendered
     soprano = corpus.open_dataset("bach-chorales", root=small_builtins).piece(piece).notes
     soprano = soprano.take(soprano.voice == 0)
     top = result.notes.take(result.notes.voice == 0)
     assert top.pitch.tolist() == soprano.pitch.tolist()
-    assert "harmonized by tiny-poly" in result.title and "<svg" in result.svg and at.get("audio")
+    assert "harmonized by tiny-poly" in result.title and "<svg" in result.sheet.svg and at.get("audio")
 
 
 def test_harmonize_mode_without_a_polyphony_model_says_so(app_env, tiny_models, tmp_path, monkeypatch):
@@ -167,3 +182,15 @@ def test_a_password_guards_training_and_uploads(app_env, monkeypatch):
         assert at.session_state["may_change"] is allowed
         at.switch_page("pages/train.py").run()
         assert next(b for b in at.button if b.label == "Start training").disabled is not allowed
+
+
+def test_a_piece_being_made_can_be_cancelled(app_env):
+    at = page("generate", model="tiny-poly")
+    at.slider[1].set_value(2000)
+    next(b for b in at.button if b.label == "Generate").click().run()
+    job = at.session_state["job"]
+    assert job.process.is_alive()
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert not at.exception and "job" not in at.session_state
+    assert not job.process.is_alive() and job.process.exitcode is not None  # stopped and reaped
+    assert not job.folder.exists() and "results" not in at.session_state

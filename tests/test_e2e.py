@@ -151,3 +151,32 @@ def test_dataset_page_engraves_the_piece(app_url, browser):
     page.goto(f"{app_url}/dataset")
     page.get_by_text("One piece").wait_for(timeout=60_000)
     shows_a_score(page, "dataset-score.png")
+
+
+def test_a_long_piece_can_be_cancelled_and_never_holds_up_another_session(app_url, browser):
+    """Session one asks for the longest piece; session two's page answers meanwhile; Cancel stops the first."""
+    one = browser.new_page(viewport={"width": 1400, "height": 1200})
+    one.goto(f"{app_url}/generate")
+    one.get_by_role("button", name="Generate").wait_for(timeout=60_000)
+    one.get_by_text("tiny-", exact=False).first.click()  # the model box
+    one.get_by_role("option", name="tiny-poly (polyphony)").click()
+    length = one.get_by_role("slider").nth(1)
+    length.focus()
+    length.press("End")  # the longest piece
+    one.get_by_text("2000").first.wait_for(timeout=10_000)
+    one.get_by_role("button", name="Generate").click()
+    one.get_by_role("button", name="Cancel").wait_for(timeout=30_000)
+    two = browser.new_page(viewport={"width": 1400, "height": 900})
+    started = time.monotonic()
+    two.goto(f"{app_url}/dataset")
+    two.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=30_000)
+    answered = time.monotonic() - started
+    assert one.get_by_role("button", name="Cancel").count() == 1, "the first piece was done too soon to test"
+    two.screenshot(path=str(ARTIFACTS / "second-session.png"))
+    one.screenshot(path=str(ARTIFACTS / "making-a-long-piece.png"))
+    one.get_by_role("button", name="Cancel").click()
+    one.get_by_role("button", name="Cancel").wait_for(state="detached", timeout=10_000)
+    assert one.locator("audio").count() == 0 and one.locator("[data-testid='stException']").count() == 0
+    assert answered < 15, f"the second session waited {answered:.1f} s"  # a stall was minutes; the goal, 1 s
+    one.close()
+    two.close()

@@ -1,11 +1,12 @@
+import numpy as np
 from helpers import notes, scale
 
 from musicgen.explore import histograms
-from musicgen.render import histogram_figure, piano_roll
+from musicgen.render import audio, histogram_figure, piano_roll
 
 
 def bars(fig):
-    containers = fig.axes[0].containers  # the note bars; black-key shading is not in a container
+    containers = fig.axes[0].containers  # the note bars first, then the black keys' shading
     return list(containers[0]) if containers else []
 
 
@@ -105,3 +106,45 @@ def test_one_staff_for_a_melody_and_systems_for_a_long_piece():
     melody = notes([(72 + i % 5, i * 0.3, i * 0.3 + 0.3) for i in range(200)], tempo=100)
     assert len(converter.parse(musicxml(melody)).parts) == 1
     assert sheet_music_svg(melody).count('class="system"') >= 3
+
+
+def test_ogg_is_the_same_sound_much_smaller():
+    import io
+
+    import soundfile
+
+    sound = audio(notes([(60 + i % 12, i * 0.25, i * 0.25 + 0.5) for i in range(40)]))
+    ogg = sound.ogg
+    back, rate = soundfile.read(io.BytesIO(ogg))
+    assert rate == sound.sample_rate and abs(len(back) - len(sound.samples)) < rate * 0.1
+    assert back.std() > 0.01 and len(ogg) < len(sound.wav) / 5
+
+
+def test_a_long_score_comes_in_sections_of_bars():
+    from musicgen.midi_io import Notes
+    from musicgen.render import SECTION_BARS, section, section_title, sections
+
+    beats = np.arange(0, 4 * (2 * SECTION_BARS + 3), 1.0)  # 2 sections and 3 bars of quarter notes in 4/4
+    n = Notes.from_beats(60 + beats % 12, beats, beats + 1.5, meter=((0.0, 4, 4),))
+    assert sections(n) == 3
+    second = section(n, 1)
+    assert len(second) == 4 * SECTION_BARS and second.start_beat[0] == 0.0
+    assert second.end_beat.max() <= 4 * SECTION_BARS  # the last note is cut at the section's end
+    last = 2 * SECTION_BARS + 4  # the last note sounds on into one more bar
+    assert section_title("x", n, 2) == f"x (bars {2 * SECTION_BARS + 1}-{last} of {last})"
+    assert sections(n.head(4)) == 1 and section_title("x", n.head(4), 0) == "x"
+
+
+def test_render_all_plays_the_same_sound_made_beside_the_score():
+    from musicgen.render import PAGE_SAMPLE_RATE, render_all
+
+    n = notes([(60, 0, 0.5), (64, 0.5, 1.0), (67, 1.0, 2.0)])
+    r = render_all(n, "t")
+    import io
+
+    import soundfile
+
+    back, rate = soundfile.read(io.BytesIO(r.ogg))
+    here, _ = soundfile.read(io.BytesIO(audio(n, 0, PAGE_SAMPLE_RATE).ogg))
+    assert rate == PAGE_SAMPLE_RATE and len(back) == len(here)
+    np.testing.assert_allclose(back, here, atol=1e-3)

@@ -151,6 +151,10 @@ class Sampler(ABC):
     def result(self) -> Generated:
         """The generated music."""
 
+    def progress(self) -> float:
+        """The fraction of the piece made so far (0..1)."""
+        return 0.0
+
 
 class EventSampler(Sampler):
     """A sampler that collects one row of head values per event and hands them to its family's decode."""
@@ -168,6 +172,9 @@ class EventSampler(Sampler):
 
     def result(self) -> Generated:
         return Generated(self.family.decode(self.enc, np.array(self.values)), len(self.values), self.ended)
+
+    def progress(self) -> float:
+        return min(1.0, len(self.values) / max(self.sampling.length, 1))
 
 
 class Family(ABC):

@@ -290,6 +290,9 @@ class _Sampler(Sampler):
     def done(self) -> bool:
         return self.onsets >= self.sampling.length or len(self.steps) >= self.max_steps()
 
+    def progress(self) -> float:
+        return min(1.0, self.onsets / max(self.sampling.length, 1))
+
     def next(self, outputs, rng):
         if self.ended:
             return None
@@ -385,6 +388,9 @@ class _Harmonizer(_Sampler):
 
     def done(self) -> bool:
         return len(self.steps) >= len(self.melody)
+
+    def progress(self) -> float:
+        return min(1.0, len(self.steps) / max(len(self.melody), 1))
 
     def forced(self) -> int | None:
         """The melody's token when the step has not started yet."""

@@ -1,0 +1,245 @@
+"""Work the app hands to a process of its own (a piece composed and rendered, a section engraved), with
+progress, an estimate and Cancel: the page's thread only polls, so one browser session never stalls another."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import shutil
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MusicgenError
+
+# imported once by the fork server, so a job starts warm (a fork, not an interpreter and its imports)
+PRELOAD = ["numpy", "musicgen.sample", "musicgen.render", "music21", "verovio", "pretty_midi", "soundfile",
+           "matplotlib.figure"]
+PROGRESS_EVERY_S = 0.2  # the job writes its progress at most this often
+STALE_JOB_S = 24 * 3600  # job folders older than this (a server killed mid-job) are removed
+_context = None
+
+
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_lock = threading.Lock()
+
+
+def _ctx():
+    """The process context: a fork server, started once per app process, with PRELOAD imported and BLAS on
+    one thread (a job samples on one anyway, and a one-thread process may fork its helper safely)."""
+    global _context
+    with _lock:
+        if _context is None:
+            from multiprocessing import forkserver
+
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(PRELOAD)
+            saved = {k: os.environ.get(k) for k in ONE_THREAD}
+            os.environ.update(ONE_THREAD)  # read by the fork server as it starts, then put back
+            try:
+                forkserver.ensure_running()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            _context = ctx
+    return _context
+
+
+def warm() -> None:
+    """Start the fork server (and its imports, a few seconds) in the background, before anyone waits for it."""
+    threading.Thread(target=lambda: Job.start(_nothing).result(), daemon=True, name="musicgen-warm").start()
+
+
+def _nothing(progress=None) -> None:
+    return None
+
+
+MAX_JOB_S = 180  # the longest piece the app makes takes at most this long, by this server's measured pace
+SECONDS_PER_EVENT = 0.02  # the pace assumed until a piece has been made here
+
+
+def length_cap(seconds_per_event: float) -> int:
+    """The most events a piece may have to be made within MAX_JOB_S at this pace."""
+    return max(8, int(MAX_JOB_S / max(seconds_per_event, 1e-4)))
+
+
+def jobs_root() -> Path:
+    from .config import data_dir
+
+    return data_dir() / "jobs"
+
+
+@dataclass(frozen=True)
+class Progress:
+    fraction: float  # 0..1
+    stage: str  # what it is doing, in words
+    elapsed: float  # seconds since the start
+
+    @property
+    def remaining(self) -> float | None:
+        """Seconds still to go, estimated from the pace so far (None until there is a pace)."""
+        if self.fraction < 0.05 or self.elapsed < 0.5:
+            return None
+        return self.elapsed * (1 - self.fraction) / self.fraction
+
+
+class Job:
+    """One piece of work in its own process; the handle is ours, so Cancel never signals anything else."""
+
+    def __init__(self, folder: Path, process, label: str):
+        self.folder, self.process, self.label = folder, process, label
+        self.started = time.monotonic()
+        self._result = None
+
+    @classmethod
+    def start(cls, task, *args, label: str = "", root: Path | None = None) -> Job:
+        """Run task(*args, progress=callback) in a new process; task and args must pickle."""
+        root = Path(root) if root is not None else jobs_root()
+        root.mkdir(parents=True, exist_ok=True)
+        _remove_stale(root)
+        folder = root / uuid.uuid4().hex
+        folder.mkdir()
+        # not a daemon: it makes its own helper process (the sound, beside the score)
+        process = _ctx().Process(target=_main, args=(str(folder), task, args), daemon=False)
+        process.start()
+        return cls(folder, process, label)
+
+    def progress(self) -> Progress:
+        try:
+            p = json.loads((self.folder / "progress.json").read_text())
+            fraction, stage = float(p["fraction"]), str(p["stage"])
+        except (OSError, ValueError, KeyError, TypeError):
+            fraction, stage = 0.0, "starting"
+        return Progress(min(max(fraction, 0.0), 1.0), stage, time.monotonic() - self.started)
+
+    def done(self) -> bool:
+        return self._result is not None or not self.process.is_alive()
+
+    def result(self):
+        """The task's value once done; a MusicgenError with the task's sentence if it failed."""
+        if self._result is None:
+            self.process.join()
+            self._result = self._read()
+            shutil.rmtree(self.folder, ignore_errors=True)
+        kind, value = self._result
+        if kind == "error":
+            raise MusicgenError(value)
+        return value
+
+    def _read(self) -> tuple[str, object]:
+        try:
+            return "value", pickle.loads((self.folder / "result.pkl").read_bytes())
+        except (OSError, pickle.UnpicklingError, EOFError):
+            pass
+        try:
+            return "error", (self.folder / "error.txt").read_text()
+        except OSError:
+            return "error", (f"The work stopped before it finished (exit code {self.process.exitcode}); "
+                             f"try again, perhaps with a shorter piece.")
+
+    def cancel(self) -> None:
+        """Stop the job's process (ours: we started it) and forget its files."""
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(5)
+        self._result = ("error", "Cancelled.")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _remove_stale(root: Path) -> None:
+    now = time.time()
+    for entry in os.scandir(root):
+        try:
+            if now - entry.stat().st_mtime > STALE_JOB_S:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _main(folder: str, task, args) -> None:
+    """The job process: runs the task, leaves result.pkl or error.txt (each written whole, then renamed)."""
+    out = Path(folder)
+    last = [0.0]
+
+    def progress(fraction: float, stage: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_S or fraction >= 1:
+            last[0] = now
+            _write(out / "progress.json", json.dumps({"fraction": float(fraction), "stage": stage}).encode())
+
+    try:
+        value = task(*args, progress=progress)
+        _write(out / "result.pkl", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except MusicgenError as e:
+        _write(out / "error.txt", str(e).encode())
+    except MemoryError:
+        _write(out / "error.txt", b"There was not enough memory for this; try a shorter piece.")
+    except Exception as e:  # a bug: the user gets a sentence, the details go beside it
+        _write(out / "traceback.txt", traceback.format_exc().encode())
+        _write(out / "error.txt", f"Something went wrong ({type(e).__name__}: {e}).".encode())
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- the app's tasks
+
+@dataclass(frozen=True)
+class PieceRequest:
+    """A piece to make: from a model, after a primer or under a melody, rendered for the page."""
+
+    model: str  # the model's folder
+    sampling: object  # SampleConfig
+    title: str
+    program: int  # General MIDI instrument of the sound
+    primer: object = None  # Notes the piece continues, if any
+    melody: object = None  # Notes to harmonize, if any (then primer is None)
+
+
+@dataclass(frozen=True)
+class Piece:
+    rendered: object  # render.Rendered
+    note: str | None  # what the model said about the input, if anything
+
+
+COMPOSE_SHARE = 0.5  # of the progress bar: composing, then rendering
+
+
+def make_piece(request: PieceRequest, progress=None) -> Piece:
+    from . import render, store
+    from .sample import generate, harmonize
+
+    say = progress or (lambda fraction, stage: None)
+    say(0.0, "loading the model")
+    model = store.load_step_model(request.model)
+
+    def composing(fraction: float) -> None:
+        say(COMPOSE_SHARE * fraction, "harmonizing" if request.melody is not None else "composing")
+
+    if request.melody is not None:
+        result = harmonize(model, request.melody, request.sampling, progress=composing)
+    else:
+        result = generate(model, request.sampling, request.primer, store.model_quotes(Path(request.model)),
+                          progress=composing)
+    rendered = render.render_all(result.notes, request.title, request.program,
+                                 lambda f, stage: say(COMPOSE_SHARE + (1 - COMPOSE_SHARE) * f, stage))
+    say(1.0, "done")
+    return Piece(rendered, result.note)
+
+
+def make_sheet(notes, title: str, k: int, progress=None):
+    from . import render
+
+    (progress or (lambda f, s: None))(0.0, "engraving")
+    return render.sheet(notes, title, k)

@@ -1,0 +1,81 @@
+"""Work in a process of its own: progress, result, a sentence for a failure, Cancel that stops and reaps."""
+
+import os
+import time
+
+import pytest
+
+from musicgen import jobs
+from musicgen.errors import MidiError, MusicgenError
+
+
+def counting(n, progress=None):
+    for i in range(n):
+        progress(i / n, "counting")
+        time.sleep(0.01)
+    return list(range(n))
+
+
+def failing(progress=None):
+    raise MidiError("This file is not a MIDI file.")
+
+
+def crashing(progress=None):
+    os._exit(3)
+
+
+def sleeping(progress=None):
+    progress(0.5, "sleeping")
+    time.sleep(60)
+
+
+def wait(job, timeout=30):
+    end = time.monotonic() + timeout
+    while not job.done():
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    return job
+
+
+def test_a_job_gives_its_value_and_cleans_up(tmp_path):
+    job = wait(jobs.Job.start(counting, 30, root=tmp_path))
+    assert job.result() == list(range(30)) and job.result() == list(range(30))
+    assert not job.folder.exists() and job.process.exitcode == 0
+
+
+def test_a_failure_is_the_task_s_sentence_and_a_crash_a_sentence_too(tmp_path):
+    with pytest.raises(MusicgenError, match="not a MIDI file"):
+        wait(jobs.Job.start(failing, root=tmp_path)).result()
+    with pytest.raises(MusicgenError, match="stopped before it finished"):
+        wait(jobs.Job.start(crashing, root=tmp_path)).result()
+
+
+def test_progress_and_cancel(tmp_path):
+    job = jobs.Job.start(sleeping, root=tmp_path)
+    end = time.monotonic() + 30
+    while job.progress().stage != "sleeping":
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    p = job.progress()
+    assert p.fraction == 0.5 and p.elapsed > 0
+    job.cancel()
+    assert not job.process.is_alive() and job.process.exitcode is not None  # stopped, and reaped
+    assert not job.folder.exists()
+    with pytest.raises(MusicgenError, match="Cancelled"):
+        job.result()
+
+
+def test_a_piece_is_made_and_rendered_in_a_job(tmp_path, tiny_models, small_builtins, monkeypatch):
+    from musicgen.config import SampleConfig
+
+    monkeypatch.setenv("MUSICGEN_DATA_DIR", str(small_builtins))
+    request = jobs.PieceRequest(str(tiny_models / "tiny-poly"), SampleConfig(length=16, seed=2), "a title", 0)
+    piece = wait(jobs.Job.start(jobs.make_piece, request, root=tmp_path), 120).result()
+    r = piece.rendered
+    assert r.title == "a title" and len(r.notes) and r.ogg[:4] == b"OggS" and "<svg" in r.sheet.svg
+    assert r.midi[:4] == b"MThd" and r.piano_roll_png[:4] == b"\x89PNG"
+
+
+def test_the_length_cap_follows_the_pace():
+    assert jobs.length_cap(0.01) == jobs.MAX_JOB_S * 100
+    assert jobs.length_cap(100.0) == 8
