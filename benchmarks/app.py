@@ -97,7 +97,7 @@ def click_to_piece(page, button: str = "Generate") -> float:
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
-    from test_e2e import CHROMIUM, CHROMIUM_ARGS
+    from test_e2e import CHROMIUM, CHROMIUM_ARGS, slide_to_the_end
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="bach-voices")
@@ -126,9 +126,7 @@ def main() -> None:
                 seconds.append(click_to_piece(page))
             second = statistics.median(seconds)
             # the longest piece in this session, a second session's page meanwhile
-            length = page.get_by_role("slider").nth(1)
-            length.focus()
-            length.press("End")
+            slide_to_the_end(page, "Length (notes or chords)")
             time.sleep(0.5)
             page.get_by_role("button", name="Generate").click()
             page.get_by_role("button", name="Cancel").wait_for(timeout=30_000)

@@ -60,9 +60,14 @@ class Histogram:
     counts: np.ndarray  # shape=(bins,)
     edges: np.ndarray  # shape=(bins + 1,), in `unit`
     unit: str  # 'MIDI pitch' or 'seconds'
+    overflow: int = 0  # values at or above edges[-1], drawn as their own labelled bar
+
+    @property
+    def overflow_label(self) -> str:
+        return f">= {self.edges[-1]:g} s" if self.unit == "seconds" else f">= {self.edges[-1]:g}"
 
 
-STEP_EDGES = np.linspace(0.0, 2.0, 41)  # seconds; longer values are counted in the last bin
+STEP_EDGES = np.linspace(0.0, 2.0, 41)  # seconds; longer values are counted apart, in `overflow`
 DURATION_EDGES = np.linspace(0.0, 3.0, 61)
 
 
@@ -73,14 +78,15 @@ def histograms(tables: Notes | list[Notes]) -> dict[str, Histogram]:
     step = np.concatenate([t.step[1:] for t in tables] or [np.zeros(0)])  # the first note has no step
     duration = np.concatenate([t.duration for t in tables] or [np.zeros(0)])
 
-    def clipped(values, edges):
-        return np.histogram(np.minimum(values, edges[-1] - 1e-9), edges)[0]
+    def seconds(values, edges) -> Histogram:
+        inside = values < edges[-1]
+        return Histogram(np.histogram(values[inside], edges)[0], edges, "seconds", int((~inside).sum()))
 
     return {
         "pitch": Histogram(np.bincount(pitch.astype(np.int64), minlength=128)[:128], np.arange(129) - 0.5,
                            "MIDI pitch"),
-        "step": Histogram(clipped(step, STEP_EDGES), STEP_EDGES, "seconds"),
-        "duration": Histogram(clipped(duration, DURATION_EDGES), DURATION_EDGES, "seconds"),
+        "step": seconds(step, STEP_EDGES),
+        "duration": seconds(duration, DURATION_EDGES),
     }
 
 

@@ -415,9 +415,14 @@ def piano_roll(notes: Notes, first: int | None = None, window: tuple[float, floa
     return fig
 
 
+HISTOGRAM_SIZE = (4.2, 2.6)  # inches at 100 dpi: the width of one of three columns on a wide page, so type
+# is drawn at the size it is read (a larger figure is shrunk into the column, with it its labels)
+
+
 def histogram_figure(hist: Histogram, title: str):
-    """A bar chart of one Histogram; pitch axes get note names."""
-    fig, ax = _figure(5, 2.6)
+    """A bar chart of one Histogram; pitch axes get note names; values past the last edge are a bar of their
+    own, in another colour, labelled (e.g. '>= 2 s')."""
+    fig, ax = _figure(*HISTOGRAM_SIZE)
     widths = np.diff(hist.edges)
     ax.bar(hist.edges[:-1], hist.counts, width=widths, align="edge", color="#4c72b0", edgecolor="none")
     if hist.unit == "MIDI pitch":
@@ -426,9 +431,17 @@ def histogram_figure(hist: Histogram, title: str):
             ax.set_xlim(used.min() - 2, used.max() + 2)
             ticks = [p for p in range(int(used.min()) - 2, int(used.max()) + 3) if p % 12 == 0]
             ax.set_xticks(ticks, [note_name(p) for p in ticks])
-    ax.set_xlabel(hist.unit)
-    ax.set_ylabel("notes")
-    ax.set_title(title)
+    elif hist.overflow:
+        gap, width = widths[-1], 4 * widths[-1]
+        at = hist.edges[-1] + gap
+        ax.bar([at], [hist.overflow], width=width, align="edge", color="#dd8452", edgecolor="none")
+        ticks = [t for t in ax.get_xticks() if hist.edges[0] <= t <= hist.edges[-1]]
+        ax.set_xticks(ticks + [at + width / 2], [f"{t:g}" for t in ticks] + [hist.overflow_label])
+        ax.set_xlim(hist.edges[0], at + width + gap)
+    ax.set_xlabel(hist.unit, fontsize=9)
+    ax.set_ylabel("notes", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.set_title(title, fontsize=10)
     return fig
 
 
@@ -576,4 +589,19 @@ def statistics_figure(corpus: dict[str, np.ndarray], piece: dict[str, float]):
         ax.tick_params(labelsize=7)
     axes[-1].axis("off")
     axes[-1].text(0.0, 0.5, "bars: the training pieces\nred line: this piece", fontsize=9, va="center")
+    return fig
+
+
+def choices_figure(choices, temperatures: tuple[float, ...]):
+    """The model's likeliest next choices as horizontal bars, one colour per temperature, likeliest on top."""
+    fig, ax = _figure(6.4, 0.32 * len(choices) + 1.0)
+    y = np.arange(len(choices))[::-1]
+    height = 0.8 / len(temperatures)
+    for j, (t, color) in enumerate(zip(temperatures, ("#4c72b0", "#dd8452", "#55a868"))):
+        ax.barh(y + (len(temperatures) / 2 - j - 0.5) * height, [100 * c.chances[j] for c in choices], height,
+                color=color, label=f"temperature {t:g}")
+    ax.set_yticks(y, [c.name for c in choices], fontsize=9)
+    ax.set_xlabel("chance of being chosen next (%)", fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     return fig

@@ -8,6 +8,7 @@ seeded numpy Generator: the same seed gives the same piece.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -162,3 +163,30 @@ def top_line(notes: Notes) -> tuple[Notes, str | None]:
         return line, None
     parts = f"{notes.voices} parts" if notes.voices > 1 else "notes sounding together"
     return line, f"The file has {parts}; its top line ({len(line)} of {len(notes)} notes) is the melody."
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str  # in words: a note, a chord, 'next step', 'the end'
+    chances: tuple[float, ...]  # probability at each temperature asked
+
+
+def next_choices(step_model: StepModel, primer: Notes | None, temperatures: tuple[float, ...],
+                 top: int = 10) -> list[Choice]:
+    """What the model hears: its likeliest first choices after the primer (or at a piece's start), with their
+    probabilities at each temperature (the first decides the order)."""
+    sampler = step_model.family.sampler(step_model.enc, SampleConfig(), primer)
+    state, out = step_model.zero_state(), None
+    for row in sampler.rows():
+        out, state = step_model.step(row, state)
+    logits = np.asarray(out[0], np.float64)
+    allowed = set(sampler.allowed()) if hasattr(sampler, "allowed") else set(range(len(logits)))
+    names = {k: step_model.family.choice_name(step_model.enc, k) for k in allowed}
+    valid = np.array(sorted(k for k, n in names.items() if n is not None))
+    chances = []
+    for t in temperatures:
+        z = logits[valid] / max(t, 1e-3)
+        p = np.exp(z - z.max())
+        chances.append(p / p.sum())
+    order = np.argsort(-chances[0])[:top]
+    return [Choice(names[int(valid[i])], tuple(float(c[i]) for c in chances)) for i in order]

@@ -11,6 +11,7 @@ from musicgen.config import SampleConfig, field_range
 from musicgen.errors import MusicgenError
 from musicgen.explore import note_rows, summarize
 from musicgen.midi_io import read_midi
+from musicgen.sample import next_choices
 
 shell.enter()
 
@@ -118,6 +119,30 @@ try:
 except MusicgenError as e:
     st.error(str(e))
 
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def step_model(folder: str, mtime: float):
+    return store.load_step_model(folder)  # shared between sessions: never mutated
+
+
+if not harmonizing:
+    with st.expander("What the model hears", icon=":material/hearing:"):
+        other = st.slider("Compare with temperature", *field_range(SampleConfig, "temperature"),
+                          1.5 if temperature < 1.0 else 0.5, 0.05, key="other_temperature")
+        try:
+            folder = store.check_model(name)
+            model = step_model(str(folder), (folder / "weights.npz").stat().st_mtime)
+            temps = (temperature, other)
+            choices = next_choices(model, given, temps)
+            best = choices[0]
+            st.write(f"{'After the primer' if given is not None else 'At the start of a piece'}, the model's "
+                     f"likeliest first choice is **{best.name}**: {100 * best.chances[0]:.0f}% at temperature "
+                     f"{temps[0]:g}, {100 * best.chances[1]:.0f}% at {temps[1]:g}. A lower temperature makes it "
+                     f"choose what it finds likely more often; a higher one gives the long shots a chance.")
+            st.image(render.png(render.choices_figure(choices, temps)))
+        except MusicgenError as e:
+            st.error(str(e))
 
 
 def start(request: jobs.PieceRequest) -> None:

@@ -75,6 +75,18 @@ def shows_a_score(page, screenshot: str) -> None:
     page.close()
 
 
+def slide_to_the_end(page, label: str) -> None:
+    """Drag a slider's thumb past the right end of its track (its hidden range input ignores keys)."""
+    thumb = page.get_by_role("slider", name=label)
+    box = thumb.bounding_box()
+    track = page.locator("[data-testid='stSlider']").filter(has=thumb).bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(track["x"] + track["width"] + 40, y, steps=8)
+    page.mouse.up()
+
+
 def test_a_deep_link_to_a_fresh_server_looks_like_any_visit(app_url, browser):
     """The first request of this server is /train: the sidebar must show the app's navigation and captions."""
     ARTIFACTS.mkdir(exist_ok=True)
@@ -158,12 +170,11 @@ def test_a_long_piece_can_be_cancelled_and_never_holds_up_another_session(app_ur
     one = browser.new_page(viewport={"width": 1400, "height": 1200})
     one.goto(f"{app_url}/generate")
     one.get_by_role("button", name="Generate").wait_for(timeout=60_000)
-    one.get_by_text("tiny-", exact=False).first.click()  # the model box
+    one.get_by_role("combobox", name="Model").click()
     one.get_by_role("option", name="tiny-poly (polyphony)").click()
-    length = one.get_by_role("slider").nth(1)
-    length.focus()
-    length.press("End")  # the longest piece
-    one.get_by_text("2000").first.wait_for(timeout=10_000)
+    slide_to_the_end(one, "Length (notes or chords)")  # the longest piece
+    one.wait_for_function("() => document.querySelector('input[aria-label=\"Length (notes or chords)\"]')"
+                          ".getAttribute('aria-valuetext') === '2000'", timeout=10_000)
     one.get_by_role("button", name="Generate").click()
     one.get_by_role("button", name="Cancel").wait_for(timeout=30_000)
     two = browser.new_page(viewport={"width": 1400, "height": 900})

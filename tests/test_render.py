@@ -148,3 +148,17 @@ def test_render_all_plays_the_same_sound_made_beside_the_score():
     here, _ = soundfile.read(io.BytesIO(audio(n, 0, PAGE_SAMPLE_RATE).ogg))
     assert rate == PAGE_SAMPLE_RATE and len(back) == len(here)
     np.testing.assert_allclose(back, here, atol=1e-3)
+
+
+def test_histograms_are_drawn_at_display_size_with_a_labelled_overflow_bar():
+    from musicgen.render import png
+
+    h = histograms(notes([(60, 0.0, 0.5), (62, 0.5, 9.0)]))["duration"]
+    fig = histogram_figure(h, "Note length (s)")
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[-1] == ">= 3 s" and len(fig.axes[0].patches) == len(h.counts) + 1
+    import io
+
+    from matplotlib.image import imread
+
+    assert imread(io.BytesIO(png(fig))).shape[1] == 420  # pixels: one column's width, not shrunk into it

@@ -208,6 +208,23 @@ class Family(ABC):
         """A new generation with these settings, after the primer if there is one."""
 
 
+    def choice_name(self, enc: Encoding, k: int) -> str | None:
+        """Class k of the first head in words (a note, a chord, 'the end'); None for one never sampled."""
+        from ..explore import note_name
+
+        if not enc.tokens:
+            return note_name(k)
+        token = enc.tokens[k]
+        if token == END:
+            return "the end"
+        if token in SPECIALS:
+            return None
+        try:
+            return "-".join(note_name(int(p)) for p in token.split("."))
+        except ValueError:
+            return token
+
+
 def tempo_of(pieces: list[Notes]) -> float:
     return float(np.median([p.tempo for p in pieces])) if pieces else DEFAULT_TEMPO_QPM
 

@@ -190,6 +190,15 @@ class Polyphony(Family):
     def sampler(self, enc, sampling, primer):
         return _Sampler(self, enc, sampling, primer)
 
+    def choice_name(self, enc, k):
+        from ..explore import note_name
+
+        token = enc.tokens[k]
+        if token.startswith(("new ", "held ")):
+            kind, p = token.split()
+            return f"{note_name(int(p))} {'starts' if kind == 'new' else 'holds'}"
+        return {STEP: "next step", END: "the end"}.get(token)
+
     def harmonizer(self, enc: Encoding, sampling: SampleConfig, melody: Notes) -> Sampler:
         return _Harmonizer(self, enc, sampling, melody)
 
