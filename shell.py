@@ -40,6 +40,8 @@ def chrome():
 def enter() -> None:
     """Called first by every page. A fresh server's first request for /generate runs the page on its own
     (Streamlit's old pages/ folder mode: raw file names in the sidebar, no layout): draw app.py's chrome here
-    too, which also ends that mode for the server."""
+    too, which also ends that mode for the server; then run it again the app's way at once (its widgets
+    belong to the other mode's page, so a first click on them would be lost)."""
     if PagesManager.uses_pages_directory:
         chrome()
+        st.rerun()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from multiprocessing import context as mp_context
+from multiprocessing import popen_forkserver
 import pickle
 import shutil
 import threading
@@ -51,6 +53,42 @@ def _ctx():
                         os.environ[k] = v
             _context = ctx
     return _context
+
+
+_launching = threading.Lock()
+
+
+class _Popen(popen_forkserver.Popen):
+    """The fork server's Popen without the parent's __main__: under Streamlit that is the page being run,
+    which the child would run again."""
+
+    def _launch(self, process_obj):
+        original = popen_forkserver.spawn.get_preparation_data
+
+        def without_main(name):
+            data = original(name)
+            data.pop("init_main_from_name", None)
+            data.pop("init_main_from_path", None)
+            return data
+
+        with _launching:
+            popen_forkserver.spawn.get_preparation_data = without_main
+            try:
+                super()._launch(process_obj)
+            finally:
+                popen_forkserver.spawn.get_preparation_data = original
+
+
+class _Process(mp_context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj):
+        return _Popen(process_obj)
+
+
+def _process(target, args) -> _Process:
+    _ctx()
+    # not a daemon: it makes its own helper process (the sound, beside the score)
+    return _Process(target=target, args=args, daemon=False)
 
 
 def warm() -> None:
@@ -107,8 +145,7 @@ class Job:
         _remove_stale(root)
         folder = root / uuid.uuid4().hex
         folder.mkdir()
-        # not a daemon: it makes its own helper process (the sound, beside the score)
-        process = _ctx().Process(target=_main, args=(str(folder), task, args), daemon=False)
+        process = _process(_main, (str(folder), task, args))
         process.start()
         return cls(folder, process, label)
 

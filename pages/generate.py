@@ -126,10 +126,11 @@ def step_model(folder: str, mtime: float):
     return store.load_step_model(folder)  # shared between sessions: never mutated
 
 
+other = st.session_state.get("other_temperature", 1.5 if temperature < 1.0 else 0.5)
 if not harmonizing:
     with st.expander("What the model hears", icon=":material/hearing:"):
-        other = st.slider("Compare with temperature", *field_range(SampleConfig, "temperature"),
-                          1.5 if temperature < 1.0 else 0.5, 0.05, key="other_temperature")
+        other = st.slider("Compare with temperature", *field_range(SampleConfig, "temperature"), other, 0.05,
+                          key="other_temperature")
         try:
             folder = store.check_model(name)
             model = step_model(str(folder), (folder / "weights.npz").stat().st_mtime)
@@ -143,123 +144,140 @@ if not harmonizing:
             st.image(render.png(render.choices_figure(choices, temps)))
         except MusicgenError as e:
             st.error(str(e))
+both = st.checkbox(f"Side by side: the same seed at temperature {other:g} too",
+                   help="two pieces to compare, with their scores and sound (the second temperature is set "
+                        "under 'What the model hears')")
 
 
-def start(request: jobs.PieceRequest) -> None:
-    st.session_state["job"] = jobs.Job.start(jobs.make_piece, request, label=request.title)
-    st.session_state["job_events"] = request.sampling.length if request.melody is None else len(request.melody)
-    st.session_state["job_model"] = request.model
+def request(folder: Path, t: float) -> jobs.PieceRequest:
+    """The piece the settings ask for, titled so that results can be told apart."""
+    if harmonizing:
+        title = f"{Path(given_name).stem} harmonized by {name}, {voices} voices"
+    else:
+        title = f"{name}, {length} events" + (f", after {len(given)} notes of {Path(given_name).stem}"
+                                              if given is not None else "")
+    title += f", temperature {t:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"
+    settings = SampleConfig(length=length, temperature=t, seed=int(seed), voices=voices)
+    return jobs.PieceRequest(str(folder), settings, title, program, primer=None if harmonizing else given,
+                             melody=given if harmonizing else None)
 
 
 if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":material/music_note:",
-             disabled="job" in st.session_state):
+             disabled="jobs" in st.session_state, key="make"):
     folder = store.model_path(name)
     try:
         if harmonizing and given is None:
             raise MusicgenError("Choose a melody first: a folk song, a chorale's soprano or your MIDI file.")
         store.check_model(folder)
-        if harmonizing:  # a title that tells results apart: what, by which model, with which settings
-            title = f"{Path(given_name).stem} harmonized by {name}, {voices} voices"
-        else:
-            title = f"{name}, {length} events" + (f", after {len(given)} notes of {Path(given_name).stem}"
-                                                  if given is not None else "")
-        title += f", temperature {temperature:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"
-        settings = SampleConfig(length=length, temperature=temperature, seed=int(seed), voices=voices)
-        start(jobs.PieceRequest(str(folder), settings, title, program,
-                                primer=None if harmonizing else given, melody=given if harmonizing else None))
+        asked = [request(folder, t) for t in ((temperature, other) if both else (temperature,))]
+        # two pieces run side by side, one per core
+        st.session_state["jobs"] = [jobs.Job.start(jobs.make_piece, r, label=r.title) for r in asked]
+        st.session_state["job_events"] = length if not harmonizing else len(given)
+        st.session_state["job_model"] = str(folder)
     except MusicgenError as e:
         st.error(str(e))
 
 
 @st.fragment(run_every=0.4)
 def follow() -> None:
-    """The piece being made: progress, an estimate and Cancel; its result joins the page when done."""
-    job = st.session_state.get("job")
-    if job is None:
+    """The pieces being made: progress, an estimate and Cancel; the result joins the page when all are done."""
+    running = st.session_state.get("jobs")
+    if not running:
         return
-    if job.done():
-        del st.session_state["job"]
+    if all(j.done() for j in running):
+        del st.session_state["jobs"]
         try:
-            piece = job.result()
+            made = [j.result() for j in running]
         except MusicgenError as e:
             st.session_state["job_error"] = str(e)
         else:
-            seconds = job.progress().elapsed
+            seconds = max(j.progress().elapsed for j in running)
             pace["seconds_per_event"] = max(seconds / max(st.session_state.get("job_events", 1), 1), 1e-4)
-            st.session_state["results"] = [piece] + st.session_state.get("results", [])[:KEEP - 1]
+            st.session_state["results"] = [made] + st.session_state.get("results", [])[:KEEP - 1]
             st.session_state["results_model"] = ([st.session_state["job_model"]]
                                                  + st.session_state.get("results_model", []))[:KEEP]
             st.session_state.pop("sheets", None)
         st.rerun()
-    p = job.progress()
-    left = f", about {p.remaining:.0f} s to go" if p.remaining is not None else ""
+    ps = [j.progress() for j in running]
+    fraction = sum(p.fraction for p in ps) / len(ps)
+    left = [p.remaining for p in ps]
+    left = f", about {max(left):.0f} s to go" if all(x is not None for x in left) else ""
     c1, c2 = st.columns([5, 1])
-    c1.progress(p.fraction, text=f"{p.stage.capitalize()}... {p.elapsed:.0f} s{left}")
+    c1.progress(fraction, text=f"{ps[0].stage.capitalize()}... {ps[0].elapsed:.0f} s{left}")
     if c2.button("Cancel", icon=":material/stop:"):
-        job.cancel()
-        del st.session_state["job"]
+        for j in running:
+            j.cancel()
+        del st.session_state["jobs"]
         st.rerun()
 
 
-follow()
+if st.session_state.get("jobs"):  # only then: a ticking fragment can swallow a click elsewhere on the page
+    follow()
 if "job_error" in st.session_state:
     st.error(st.session_state.pop("job_error"))
 
 
 @st.fragment
-def show_sheet(r: render.Rendered) -> None:
+def show_sheet(r: render.Rendered, slot: int) -> None:
     """The score, a section at a time for a long piece (each further section engraved on request)."""
     count = render.sections(r.notes)
+    bars = render.SECTION_BARS
     k = 0
     if count > 1:
-        k = st.select_slider("Bars", list(range(count)), 0, key="section",
-                             format_func=lambda i: f"{i * render.SECTION_BARS + 1}-{(i + 1) * render.SECTION_BARS}")
-    sheets = st.session_state.setdefault("sheets", {0: r.sheet})
-    if k not in sheets:
-        job = st.session_state.get("sheet_job")
-        if job is None or job.label != str(k):
-            if job is not None:
-                job.cancel()
-            st.session_state["sheet_job"] = jobs.Job.start(jobs.make_sheet, r.notes, r.title, k, label=str(k))
-        job = st.session_state["sheet_job"]
-        with st.spinner(f"Engraving bars {k * render.SECTION_BARS + 1}-{(k + 1) * render.SECTION_BARS}..."):
+        k = st.select_slider("Bars", list(range(count)), 0, key=f"section{slot}",
+                             format_func=lambda i: f"{i * bars + 1}-{(i + 1) * bars}")
+    sheets = st.session_state.setdefault("sheets", {})
+    sheets.setdefault((slot, 0), r.sheet)
+    if (slot, k) not in sheets:
+        with st.spinner(f"Engraving bars {k * bars + 1}-{(k + 1) * bars}..."):
+            job = jobs.Job.start(jobs.make_sheet, r.notes, r.title, k)
             while not job.done():  # this fragment's own thread waits; other sessions are not held up
                 time.sleep(0.1)
-        del st.session_state["sheet_job"]
         try:
-            sheets[k] = job.result()
+            sheets[(slot, k)] = job.result()
         except MusicgenError as e:
             st.error(str(e))
             return
-    st.image(sheets[k].svg, width="stretch")
-    label = "MusicXML" + (f" (bars {k * render.SECTION_BARS + 1}-{(k + 1) * render.SECTION_BARS})" if count > 1 else "")
-    st.download_button(label, sheets[k].musicxml, f"{stem(r)}{'' if count == 1 else f'_bars-{k + 1}'}.musicxml",
-                       "application/vnd.recordare.musicxml+xml", key="xml")
+    sheet = sheets[(slot, k)]
+    st.image(sheet.svg, width="stretch")
+    label = "MusicXML" + (f" (bars {k * bars + 1}-{(k + 1) * bars})" if count > 1 else "")
+    st.download_button(label, sheet.musicxml, f"{stem(r)}{'' if count == 1 else f'_bars-{k * bars + 1}'}.musicxml",
+                       "application/vnd.recordare.musicxml+xml", key=f"xml{slot}")
 
 
 def stem(r: render.Rendered) -> str:
     return r.title.replace(", ", "_").replace(" ", "-")
 
 
-for i, piece in enumerate(st.session_state.get("results", [])):
+def show_piece(piece: jobs.Piece, key: str, newest: bool, slot: int) -> None:
     r = piece.rendered
-    box = st.container(border=True) if i == 0 else st.expander(f"Earlier: {r.title}")
-    with box:
+    if newest:
+        st.subheader(r.title)
+        if piece.note:
+            st.info(piece.note)
+    else:
+        st.markdown(f"**{r.title}**")
+    st.caption(summarize(r.notes).text())
+    st.audio(r.ogg, format="audio/ogg")
+    if r.sound_note:
+        st.info(r.sound_note)
+    if newest:  # the sheet music travels inline with every rerun: only the newest pieces'
+        show_sheet(r, slot)
+    st.image(r.piano_roll_png)
+    c1, c2 = st.columns(2)
+    c1.download_button("MIDI", r.midi, f"{stem(r)}.mid", "audio/midi", key=f"mid{key}")
+    c2.download_button("Audio (OGG)", r.ogg, f"{stem(r)}.ogg", "audio/ogg", key=f"ogg{key}")
+
+
+for i, made in enumerate(st.session_state.get("results", [])):
+    titles = " | ".join(p.rendered.title for p in made)
+    with st.container(border=True) if i == 0 else st.expander(f"Earlier: {titles}"):
+        places = st.columns(len(made)) if len(made) > 1 else [st.container()]
+        for slot, (place, piece) in enumerate(zip(places, made)):
+            with place:
+                show_piece(piece, f"{i}-{slot}", i == 0, slot)
         if i == 0:
-            st.subheader(r.title)
-            if piece.note:
-                st.info(piece.note)
-        st.caption(summarize(r.notes).text())
-        st.audio(r.ogg, format="audio/ogg")
-        if r.sound_note:
-            st.info(r.sound_note)
-        if i == 0:  # the sheet music travels inline with every rerun: only the newest piece's
-            show_sheet(r)
-        st.image(r.piano_roll_png)
-        c1, c2 = st.columns(2)
-        c1.download_button("MIDI", r.midi, f"{stem(r)}.mid", "audio/midi", key=f"mid{i}")
-        c2.download_button("Audio (OGG)", r.ogg, f"{stem(r)}.ogg", "audio/ogg", key=f"ogg{i}")
-        if i == 0:
+            r = made[0].rendered
             with st.expander("Notes table"):
                 st.dataframe(note_rows(r.notes), hide_index=True)
             if st.button("Compare with the music the model learned from", key="compare"):

@@ -2,6 +2,7 @@
 
 import time
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -76,7 +77,7 @@ def test_generate_page_makes_music(app_env):
     assert at.get("audio"), "no audio player"
     images = at.get("image")
     assert images, "no sheet music or piano roll"
-    results = [p.rendered for p in at.session_state["results"]]
+    results = [p.rendered for p in at.session_state["results"][0]]
     assert len(results) == 1 and "<svg" in results[0].sheet.svg and results[0].ogg[:4] == b"OggS"
     assert results[0].midi[:4] == b"MThd" and b"score-partwise" in results[0].sheet.musicxml
     next(b for b in at.button if b.label == "Roll the dice").click().run()
@@ -102,7 +103,7 @@ def test_generate_page_harmonizes_a_chorale_soprano(app_env, small_builtins):
     next(b for b in at.button if b.label == "Harmonize").click().run()
     made(at)
     assert not at.exception and not at.error
-    result = at.session_state["results"][0].rendered
+    result = at.session_state["results"][0][0].rendered
     soprano = corpus.open_dataset("bach-chorales", root=small_builtins).piece(piece).notes
     soprano = soprano.take(soprano.voice == 0)
     top = result.notes.take(result.notes.voice == 0)
@@ -188,9 +189,21 @@ def test_a_piece_being_made_can_be_cancelled(app_env):
     at = page("generate", model="tiny-poly")
     at.slider[1].set_value(2000)
     next(b for b in at.button if b.label == "Generate").click().run()
-    job = at.session_state["job"]
+    job = at.session_state["jobs"][0]
     assert job.process.is_alive()
     next(b for b in at.button if b.label == "Cancel").click().run()
-    assert not at.exception and "job" not in at.session_state
+    assert not at.exception and "jobs" not in at.session_state
     assert not job.process.is_alive() and job.process.exitcode is not None  # stopped and reaped
     assert not job.folder.exists() and "results" not in at.session_state
+
+
+def test_two_temperatures_side_by_side(app_env):
+    at = page("generate", model="tiny-poly", other_temperature=1.8)
+    at.slider[1].set_value(16)
+    next(c for c in at.checkbox if c.label.startswith("Side by side")).check().run()
+    next(b for b in at.button if b.label == "Generate").click().run()
+    made(at)
+    pair = [p.rendered for p in at.session_state["results"][0]]
+    assert len(pair) == 2 and "temperature 1.8" in pair[1].title and "temperature 1.8" not in pair[0].title
+    assert len(at.get("audio")) == 2 and not at.exception
+    assert not all(np.array_equal(a, b) for a, b in [(pair[0].notes.pitch, pair[1].notes.pitch)])

@@ -88,15 +88,18 @@ def slide_to_the_end(page, label: str) -> None:
 
 
 def test_a_deep_link_to_a_fresh_server_looks_like_any_visit(app_url, browser):
-    """The first request of this server is /train: the sidebar must show the app's navigation and captions."""
+    """The first request of this server is /generate: the sidebar must show the app's navigation and
+    captions, and the first click must count (it was lost once: the widgets belonged to the other mode)."""
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{app_url}/train")
-    page.get_by_role("heading", name="Train", exact=True).wait_for(timeout=60_000)
+    page.goto(f"{app_url}/generate")
+    page.get_by_role("heading", name="Generate", exact=True).wait_for(timeout=60_000)
     sidebar = page.locator("[data-testid='stSidebar']")
-    sidebar.get_by_text("Generate", exact=True).wait_for(timeout=30_000)
+    sidebar.get_by_text("Train", exact=True).wait_for(timeout=30_000)
     sidebar.get_by_text("Dataset:").wait_for(timeout=10_000)
     assert sidebar.get_by_text("app", exact=True).count() == 0  # no raw file names
+    page.get_by_role("button", name="Generate").click()
+    page.locator("audio").first.wait_for(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "deep-link.png"))
     page.close()
 
