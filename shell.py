@@ -20,8 +20,13 @@ def secrets() -> dict:
         return {}
 
 
+_navigated = False  # whether this server has drawn the navigation yet
+
+
 def chrome():
     """Page setup, the navigation and the shared sidebar; returns the page the address asks for."""
+    global _navigated
+    _navigated = True
     st.set_page_config(page_title="musicgen", page_icon=":musical_note:", layout="wide")
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)])
@@ -43,5 +48,7 @@ def enter() -> None:
     too, which also ends that mode for the server; then run it again the app's way at once (its widgets
     belong to the other mode's page, so a first click on them would be lost)."""
     if PagesManager.uses_pages_directory:
+        first = not _navigated
         chrome()
-        st.rerun()
+        if first:
+            st.rerun()

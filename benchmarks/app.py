@@ -130,7 +130,12 @@ def main() -> None:
             time.sleep(0.5)
             page.get_by_role("button", name="Generate").click()
             page.get_by_role("button", name="Cancel").wait_for(timeout=30_000)
+            time.sleep(1.0)  # into the composing
             other = browser.new_page()
+            start = time.perf_counter()
+            other.goto(f"{url}/dataset")  # once, so the page's caches are warm, as in a class
+            other.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=60_000)
+            first_visit = time.perf_counter() - start
             start = time.perf_counter()
             other.goto(f"{url}/dataset")
             other.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=60_000)
@@ -148,8 +153,8 @@ def main() -> None:
     print(f"  in the browser, first click (the worker warming)  {first:6.2f} s  {old / first:5.2f}x")
     print(f"  in the browser, second click (median of {args.clicks})       {second:6.2f} s  {old / second:5.2f}x"
           f"   goal: <= 2 s")
-    print(f"  a second session's Dataset page while the first makes a 2000-event piece: {answered:.2f} s"
-          f"{'' if busy else ' (the long piece was already done)'}   goal: < 1 s")
+    print(f"  a second session's Dataset page while the first makes a 2000-event piece: {answered:.2f} s again, "
+          f"{first_visit:.2f} s the first time{'' if busy else ' (the long piece was already done)'}   goal: < 1 s")
 
 
 if __name__ == "__main__":

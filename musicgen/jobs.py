@@ -23,6 +23,7 @@ from .errors import MusicgenError
 PRELOAD = ["numpy", "musicgen.sample", "musicgen.render", "music21", "verovio", "pretty_midi", "soundfile",
            "matplotlib.figure"]
 PROGRESS_EVERY_S = 0.2  # the job writes its progress at most this often
+JOB_NICENESS = 5  # added to a job's nice value (and its helper's)
 STALE_JOB_S = 24 * 3600  # job folders older than this (a server killed mid-job) are removed
 _context = None
 
@@ -205,6 +206,10 @@ def _main(folder: str, task, args) -> None:
     """The job process: runs the task, leaves result.pkl or error.txt (each written whole, then renamed)."""
     out = Path(folder)
     last = [0.0]
+    try:
+        os.nice(JOB_NICENESS)  # background work: the server's pages come first on a busy machine
+    except OSError:
+        pass
 
     def progress(fraction: float, stage: str) -> None:
         now = time.monotonic()

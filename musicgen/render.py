@@ -90,10 +90,11 @@ def _fluidsynth(notes: Notes, sample_rate: int, sf2: Path) -> np.ndarray:
         channel = {p: c for p, c in zip(programs, [c for c in range(16) if c != 9])}
         for p, c in channel.items():
             synth.program_select(c, font, 0, p)
-        events = sorted([(float(t), 1, int(c), int(k), int(v)) for t, k, v, c in
-                         zip(notes.start, notes.pitch, notes.velocity, (channel.get(p, 0) for p in notes.program.tolist()))]
-                        + [(float(t), 0, int(channel.get(p, 0)), int(k), 0) for t, k, p in
-                           zip(notes.end, notes.pitch, notes.program.tolist())])  # at one time, offs first
+        chans = [channel.get(p, 0) for p in notes.program.tolist()]  # past 15 programs: the first channel
+        events = sorted([(float(t), 1, c, int(k), int(v)) for t, k, v, c in
+                         zip(notes.start, notes.pitch, notes.velocity, chans)]
+                        + [(float(t), 0, c, int(k), 0) for t, k, c in
+                           zip(notes.end, notes.pitch, chans)])  # at one time, offs first
         chunks, at = [], 0
         for t, on, c, k, v in events:
             frame = int(round(t * sample_rate))

@@ -42,111 +42,117 @@ models = [m for m in store.list_models() if (m.folder / "weights.npz").exists()]
 if not models:
     st.warning("There is no trained model yet: train one on the Train page.")
     st.stop()
-mode = st.radio("Make", ["A new piece", "Harmonize a melody"], horizontal=True,
-                help="a new piece from the model alone, or voices written under a melody you give")
-harmonizing = mode == "Harmonize a melody"
-if harmonizing:
-    models = [m for m in models if m.family == "polyphony"]
-    if not models:
-        st.warning("Harmonizing needs a polyphony model; train one on the Train page (family polyphony).")
-        st.stop()
-names = [m.name for m in models]
-try:
-    preferred = store.HARMONIZE_MODEL if harmonizing else (st.session_state.get("model") or store.default_model().name)
-except MusicgenError:
-    preferred = names[0]
-c1, c2 = st.columns([2, 1])
-name = c1.selectbox("Model", names, index=names.index(preferred) if preferred in names else 0,
-                    format_func=lambda n: f"{n} ({next(m.family for m in models if m.name == n)})")
-if not harmonizing:
-    st.session_state["model"] = name
-INSTRUMENTS = {0: "Piano", 19: "Church organ", 40: "Violin", 73: "Flute", 24: "Guitar", 52: "Choir"}
-program = c2.selectbox("Instrument", list(INSTRUMENTS), format_func=INSTRUMENTS.get)
+projector = st.toggle("Projector view", key="projector",
+                      help="for a class: large type, the music first, the settings folded away")
+if projector:
+    st.html("<style>html { font-size: 22px; } [data-testid='stMainBlockContainer'] { max-width: 100%; }</style>")
+with st.expander("Settings", icon=":material/tune:") if projector else st.container():
+    mode = st.radio("Make", ["A new piece", "Harmonize a melody"], horizontal=True,
+                    help="a new piece from the model alone, or voices written under a melody you give")
+    harmonizing = mode == "Harmonize a melody"
+    if harmonizing:
+        models = [m for m in models if m.family == "polyphony"]
+        if not models:
+            st.warning("Harmonizing needs a polyphony model; train one on the Train page (family polyphony).")
+            st.stop()
+    names = [m.name for m in models]
+    try:
+        preferred = (store.HARMONIZE_MODEL if harmonizing
+                     else st.session_state.get("model") or store.default_model().name)
+    except MusicgenError:
+        preferred = names[0]
+    c1, c2 = st.columns([2, 1])
+    name = c1.selectbox("Model", names, index=names.index(preferred) if preferred in names else 0,
+                        format_func=lambda n: f"{n} ({next(m.family for m in models if m.name == n)})")
+    if not harmonizing:
+        st.session_state["model"] = name
+    INSTRUMENTS = {0: "Piano", 19: "Church organ", 40: "Violin", 73: "Flute", 24: "Guitar", 52: "Choir"}
+    program = c2.selectbox("Instrument", list(INSTRUMENTS), format_func=INSTRUMENTS.get)
 
-c1, c2, c3 = st.columns(3)
-temperature = c1.slider("Temperature", *field_range(SampleConfig, "temperature"),
-                        store.default_temperature(store.model_path(name)), 0.05,
-                        help="lower is safer and more repetitive, higher is wilder")
-if harmonizing:
-    voices = c2.slider("Voices", 2, field_range(SampleConfig, "voices")[1], 4,
-                       help="voices in all, the melody included")
-    length = SampleConfig().length
-else:
-    length = c2.slider("Length (notes or chords)", *field_range(SampleConfig, "length"), 120)
-    voices = SampleConfig().voices
-    cap = jobs.length_cap(pace["seconds_per_event"])
-    if length > cap:
-        c2.caption(f"Capped at {cap} on this computer: a longer piece would take more than "
-                   f"{jobs.MAX_JOB_S // 60} minutes to make.")
-        length = cap
-st.session_state.setdefault("seed", 0)
-with c3:
-    seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", help="the same seed gives the same piece")
-    # a callback: it runs before the script, when the seed widget may still be changed
-    st.button("Roll the dice", icon=":material/casino:",
-              on_click=lambda: st.session_state.update(seed=random.randrange(2**31 - 1)))
+    c1, c2, c3 = st.columns(3)
+    temperature = c1.slider("Temperature", *field_range(SampleConfig, "temperature"),
+                            store.default_temperature(store.model_path(name)), 0.05,
+                            help="lower is safer and more repetitive, higher is wilder")
+    if harmonizing:
+        voices = c2.slider("Voices", 2, field_range(SampleConfig, "voices")[1], 4,
+                           help="voices in all, the melody included")
+        length = SampleConfig().length
+    else:
+        length = c2.slider("Length (notes or chords)", *field_range(SampleConfig, "length"), 120)
+        voices = SampleConfig().voices
+        cap = jobs.length_cap(pace["seconds_per_event"])
+        if length > cap:
+            c2.caption(f"Capped at {cap} on this computer: a longer piece would take more than "
+                       f"{jobs.MAX_JOB_S // 60} minutes to make.")
+            length = cap
+    st.session_state.setdefault("seed", 0)
+    with c3:
+        seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", help="the same seed gives the same piece")
+        # a callback: it runs before the script, when the seed widget may still be changed
+        st.button("Roll the dice", icon=":material/casino:",
+                  on_click=lambda: st.session_state.update(seed=random.randrange(2**31 - 1)))
 
-choices = (["A German folk song", "A chorale's soprano"] if harmonizing else
-           ["None: start like a piece", "A piece from a dataset"])
-choices += ["My MIDI file"] if st.session_state.get("may_change") else []  # an upload: see app.py
-kind = st.radio("Melody" if harmonizing else "Primer", choices, horizontal=True)
-given, given_name = None, None
-try:
-    if kind in ("A German folk song", "A chorale's soprano"):
-        key = "essen-folk" if kind == "A German folk song" else "bach-chorales"
-        data = corpus.open_dataset(key)
-        given_name = st.selectbox("Melody", [p.name for p in data.pieces])
-        given = data.piece(given_name).notes
-        if key == "bach-chorales":
-            given = given.take(given.voice == 0)  # the soprano's own track
-        st.caption(f"Melody: {summarize(given).text()}")
-    elif kind == "A piece from a dataset":
-        c1, c2, c3 = st.columns(3)
-        infos = [i.name for i in corpus.list_datasets() if i.built]
-        ds = c1.selectbox("Dataset", infos)
-        data = corpus.open_dataset(ds) if ds else None
-        given_name = c2.selectbox("Piece", [p.name for p in data.pieces]) if data else None
-        count = c3.slider("Primer notes", 4, 128, 32)
-        given = data.piece(given_name).notes.head(count) if given_name else None
-    elif kind == "My MIDI file":
-        upload = st.file_uploader("A MIDI file" + (" with the melody" if harmonizing else " to continue"),
-                                  type=["mid", "midi"])
-        if upload is not None:
-            given_name = upload.name
-            given = read_midi(upload.getvalue(), name=upload.name)
-            given = given if harmonizing else given.head(64)
-            st.caption(f"{'Melody' if harmonizing else 'Primer'}: {summarize(given).text()}")
-except MusicgenError as e:
-    st.error(str(e))
-
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def step_model(folder: str, mtime: float):
-    return store.load_step_model(folder)  # shared between sessions: never mutated
+    choices = (["A German folk song", "A chorale's soprano"] if harmonizing else
+               ["None: start like a piece", "A piece from a dataset"])
+    choices += ["My MIDI file"] if st.session_state.get("may_change") else []  # an upload: see app.py
+    kind = st.radio("Melody" if harmonizing else "Primer", choices, horizontal=True)
+    given, given_name = None, None
+    try:
+        if kind in ("A German folk song", "A chorale's soprano"):
+            key = "essen-folk" if kind == "A German folk song" else "bach-chorales"
+            data = corpus.open_dataset(key)
+            given_name = st.selectbox("Melody", [p.name for p in data.pieces])
+            given = data.piece(given_name).notes
+            if key == "bach-chorales":
+                given = given.take(given.voice == 0)  # the soprano's own track
+            st.caption(f"Melody: {summarize(given).text()}")
+        elif kind == "A piece from a dataset":
+            c1, c2, c3 = st.columns(3)
+            infos = [i.name for i in corpus.list_datasets() if i.built]
+            ds = c1.selectbox("Dataset", infos)
+            data = corpus.open_dataset(ds) if ds else None
+            given_name = c2.selectbox("Piece", [p.name for p in data.pieces]) if data else None
+            count = c3.slider("Primer notes", 4, 128, 32)
+            given = data.piece(given_name).notes.head(count) if given_name else None
+        elif kind == "My MIDI file":
+            upload = st.file_uploader("A MIDI file" + (" with the melody" if harmonizing else " to continue"),
+                                      type=["mid", "midi"])
+            if upload is not None:
+                given_name = upload.name
+                given = read_midi(upload.getvalue(), name=upload.name)
+                given = given if harmonizing else given.head(64)
+                st.caption(f"{'Melody' if harmonizing else 'Primer'}: {summarize(given).text()}")
+    except MusicgenError as e:
+        st.error(str(e))
 
 
-other = st.session_state.get("other_temperature", 1.5 if temperature < 1.0 else 0.5)
-if not harmonizing:
-    with st.expander("What the model hears", icon=":material/hearing:"):
-        other = st.slider("Compare with temperature", *field_range(SampleConfig, "temperature"), other, 0.05,
-                          key="other_temperature")
-        try:
-            folder = store.check_model(name)
-            model = step_model(str(folder), (folder / "weights.npz").stat().st_mtime)
-            temps = (temperature, other)
-            choices = next_choices(model, given, temps)
-            best = choices[0]
-            st.write(f"{'After the primer' if given is not None else 'At the start of a piece'}, the model's "
-                     f"likeliest first choice is **{best.name}**: {100 * best.chances[0]:.0f}% at temperature "
-                     f"{temps[0]:g}, {100 * best.chances[1]:.0f}% at {temps[1]:g}. A lower temperature makes it "
-                     f"choose what it finds likely more often; a higher one gives the long shots a chance.")
-            st.image(render.png(render.choices_figure(choices, temps)))
-        except MusicgenError as e:
-            st.error(str(e))
-both = st.checkbox(f"Side by side: the same seed at temperature {other:g} too",
-                   help="two pieces to compare, with their scores and sound (the second temperature is set "
-                        "under 'What the model hears')")
+
+    @st.cache_resource(max_entries=4, show_spinner=False)
+    def step_model(folder: str, mtime: float):
+        return store.load_step_model(folder)  # shared between sessions: never mutated
+
+
+    other = st.session_state.get("other_temperature", 1.5 if temperature < 1.0 else 0.5)
+    if not harmonizing:
+        with st.expander("What the model hears", icon=":material/hearing:"):
+            other = st.slider("Compare with temperature", *field_range(SampleConfig, "temperature"), other, 0.05,
+                              key="other_temperature")
+            try:
+                folder = store.check_model(name)
+                model = step_model(str(folder), (folder / "weights.npz").stat().st_mtime)
+                temps = (temperature, other)
+                choices = next_choices(model, given, temps)
+                best = choices[0]
+                st.write(f"{'After the primer' if given is not None else 'At the start of a piece'}, the model's "
+                         f"likeliest first choice is **{best.name}**: {100 * best.chances[0]:.0f}% at temperature "
+                         f"{temps[0]:g}, {100 * best.chances[1]:.0f}% at {temps[1]:g}. A lower temperature makes it "
+                         f"choose what it finds likely more often; a higher one gives the long shots a chance.")
+                st.image(render.png(render.choices_figure(choices, temps)))
+            except MusicgenError as e:
+                st.error(str(e))
+    both = st.checkbox(f"Side by side: the same seed at temperature {other:g} too",
+                       help="two pieces to compare, with their scores and sound (the second temperature is set "
+                            "under 'What the model hears')")
 
 
 def request(folder: Path, t: float) -> jobs.PieceRequest:
@@ -178,7 +184,7 @@ if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":
         st.error(str(e))
 
 
-@st.fragment(run_every=0.4)
+@st.fragment(run_every=0.25)
 def follow() -> None:
     """The pieces being made: progress, an estimate and Cancel; the result joins the page when all are done."""
     running = st.session_state.get("jobs")

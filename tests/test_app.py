@@ -207,3 +207,13 @@ def test_two_temperatures_side_by_side(app_env):
     assert len(pair) == 2 and "temperature 1.8" in pair[1].title and "temperature 1.8" not in pair[0].title
     assert len(at.get("audio")) == 2 and not at.exception
     assert not all(np.array_equal(a, b) for a, b in [(pair[0].notes.pitch, pair[1].notes.pitch)])
+
+
+def test_projector_view_folds_the_settings_away(app_env):
+    at = page("generate", model="tiny-poly", projector=True)
+    assert not at.exception
+    assert any(e.label == "Settings" for e in at.expander)  # the settings, folded
+    at.slider[1].set_value(16)
+    next(b for b in at.button if b.label == "Generate").click().run()
+    made(at)
+    assert at.get("audio") and not at.exception
