@@ -1,3 +1,4 @@
+import hashlib
 import random
 import time
 from pathlib import Path
@@ -16,6 +17,13 @@ from musicgen.sample import next_choices
 shell.enter()
 
 KEEP = 3  # results kept on the page to compare
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def what_it_hears(folder: str, mtime: float, primer_key: str, temps: tuple, _primer) -> tuple[list, bytes]:
+    """The model's likeliest next choices after the primer (named by primer_key), and their chart."""
+    choices = next_choices(store.load_step_model(folder), _primer, temps)
+    return choices, render.png(render.choices_figure(choices, temps))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -127,9 +135,6 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
 
 
 
-    @st.cache_resource(max_entries=4, show_spinner=False)
-    def step_model(folder: str, mtime: float):
-        return store.load_step_model(folder)  # shared between sessions: never mutated
 
 
     other = st.session_state.get("other_temperature", 1.5 if temperature < 1.0 else 0.5)
@@ -139,15 +144,17 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
                               key="other_temperature")
             try:
                 folder = store.check_model(name)
-                model = step_model(str(folder), (folder / "weights.npz").stat().st_mtime)
                 temps = (temperature, other)
-                choices = next_choices(model, given, temps)
+                primer_key = (hashlib.md5(given.pitch.tobytes() + given.start_beat.tobytes()).hexdigest()
+                              if given is not None else "")
+                choices, chart = what_it_hears(str(folder), (folder / "weights.npz").stat().st_mtime, primer_key,
+                                               temps, given)
                 best = choices[0]
                 st.write(f"{'After the primer' if given is not None else 'At the start of a piece'}, the model's "
                          f"likeliest first choice is **{best.name}**: {100 * best.chances[0]:.0f}% at temperature "
                          f"{temps[0]:g}, {100 * best.chances[1]:.0f}% at {temps[1]:g}. A lower temperature makes it "
                          f"choose what it finds likely more often; a higher one gives the long shots a chance.")
-                st.image(render.png(render.choices_figure(choices, temps)))
+                st.image(chart)
             except MusicgenError as e:
                 st.error(str(e))
     both = st.checkbox(f"Side by side: the same seed at temperature {other:g} too",
