@@ -274,14 +274,18 @@ def make_piece(request: PieceRequest, progress=None) -> Piece:
     else:
         result = generate(model, request.sampling, request.primer, store.model_quotes(Path(request.model)),
                           progress=composing)
-    rendered = render.render_all(result.notes, request.title, request.program,
-                                 lambda f, stage: say(COMPOSE_SHARE + (1 - COMPOSE_SHARE) * f, stage))
+    notes, seam = result.notes, None
+    if request.primer is not None and result.after is not None:  # the primer plays and engraves too
+        notes = request.primer.joined(result.notes, result.after)
+        seam = result.after + (float(result.notes.start_beat.min()) if len(result.notes) else 0.0)
+    rendered = render.render_all(notes, request.title, request.program,
+                                 lambda f, stage: say(COMPOSE_SHARE + (1 - COMPOSE_SHARE) * f, stage), seam)
     say(1.0, "done")
     return Piece(rendered, result.note)
 
 
-def make_sheet(notes, title: str, k: int, progress=None):
+def make_sheet(notes, title: str, k: int, seam: float | None = None, progress=None):
     from . import render
 
     (progress or (lambda f, s: None))(0.0, "engraving")
-    return render.sheet(notes, title, k)
+    return render.sheet(notes, title, k, seam)

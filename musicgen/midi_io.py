@@ -296,6 +296,23 @@ class Notes:
         start = at + np.floor(max(0.0, beat - at) / bar) * bar if beat >= at else 0.0
         return float(self.tempo_map.seconds(start))
 
+    def excerpt(self, first: int, count: int) -> Notes:
+        """Notes first .. first + count - 1, moved so that the bar holding the first starts at 0."""
+        part = self.take(slice(max(0, int(first)), max(0, int(first)) + max(0, int(count))))
+        if not len(part):
+            return part
+        return part.shifted(-self.bar_start(float(part.start[0])))
+
+    def joined(self, after: Notes, at_beat: float) -> Notes:
+        """These notes, then `after` (its beat 0 at `at_beat` of these), on this table's tempo map and
+        signatures: a primer and its continuation as one piece."""
+        start = np.concatenate([self.start_beat, after.start_beat + at_beat])
+        end = np.concatenate([self.end_beat, after.end_beat + at_beat])
+        cols = {c: np.concatenate([getattr(self, c), getattr(after, c)]) for c in ("pitch", "velocity", "program",
+                                                                                  "voice")}
+        return Notes.from_beats(cols["pitch"], start, end, cols["velocity"], cols["program"], cols["voice"],
+                                self.tempo_map, self.meter, self.keys)
+
     def key_signature(self) -> tuple[int, bool]:
         """(sharps, minor): the first key signature of the file, else estimated from the notes; also estimated
         where the notes plainly contradict it (Essen's K: field names only the tonic: K:A over an A-minor tune)."""

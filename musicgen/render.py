@@ -139,10 +139,14 @@ TRIPLETS_IF_BETTER = 0.5  # use a triplet grid only when it halves the timing er
 MAX_ENGRAVED_VOICES = 4  # more parts than this are drawn as chords on a grand staff
 
 
-def score(notes: Notes, title: str = "musicgen"):
+SEAM_TEXT = "the model from here"  # written over the staff where a continuation leaves its primer
+
+
+def score(notes: Notes, title: str = "musicgen", seam: float | None = None):
     """A music21 Score that reads like sheet music: the file's (or an estimated) key and time signature,
     quantized rhythm, treble and bass staves. Up to four voices are drawn as voices, two per staff
-    (stems up and down); other textures are chordified."""
+    (stems up and down); other textures are chordified. seam: the beat where the model's music begins
+    after a primer, marked over the top staff."""
     from music21 import layout, metadata, stream, tempo
 
     grid = _grid(np.concatenate([notes.start_beat, notes.end_beat]))
@@ -159,11 +163,29 @@ def score(notes: Notes, title: str = "musicgen"):
         sc.insert(0, layout.StaffGroup(list(sc.parts), symbol="brace"))
     if not voiced:
         sc.parts[0].insert(0, mark)
-        return sc.makeNotation()
-    sc.parts[0].getElementsByClass("Measure")[0].insert(0, mark)
-    for part in sc.parts:
-        part.makeAccidentals(inPlace=True)
+        sc = sc.makeNotation()
+    else:
+        sc.parts[0].getElementsByClass("Measure")[0].insert(0, mark)
+        for part in sc.parts:
+            part.makeAccidentals(inPlace=True)
+    if seam is not None:
+        _mark_seam(sc.parts[0], seam)
     return sc
+
+
+def _mark_seam(part, beat: float) -> None:
+    from music21 import expressions
+
+    at = 0.0  # measures in order, their lengths summed (voice staves do not keep measure offsets)
+    for measure in part.getElementsByClass("Measure"):
+        length = float(measure.duration.quarterLength)
+        if at <= beat + 1e-6 < at + length:
+            text = expressions.TextExpression(SEAM_TEXT)
+            text.style.fontStyle = "italic"
+            text.placement = "above"
+            measure.insert(max(0.0, beat - at), text)
+            return
+        at += length
 
 
 def _key(notes: Notes):
@@ -343,13 +365,13 @@ def _spell(part, found_key) -> None:
                 p.getEnharmonic(inPlace=True)
 
 
-def musicxml(notes: Notes, title: str = "musicgen") -> bytes:
+def musicxml(notes: Notes, title: str = "musicgen", seam: float | None = None) -> bytes:
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     from .errors import MusicgenError
 
     try:
-        return GeneralObjectExporter(score(notes, title)).parse()
+        return GeneralObjectExporter(score(notes, title, seam)).parse()
     except Exception as e:  # music21 raises many kinds; the page and the CLI need a sentence
         raise MusicgenError(f"The sheet music could not be written ({type(e).__name__}: {e}).") from None
 
@@ -383,7 +405,7 @@ def _figure(width: float, height: float):
 
 
 def piano_roll(notes: Notes, first: int | None = None, window: tuple[float, float] | None = None,
-               title: str | None = None):
+               title: str | None = None, seam: float | None = None):
     """A matplotlib Figure of the notes as bars (time in seconds, pitch with note names), shaded by velocity.
 
     first: only the first N notes; window: only notes starting in [t0, t1) seconds.
@@ -408,6 +430,10 @@ def piano_roll(notes: Notes, first: int | None = None, window: tuple[float, floa
         ax.barh(black, t1 - t0, left=t0, height=1.0, color="0.94", edgecolor="none", zorder=0)
     else:
         ax.text(0.5, 0.5, "no notes", ha="center", va="center", transform=ax.transAxes)
+    if seam is not None:  # seconds: where the model's continuation leaves its primer
+        ax.axvline(seam, color="#c0392b", linewidth=1.5)
+        ax.annotate(SEAM_TEXT, (seam, 1.0), xycoords=("data", "axes fraction"), xytext=(4, -12),
+                    textcoords="offset points", color="#c0392b", fontsize=9, style="italic")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("pitch")
     ax.grid(axis="x", alpha=0.3)
@@ -490,8 +516,10 @@ class Sheet:
     svg: str
 
 
-def sheet(notes: Notes, title: str, k: int = 0) -> Sheet:
-    xml = musicxml(section(notes, k), section_title(title, notes, k))
+def sheet(notes: Notes, title: str, k: int = 0, seam: float | None = None) -> Sheet:
+    at = None if seam is None else seam - k * SECTION_BARS * notes.bar_length()
+    xml = musicxml(section(notes, k), section_title(title, notes, k),
+                   at if at is not None and 0 <= at < SECTION_BARS * notes.bar_length() else None)
     return Sheet(k, xml, engrave(xml))
 
 
@@ -506,23 +534,24 @@ class Rendered:
     sound_note: str | None  # why the sound is plain, when FluidSynth is missing
     sheet: Sheet  # the first section of the score; sections(notes) says how many there are
     piano_roll_png: bytes
+    seam: float | None = None  # beat where the model's music begins after a primer (marked in score and roll)
 
 
 PAGE_SAMPLE_RATE = 32000  # Hz: the page's sound (all a General MIDI piano has), a third less work than 44.1 kHz
 
 
-def render_all(notes: Notes, title: str, program: int = 0, progress=None) -> Rendered:
+def render_all(notes: Notes, title: str, program: int = 0, progress=None, seam: float | None = None) -> Rendered:
     """Sound, score (first section), piano roll and MIDI; the sound is made beside the rest where it can be
     (a forked process), so a 2-core machine renders in about the time of the slower of the two."""
     say = progress or (lambda fraction, stage: None)
     say(0.0, "playing and engraving")
     sound = _beside(lambda: (lambda a: (a.ogg, a.note))(audio(notes, program, PAGE_SAMPLE_RATE)))
-    first = sheet(notes, title, 0)
+    first = sheet(notes, title, 0, seam)
     say(0.6, "drawing the piano roll")
-    roll = png(piano_roll(notes, title=title))
+    roll = png(piano_roll(notes, title=title, seam=None if seam is None else float(notes.tempo_map.seconds(seam))))
     say(0.8, "playing")
     ogg, note = sound()
-    return Rendered(title, notes, write_midi(notes), ogg, note, first, roll)
+    return Rendered(title, notes, write_midi(notes), ogg, note, first, roll, seam)
 
 
 BESIDE_TIMEOUT_S = 300  # a forked helper that has not answered by then is stopped, and the work done here

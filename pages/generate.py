@@ -104,7 +104,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
                ["None: start like a piece", "A piece from a dataset"])
     choices += ["My MIDI file"] if st.session_state.get("may_change") else []  # an upload: see app.py
     kind = st.radio("Melody" if harmonizing else "Primer", choices, horizontal=True)
-    given, given_name = None, None
+    given, given_name, source, primer_label = None, None, None, None
     try:
         if kind in ("A German folk song", "A chorale's soprano"):
             key = "essen-folk" if kind == "A German folk song" else "bach-chorales"
@@ -113,29 +113,31 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
             given = data.piece(given_name).notes
             if key == "bach-chorales":
                 given = given.take(given.voice == 0)  # the soprano's own track
-            st.caption(f"Melody: {summarize(given).text()}")
         elif kind == "A piece from a dataset":
-            c1, c2, c3 = st.columns(3)
+            c1, c2 = st.columns(2)
             infos = [i.name for i in corpus.list_datasets() if i.built]
             ds = c1.selectbox("Dataset", infos)
             data = corpus.open_dataset(ds) if ds else None
             given_name = c2.selectbox("Piece", [p.name for p in data.pieces]) if data else None
-            count = c3.slider("Primer notes", 4, 128, 32)
-            given = data.piece(given_name).notes.head(count) if given_name else None
+            source = data.piece(given_name).notes if given_name else None
         elif kind == "My MIDI file":
             upload = st.file_uploader("A MIDI file" + (" with the melody" if harmonizing else " to continue"),
                                       type=["mid", "midi"])
             if upload is not None:
                 given_name = upload.name
-                given = read_midi(upload.getvalue(), name=upload.name)
-                given = given if harmonizing else given.head(64)
-                st.caption(f"{'Melody' if harmonizing else 'Primer'}: {summarize(given).text()}")
+                source = read_midi(upload.getvalue(), name=upload.name)
+                given = source if harmonizing else None
+        if not harmonizing and source is not None and len(source):
+            c1, c2 = st.columns(2)
+            count = c1.slider("Primer notes", 4, 128, max(4, min(32, len(source))))
+            begin = c2.slider("Starting at note", 1, max(2, len(source)), 1,
+                              help="where in the piece the primer starts (from the bar that holds that note)")
+            given = source.excerpt(begin - 1, count)
+            primer_label = f"notes {begin}-{begin - 1 + len(given)} of {Path(given_name).stem}"
+        if given is not None:
+            st.caption(f"{'Melody' if harmonizing else 'Primer'}: {summarize(given).text()}")
     except MusicgenError as e:
         st.error(str(e))
-
-
-
-
 
     other = st.session_state.get("other_temperature", 1.5 if temperature < 1.0 else 0.5)
     if not harmonizing:
@@ -167,8 +169,7 @@ def request(folder: Path, t: float) -> jobs.PieceRequest:
     if harmonizing:
         title = f"{Path(given_name).stem} harmonized by {name}, {voices} voices"
     else:
-        title = f"{name}, {length} events" + (f", after {len(given)} notes of {Path(given_name).stem}"
-                                              if given is not None else "")
+        title = f"{name}, {length} events" + (f", after {primer_label}" if given is not None else "")
     title += f", temperature {t:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"
     settings = SampleConfig(length=length, temperature=t, seed=int(seed), voices=voices)
     return jobs.PieceRequest(str(folder), settings, title, program, primer=None if harmonizing else given,
@@ -243,7 +244,7 @@ def show_sheet(r: render.Rendered, slot: int) -> None:
     sheets.setdefault((slot, 0), r.sheet)
     if (slot, k) not in sheets:
         with st.spinner(f"Engraving bars {k * bars + 1}-{(k + 1) * bars}..."):
-            job = jobs.Job.start(jobs.make_sheet, r.notes, r.title, k)
+            job = jobs.Job.start(jobs.make_sheet, r.notes, r.title, k, r.seam)
             while not job.done():  # this fragment's own thread waits; other sessions are not held up
                 time.sleep(0.1)
         try:

@@ -79,3 +79,21 @@ def test_a_piece_is_made_and_rendered_in_a_job(tmp_path, tiny_models, small_buil
 def test_the_length_cap_follows_the_pace():
     assert jobs.length_cap(0.01) == jobs.MAX_JOB_S * 100
     assert jobs.length_cap(100.0) == 8
+
+
+@pytest.mark.parametrize("model", ["tiny-poly", "tiny-nc", "tiny-psd"])
+def test_a_continuation_plays_and_engraves_after_its_primer(tmp_path, tiny_models, small_builtins, monkeypatch,
+                                                            model):
+    from musicgen import corpus
+    from musicgen.config import SampleConfig
+    from musicgen.render import SEAM_TEXT
+
+    monkeypatch.setenv("MUSICGEN_DATA_DIR", str(small_builtins))
+    primer = corpus.open_dataset("bach-chorales").pieces[0].notes.excerpt(0, 24)
+    request = jobs.PieceRequest(str(tiny_models / model), SampleConfig(length=12, seed=1), "t", 0, primer=primer)
+    r = jobs.make_piece(request).rendered
+    assert len(r.notes) > len(primer) and r.seam is not None
+    assert r.seam >= primer.start_beat.max() - 1e-6 - 4  # in or after the bar of the primer's last onset
+    later = r.notes.start_beat >= r.seam - 1e-6
+    assert later.sum() >= len(r.notes) - len(primer)  # the model's notes all come at or after the seam
+    assert SEAM_TEXT.encode() in r.sheet.musicxml

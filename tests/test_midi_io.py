@@ -382,3 +382,12 @@ def test_key_signature_stated_estimated_or_corrected():
     # a Dorian signature (G minor with one flat, E natural now and then) is the composer's: kept
     g_dorian = [67, 69, 70, 72, 74, 76, 74, 72, 70, 69, 67, 62, 67, 69, 70, 72, 74, 75, 74, 67]
     assert _in_beats(g_dorian, ((0.0, -1, True),)).key_signature() == (-1, True)
+
+
+def test_an_excerpt_starts_at_its_bar_and_a_join_puts_the_second_after_the_first():
+    n = _in_beats(list(range(60, 72)))  # one quarter note each, 4/4 by default: 3 bars
+    part = n.excerpt(5, 4)  # notes 6-9: beats 5-8, in the bar that starts at beat 4
+    assert part.pitch.tolist() == [65, 66, 67, 68] and part.start_beat.tolist() == [1.0, 2.0, 3.0, 4.0]
+    both = part.joined(n.head(2), 6.0)
+    assert both.pitch.tolist() == [65, 66, 67, 68, 60, 61] and both.start_beat.tolist()[-2:] == [6.0, 7.0]
+    np.testing.assert_allclose(both.start, both.tempo_map.seconds(both.start_beat))

@@ -96,6 +96,7 @@ class Generated:
     events: int  # notes, onsets or grid steps generated
     ended: bool  # the model chose to end the piece before the asked length
     note: str | None = None  # a sentence for the user, e.g. which line of a polyphonic melody was kept
+    after: float | None = None  # beats of the primer's timeline where `notes` (from 0) begins, after a primer
 
 
 def pick(logits: np.ndarray, temperature: float, rng: np.random.Generator, banned=(), allowed=None) -> int:
@@ -171,7 +172,16 @@ class EventSampler(Sampler):
         return [inputs[0]] + list(body[-events:])
 
     def result(self) -> Generated:
-        return Generated(self.family.decode(self.enc, np.array(self.values)), len(self.values), self.ended)
+        after = None
+        if self.primer is not None and len(self.primer) and self.values:
+            # the first new event comes one sampled step after the primer's last onset
+            first = self.family.step_of(self.enc, self.values[0])
+            if self.family.unit == "seconds":
+                after = float(self.primer.tempo_map.beats(float(self.primer.start.max()) + first))
+            else:
+                after = float(self.primer.start_beat.max()) + first
+        return Generated(self.family.decode(self.enc, np.array(self.values)), len(self.values), self.ended,
+                         after=after)
 
     def progress(self) -> float:
         return min(1.0, len(self.values) / max(self.sampling.length, 1))
@@ -207,6 +217,10 @@ class Family(ABC):
     def sampler(self, enc: Encoding, sampling: SampleConfig, primer: Notes | None) -> Sampler:
         """A new generation with these settings, after the primer if there is one."""
 
+
+    def step_of(self, enc: Encoding, row) -> float:
+        """The time from the previous onset that a sampled row of head values stands for, in `unit`."""
+        return float(enc.step_bins[int(row[1])])
 
     def choice_name(self, enc: Encoding, k: int) -> str | None:
         """Class k of the first head in words (a note, a chord, 'the end'); None for one never sampled."""

@@ -71,6 +71,9 @@ class PitchStepDuration(Family):
         start = np.cumsum(step) - (step[0] if len(step) else 0.0)
         return Notes.build(values[:, 0], start, start + dur, tempo=enc.tempo)
 
+    def step_of(self, enc, row):
+        return max(float(row[1]), 0.0) if enc.time_heads == "regression" else float(enc.step_bins[int(row[1])])
+
     def sampler(self, enc, sampling, primer):
         return _Sampler(self, enc, sampling, primer)
 

@@ -349,7 +349,8 @@ class _Sampler(Sampler):
         notes = self.family.decode(self.enc, lead + self.steps, self.meter, (), self.tempo_map(),
                                    frozenset(s + len(lead) for s in self.melody_steps()))
         notes = notes.transposed(-self.shift).replace(keys=self.keys)  # back in the primer's or melody's key
-        return Generated(notes, len(self.steps), self.ended and self.onsets < self.sampling.length)
+        after = (self.offset - len(lead)) / self.enc.steps_per_beat if self.offset else None
+        return Generated(notes, len(self.steps), self.ended and self.onsets < self.sampling.length, after=after)
 
 
 class _Harmonizer(_Sampler):
