@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from multiprocessing import context as mp_context
-from multiprocessing import popen_forkserver
 import pickle
 import shutil
 import threading
@@ -15,6 +13,8 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
+from multiprocessing import context as mp_context
+from multiprocessing import popen_forkserver
 from pathlib import Path
 
 from .errors import MusicgenError
@@ -25,10 +25,8 @@ PRELOAD = ["numpy", "musicgen.sample", "musicgen.render", "music21", "verovio", 
 PROGRESS_EVERY_S = 0.2  # the job writes its progress at most this often
 JOB_NICENESS = 5  # added to a job's nice value (and its helper's)
 STALE_JOB_S = 24 * 3600  # job folders older than this (a server killed mid-job) are removed
-_context = None
-
-
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_context = None
 _lock = threading.Lock()
 
 
