@@ -131,13 +131,13 @@ class Progress:
 class Job:
     """One piece of work in its own process; the handle is ours, so Cancel never signals anything else."""
 
-    def __init__(self, folder: Path, process, label: str):
-        self.folder, self.process, self.label = folder, process, label
+    def __init__(self, folder: Path, process):
+        self.folder, self.process = folder, process
         self.started = time.monotonic()
         self._result = None
 
     @classmethod
-    def start(cls, task, *args, label: str = "", root: Path | None = None) -> Job:
+    def start(cls, task, *args, root: Path | None = None) -> Job:
         """Run task(*args, progress=callback) in a new process; task and args must pickle."""
         root = Path(root) if root is not None else jobs_root()
         root.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ class Job:
         folder.mkdir()
         process = _process(_main, (str(folder), task, args))
         process.start()
-        return cls(folder, process, label)
+        return cls(folder, process)
 
     def progress(self) -> Progress:
         try:
@@ -251,6 +251,7 @@ class PieceRequest:
 class Piece:
     rendered: object  # render.Rendered
     note: str | None  # what the model said about the input, if anything
+    model: str  # the model's folder
 
 
 COMPOSE_SHARE = 0.5  # of the progress bar: composing, then rendering
@@ -279,7 +280,7 @@ def make_piece(request: PieceRequest, progress=None) -> Piece:
     rendered = render.render_all(notes, request.title, request.program,
                                  lambda f, stage: say(COMPOSE_SHARE + (1 - COMPOSE_SHARE) * f, stage), seam)
     say(1.0, "done")
-    return Piece(rendered, result.note)
+    return Piece(rendered, result.note, request.model)
 
 
 def make_sheet(notes, title: str, k: int, seam: float | None = None, progress=None):

@@ -185,9 +185,8 @@ if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":
         store.check_model(folder)
         asked = [request(folder, t) for t in ((temperature, other) if both else (temperature,))]
         # two pieces run side by side, one per core
-        st.session_state["jobs"] = [jobs.Job.start(jobs.make_piece, r, label=r.title) for r in asked]
+        st.session_state["jobs"] = [jobs.Job.start(jobs.make_piece, r) for r in asked]
         st.session_state["job_events"] = length if not harmonizing else len(given)
-        st.session_state["job_model"] = str(folder)
     except MusicgenError as e:
         st.error(str(e))
 
@@ -208,8 +207,6 @@ def follow() -> None:
             seconds = max(j.progress().elapsed for j in running)
             pace["seconds_per_event"] = max(seconds / max(st.session_state.get("job_events", 1), 1), 1e-4)
             st.session_state["results"] = [made] + st.session_state.get("results", [])[:KEEP - 1]
-            st.session_state["results_model"] = ([st.session_state["job_model"]]
-                                                 + st.session_state.get("results_model", []))[:KEEP]
             st.session_state.pop("sheets", None)
         st.rerun()
     ps = [j.progress() for j in running]
@@ -295,7 +292,7 @@ for i, made in enumerate(st.session_state.get("results", [])):
             with st.expander("Notes table"):
                 st.dataframe(note_rows(r.notes), hide_index=True)
             if st.button("Compare with the music the model learned from", key="compare"):
-                folder = Path(st.session_state["results_model"][0])
+                folder = Path(made[0].model)
                 known = training_music(str(folder), (folder / "data.json").stat().st_mtime)
                 if known is None:
                     st.session_state["comparison"] = (r.title, None, "The model's training dataset is not on "
