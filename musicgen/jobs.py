@@ -3,8 +3,9 @@ progress, an estimate and Cancel: the page's thread only polls, so one browser s
 
 from __future__ import annotations
 
+import atexit
 import json
-import multiprocessing
+import signal
 import os
 import pickle
 import shutil
@@ -28,32 +29,6 @@ STALE_JOB_S = 24 * 3600  # job folders older than this (a server killed mid-job)
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _context = None
 _lock = threading.Lock()
-
-
-def _ctx():
-    """The process context: a fork server, started once per app process, with PRELOAD imported and BLAS on
-    one thread (a job samples on one anyway, and a one-thread process may fork its helper safely)."""
-    global _context
-    with _lock:
-        if _context is None:
-            from multiprocessing import forkserver
-
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(PRELOAD)
-            saved = {k: os.environ.get(k) for k in ONE_THREAD}
-            os.environ.update(ONE_THREAD)  # read by the fork server as it starts, then put back
-            try:
-                forkserver.ensure_running()
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            _context = ctx
-    return _context
-
-
 _launching = threading.Lock()
 
 
@@ -84,8 +59,50 @@ class _Process(mp_context.ForkServerProcess):
         return _Popen(process_obj)
 
 
+class _Context(mp_context.ForkServerContext):
+    """multiprocessing's fork server context with our Process: what jobs and worker pools are made with."""
+
+    Process = _Process
+
+
+def context() -> _Context:
+    """The one process context of this program: a fork server, started once, with PRELOAD imported and BLAS
+    on one thread (a job samples on one anyway, and a one-thread process may fork its helper safely). Jobs and
+    the corpus' worker pools share it, so no second server starts without the preloads (or with __main__)."""
+    global _context
+    with _lock:
+        if _context is None:
+            from multiprocessing import forkserver
+
+            ctx = _Context()
+            ctx.set_forkserver_preload(PRELOAD)
+            saved = {k: os.environ.get(k) for k in ONE_THREAD}
+            os.environ.update(ONE_THREAD)  # read by the fork server as it starts, then put back
+            try:
+                forkserver.ensure_running()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            atexit.register(_stop_server)
+            _context = ctx
+    return _context
+
+
+def _stop_server() -> None:
+    """Stop the fork server as this process ends (it would also go when the last holder of its pipe does)."""
+    from multiprocessing import forkserver
+
+    try:
+        forkserver._forkserver._stop()
+    except (OSError, AttributeError, ChildProcessError):
+        pass
+
+
 def _process(target, args) -> _Process:
-    _ctx()
+    context()
     # not a daemon: it makes its own helper process (the sound, beside the score)
     return _Process(target=target, args=args, daemon=False)
 
@@ -144,7 +161,8 @@ class Job:
         _remove_stale(root)
         folder = root / uuid.uuid4().hex
         folder.mkdir()
-        process = _process(_main, (str(folder), task, args))
+        settings = {k: v for k, v in os.environ.items() if k.startswith(SETTINGS_PREFIX)}
+        process = _process(_main, (str(folder), task, args, settings))
         process.start()
         return cls(folder, process)
 
@@ -182,12 +200,25 @@ class Job:
                              f"try again, perhaps with a shorter piece.")
 
     def cancel(self) -> None:
-        """Stop the job's process (ours: we started it) and forget its files."""
+        """Stop the job's process and its helper (ours: the group the job made, led by the process we started
+        and have not reaped, so its number is not anyone else's) and forget its files."""
         if self.process.is_alive():
-            self.process.terminate()
+            _signal_group(self.process.pid, signal.SIGTERM)
+            self.process.terminate()  # it may not have made its group yet
+            self.process.join(5)
+        _signal_group(self.process.pid, signal.SIGKILL)  # a helper left behind would keep the fork server alive
+        if self.process.is_alive():
+            self.process.kill()
         self.process.join(5)
         self._result = ("error", "Cancelled.")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _remove_stale(root: Path) -> None:
@@ -200,10 +231,18 @@ def _remove_stale(root: Path) -> None:
             pass
 
 
-def _main(folder: str, task, args) -> None:
-    """The job process: runs the task, leaves result.pkl or error.txt (each written whole, then renamed)."""
+SETTINGS_PREFIX = "MUSICGEN_"  # environment variables a job takes from whoever starts it, not from the fork server
+
+
+def _main(folder: str, task, args, settings: dict) -> None:
+    """The job process: runs the task, leaves result.pkl or error.txt (each written whole, then renamed).
+    settings: the starter's MUSICGEN_* environment (the fork server's own is as old as the server)."""
+    for k in [k for k in os.environ if k.startswith(SETTINGS_PREFIX)]:
+        del os.environ[k]
+    os.environ.update(settings)
     out = Path(folder)
     last = [0.0]
+    os.setpgid(0, 0)  # a group of its own, with its helper: Cancel stops both
     try:
         os.nice(JOB_NICENESS)  # background work: the server's pages come first on a busy machine
     except OSError:
@@ -288,3 +327,13 @@ def make_sheet(notes, title: str, k: int, seam: float | None = None, progress=No
 
     (progress or (lambda f, s: None))(0.0, "engraving")
     return render.sheet(notes, title, k, seam)
+
+
+def open_dataset(name: str, progress=None) -> None:
+    """Make a dataset quick to open (build a built-in corpus, parse new files into the cache), in a job: it
+    goes on while the pages that asked for it come and go."""
+    from . import corpus
+
+    say = progress or (lambda fraction, stage: None)
+    say(0.0, "opening the dataset")
+    corpus.open_dataset(name, lambda done, total, what: say(done / max(total, 1), f"{what}: {done:,} of {total:,}"))

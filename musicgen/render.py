@@ -382,6 +382,13 @@ def sheet_music_svg(notes: Notes, title: str = "musicgen", width: int = 2100) ->
 
 
 def engrave(xml: bytes, width: int = 2100) -> str:
+    """The MusicXML engraved as one SVG."""
+    return _engraved(xml, width)[0]
+
+
+def _engraved(xml: bytes, width: int = 2100) -> tuple[str, list[tuple[str, float, float]]]:
+    """(SVG, cues): each cue is (the SVG id of a note, its onset, its end) in quarter notes from the score's
+    first onset, from verovio's timemap, for a cursor that follows the sound."""
     import verovio
 
     from .errors import MusicgenError
@@ -394,7 +401,21 @@ def engrave(xml: bytes, width: int = 2100) -> str:
                    "breaks": "auto", "footer": "none", "header": "auto"})
     if not tk.loadData(xml.decode("utf-8")):
         raise MusicgenError("The sheet music could not be engraved (verovio could not read the MusicXML).")
-    return tk.renderToSVG(1)
+    svg = tk.renderToSVG(1)
+    onsets, cues = {}, []
+    try:
+        timemap = tk.renderToTimemap({})
+    except Exception:  # a cursor is a nicety; the score stands without one
+        timemap = []
+    first = min((float(e["qstamp"]) for e in timemap if e.get("on")), default=0.0)
+    for e in timemap:
+        q = float(e.get("qstamp", 0.0)) - first
+        for i in e.get("on", []):
+            onsets[i] = q
+        for i in e.get("off", []):
+            if i in onsets:
+                cues.append((i, onsets.pop(i), q))
+    return svg, cues
 
 
 def _figure(width: float, height: float):
@@ -462,7 +483,8 @@ def histogram_figure(hist: Histogram, title: str):
         gap, width = widths[-1], 4 * widths[-1]
         at = hist.edges[-1] + gap
         ax.bar([at], [hist.overflow], width=width, align="edge", color="#dd8452", edgecolor="none")
-        ticks = [t for t in ax.get_xticks() if hist.edges[0] <= t <= hist.edges[-1]]
+        span = hist.edges[-1] - hist.edges[0]  # no tick so near the overflow bar that the labels collide
+        ticks = [t for t in ax.get_xticks() if hist.edges[0] <= t <= hist.edges[-1] - 0.12 * span]
         ax.set_xticks(ticks + [at + width / 2], [f"{t:g}" for t in ticks] + [hist.overflow_label])
         ax.set_xlim(hist.edges[0], at + width + gap)
     ax.set_xlabel(hist.unit, fontsize=9)
@@ -514,13 +536,18 @@ class Sheet:
     index: int  # the section, from 0
     musicxml: bytes
     svg: str
+    cues: tuple = ()  # (SVG id of a note, onset, end) in the piece's beats: what sounds when
 
 
 def sheet(notes: Notes, title: str, k: int = 0, seam: float | None = None) -> Sheet:
     at = None if seam is None else seam - k * SECTION_BARS * notes.bar_length()
-    xml = musicxml(section(notes, k), section_title(title, notes, k),
+    part = section(notes, k)
+    xml = musicxml(part, section_title(title, notes, k),
                    at if at is not None and 0 <= at < SECTION_BARS * notes.bar_length() else None)
-    return Sheet(k, xml, engrave(xml))
+    svg, cues = _engraved(xml)
+    # the score's first onset is the section's first note, at this beat of the whole piece
+    first = float(part.start_beat.min()) + (k * SECTION_BARS * notes.bar_length() if k else 0.0) if len(part) else 0.0
+    return Sheet(k, xml, svg, tuple((i, first + on, first + off) for i, on, off in cues))
 
 
 @dataclass(frozen=True)
@@ -535,23 +562,36 @@ class Rendered:
     sheet: Sheet  # the first section of the score; sections(notes) says how many there are
     piano_roll_png: bytes
     seam: float | None = None  # beat where the model's music begins after a primer (marked in score and roll)
+    roll_axes: tuple = ()  # (left, right) of the roll's plot as fractions of the picture's width, (t0, t1) seconds
 
 
 PAGE_SAMPLE_RATE = 32000  # Hz: the page's sound (all a General MIDI piano has), a third less work than 44.1 kHz
 
 
 def render_all(notes: Notes, title: str, program: int = 0, progress=None, seam: float | None = None) -> Rendered:
-    """Sound, score (first section), piano roll and MIDI; the sound is made beside the rest where it can be
-    (a forked process), so a 2-core machine renders in about the time of the slower of the two."""
+    """Sound, score (first section), piano roll and MIDI; the sound and the roll are made beside the score where
+    they can be (a forked process), so a 2-core machine renders in about the time of the score alone."""
     say = progress or (lambda fraction, stage: None)
     say(0.0, "playing and engraving")
-    sound = _beside(lambda: (lambda a: (a.ogg, a.note))(audio(notes, program, PAGE_SAMPLE_RATE)))
+
+    def sound_and_roll():
+        sound = audio(notes, program, PAGE_SAMPLE_RATE)
+        seam_s = None if seam is None else float(notes.tempo_map.seconds(seam))
+        return (sound.ogg, sound.note, *_roll(notes, title, seam_s))
+
+    beside = _beside(sound_and_roll)
     first = sheet(notes, title, 0, seam)
-    say(0.6, "drawing the piano roll")
-    roll = png(piano_roll(notes, title=title, seam=None if seam is None else float(notes.tempo_map.seconds(seam))))
     say(0.8, "playing")
-    ogg, note = sound()
-    return Rendered(title, notes, write_midi(notes), ogg, note, first, roll, seam)
+    ogg, note, roll, axes = beside()
+    return Rendered(title, notes, write_midi(notes, title=title), ogg, note, first, roll, seam, axes)
+
+
+def _roll(notes: Notes, title: str, seam_s: float | None) -> tuple[bytes, tuple]:
+    """The piano roll as PNG, and where its plot lies: (left, right) fractions of the width, (t0, t1) seconds."""
+    fig = piano_roll(notes, title=title, seam=seam_s)
+    picture = png(fig)
+    box, ax = fig.axes[0].get_position(), fig.axes[0]  # after drawing: where constrained layout put the plot
+    return picture, (float(box.x0), float(box.x1), *map(float, ax.get_xlim()))
 
 
 BESIDE_TIMEOUT_S = 300  # a forked helper that has not answered by then is stopped, and the work done here
@@ -597,6 +637,12 @@ def _beside(work):
 
 
 def _send_result(send, work) -> None:
+    try:  # Linux: end with the job that forked us, however it ends
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
     try:
         send.send(work())
     except Exception as e:  # noqa: BLE001  (raised again in the parent)
@@ -635,3 +681,78 @@ def choices_figure(choices, temperatures: tuple[float, ...]):
     ax.tick_params(axis="x", labelsize=8)
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+FOLLOW_SCORE_PX = 520  # the score's box in the follow-along view; it scrolls to what is playing
+
+
+def follow_html(r: Rendered, sheet: Sheet) -> str:
+    """One HTML block for the page: the sound's player, the score whose sounding notes light up and the piano
+    roll with a line at the playing time; both follow the player (beats from the piece's own tempo map)."""
+    import base64
+    import json
+
+    tm = r.notes.tempo_map
+    tempo = [[float(b), float(tm.seconds(b)), float(q)] for b, q in zip(tm.beat, tm.qpm)]
+    ogg = base64.b64encode(r.ogg).decode()
+    roll = base64.b64encode(r.piano_roll_png).decode()
+    data = json.dumps({"cues": [list(c) for c in sheet.cues], "tempo": tempo, "axes": list(r.roll_axes)})
+    return f"""<!doctype html><html><head><meta charset="utf-8"><style>
+body {{ margin: 0; font-family: sans-serif; }}
+audio {{ width: 100%; }}
+#score {{ max-height: {FOLLOW_SCORE_PX}px; overflow-y: auto; border: 1px solid #ddd; border-radius: 6px; }}
+#score svg {{ width: 100%; height: auto; }}
+#score g.playing, #score g.playing * {{ fill: #c0392b; stroke: #c0392b; }}
+#roll {{ position: relative; margin-top: 8px; }}
+#roll img {{ width: 100%; display: block; }}
+#line {{ position: absolute; top: 0; bottom: 0; width: 2px; background: #c0392b; display: none; }}
+</style></head><body>
+<audio id="player" controls preload="auto" src="data:audio/ogg;base64,{ogg}"></audio>
+<div id="score">{sheet.svg}</div>
+<div id="roll"><img alt="piano roll" src="data:image/png;base64,{roll}"><div id="line"></div></div>
+<script>
+const D = {data};
+const player = document.getElementById("player"), box = document.getElementById("score");
+const line = document.getElementById("line");
+const svg = box.querySelector("svg");
+if (svg) {{  // scale to the box: the engraved size becomes the picture's own coordinates
+  const w = parseFloat(svg.getAttribute("width")), h = parseFloat(svg.getAttribute("height"));
+  if (w && h) svg.setAttribute("viewBox", `0 0 ${{w}} ${{h}}`);
+  svg.removeAttribute("width"); svg.removeAttribute("height");
+}}
+const notes = D.cues.map(c => [document.getElementById(c[0]), c[1], c[2]]).filter(c => c[0]);
+function beatAt(t) {{  // the tempo map: from beat b (at second s) on, q quarter notes a minute
+  let k = 0;
+  while (k + 1 < D.tempo.length && D.tempo[k + 1][1] <= t) k++;
+  const [b, s, q] = D.tempo[k];
+  return b + (t - s) * q / 60;
+}}
+let shown = null;
+function follow() {{
+  const t = player.currentTime, beat = beatAt(t);
+  let first = null;
+  for (const [el, on, off] of notes) {{
+    const now = on <= beat + 1e-6 && beat < off;
+    el.classList.toggle("playing", now);
+    if (now && !first) first = el;
+  }}
+  if (first && first !== shown) {{  // keep the sounding system in view
+    shown = first;
+    const a = first.getBoundingClientRect(), c = box.getBoundingClientRect();
+    if (a.top < c.top || a.bottom > c.bottom) box.scrollTop += a.top - c.top - c.height / 3;
+  }}
+  const [x0, x1, t0, t1] = D.axes;
+  if (D.axes.length === 4 && t1 > t0) {{
+    const f = Math.min(Math.max((t - t0) / (t1 - t0), 0), 1);
+    line.style.left = (100 * (x0 + f * (x1 - x0))) + "%";
+    line.style.display = "block";
+  }}
+  document.body.dataset.beat = beat.toFixed(3);
+  document.body.dataset.playing = String(notes.filter(n => n[0].classList.contains("playing")).length);
+}}
+function loop() {{ follow(); if (!player.paused) requestAnimationFrame(loop); }}
+player.addEventListener("play", loop);
+player.addEventListener("timeupdate", follow);
+player.addEventListener("seeked", follow);
+</script></body></html>"""
+

@@ -65,6 +65,41 @@ def test_progress_and_cancel(tmp_path):
         job.result()
 
 
+def with_a_helper(marker, progress=None):
+    """A job that forks a helper (as rendering does for the sound) and both wait."""
+    from musicgen.render import _beside
+
+    pending = _beside(lambda: time.sleep(60))
+    marker.write_text(str(os.getpid()))
+    progress(0.5, "waiting")
+    pending()
+
+
+def test_cancel_stops_the_job_and_its_helper(tmp_path):
+    """A helper left running would hold the fork server's pipe, so the server would outlive the app."""
+    marker = tmp_path / "pid"
+    job = jobs.Job.start(with_a_helper, marker, root=tmp_path / "jobs")
+    end = time.monotonic() + 30
+    while job.progress().stage != "waiting":
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    group = int(marker.read_text())
+    members = [p for p in os.listdir("/proc") if p.isdigit() and _group_of(p) == group]
+    assert len(members) == 2  # the job and its helper
+    job.cancel()
+    end = time.monotonic() + 10  # the helper, killed, is reaped by init a moment later
+    while [p for p in os.listdir("/proc") if p.isdigit() and _group_of(p) == group]:
+        assert time.monotonic() < end, "a process of the cancelled job lives on"
+        time.sleep(0.1)
+
+
+def _group_of(pid: str) -> int | None:
+    try:
+        return os.getpgid(int(pid))
+    except OSError:
+        return None
+
+
 def test_a_piece_is_made_and_rendered_in_a_job(tmp_path, tiny_models, small_builtins, monkeypatch):
     from musicgen.config import SampleConfig
 
@@ -97,3 +132,15 @@ def test_a_continuation_plays_and_engraves_after_its_primer(tmp_path, tiny_model
     later = r.notes.start_beat >= r.seam - 1e-6
     assert later.sum() >= len(r.notes) - len(primer)  # the model's notes all come at or after the seam
     assert SEAM_TEXT.encode() in r.sheet.musicxml
+
+
+def data_folder(progress=None):
+    from musicgen.config import data_dir
+
+    return str(data_dir())
+
+
+def test_a_job_runs_with_its_starters_settings_not_the_fork_servers(tmp_path, monkeypatch):
+    jobs.context()  # the server is running already, started with other settings
+    monkeypatch.setenv("MUSICGEN_DATA_DIR", str(tmp_path / "mine"))
+    assert wait(jobs.Job.start(data_folder, root=tmp_path / "jobs")).result() == str(tmp_path / "mine")

@@ -162,3 +162,26 @@ def test_histograms_are_drawn_at_display_size_with_a_labelled_overflow_bar():
     from matplotlib.image import imread
 
     assert imread(io.BytesIO(png(fig))).shape[1] == 420  # pixels: one column's width, not shrunk into it
+
+
+def test_the_cursor_knows_when_each_engraved_note_sounds():
+    """Cues: every note of the score with its onset and end in the piece's beats, for any section, with a
+    pickup and a tempo change; the follow-along block holds them, the sound and the roll's axes."""
+    from musicgen.midi_io import Notes, TempoMap
+    from musicgen.render import SECTION_BARS, follow_html, render_all, sheet
+
+    beats = np.arange(3.0, 3.0 + 4 * (SECTION_BARS + 2), 1.0)  # a one-beat pickup, then quarter notes in 4/4
+    n = Notes.from_beats(60 + beats % 7, beats, beats + 1.0, meter=((0.0, 4, 4),),
+                         tempo_map=TempoMap.from_changes([0.0, 40.0], [100.0, 60.0]))
+    for k in (0, 1):
+        cues = sheet(n, "t", k).cues
+        first = n.start_beat[n.start_beat >= 4 * SECTION_BARS * k].min()
+        onsets = sorted({round(on, 6) for _, on, _ in cues})
+        assert len(cues) == sum((n.start_beat >= 4 * SECTION_BARS * k) & (n.start_beat < 4 * SECTION_BARS * (k + 1)))
+        assert onsets[0] == first and all(off > on for _, on, off in cues)
+        np.testing.assert_allclose(np.diff(onsets), 1.0)
+    r = render_all(n.head(12), "t")
+    x0, x1, t0, t1 = r.roll_axes
+    assert 0 < x0 < x1 < 1 and t0 == n.start[0] and t1 == n.head(12).end.max()
+    html = follow_html(r, r.sheet)
+    assert all(f'id="{i}"' in html for i, _, _ in r.sheet.cues) and "data:audio/ogg;base64," in html
