@@ -85,8 +85,9 @@ def cmd_datasets(args) -> int:
     from .explore import clock
 
     if args.build:
-        for name in corpus.BUILTINS:
-            corpus.open_dataset(name, ProgressBar())  # made once from music21's scores, then cached
+        for name in corpus.BUILTINS:  # made from music21's scores once (again after a new version), then cached
+            corpus.build_builtin(name, ProgressBar())
+            corpus.open_dataset(name, ProgressBar())
     for info in corpus.list_datasets():
         kind = "built-in" if info.builtin else "user"
         size = (f"{info.pieces:,} pieces, {info.notes:,} notes, {clock(info.seconds)}" if info.built
@@ -136,6 +137,10 @@ def _train(args, out, stop) -> dict:
         if args.family is None and args.init is None:
             raise ConfigError(f"Choose a model family with --family ({' or '.join(FAMILIES)}).")
         model_cfg, train_cfg = preset(args.family or "pitch-step-duration", args.preset)
+        if args.init is not None:  # fine-tuning goes on with the base model's own training settings
+            from .store import check_model, read_configs
+
+            model_cfg, train_cfg, _ = read_configs(check_model(args.init))
         model_changes = {k: v for k, v in (("seq_length", args.seq_length), ("dropout", args.dropout),
                                              ("units", tuple(args.units) if args.units else None),
                                              ("time_heads", args.time_heads), ("grid", args.grid),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import shutil
@@ -35,14 +34,15 @@ from .config import (
     data_dir,
 )
 from .errors import DatasetError, MidiError, StorageError
-from .midi_io import Notes, Part, TempoMap, read_midi, too_large, write_atomic, write_json, write_midi
+from .midi_io import Notes, Part, TempoMap, midi_title, read_midi, too_large, write_atomic, write_json, write_midi
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
 SPLITS = ("train", "validation", "test")
 # A worker process costs about half a second to start; below these counts one process is faster.
 PARSE_PARALLEL_FROM = 400  # MIDI files, about 2.5 ms each
 BUILD_PARALLEL_FROM = 8  # music21 scores, about 60 ms each
-CACHE_VERSION = 3  # 3: beats, voices, tempo map and signatures, checksum
+CACHE_VERSION = 4  # 3: beats, voices, tempo map and signatures, checksum; 4: titles
+BUILTIN_VERSION = 2  # 2: titles in the files; an older built-in corpus is made again by `datasets --build`
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,12 @@ class Piece:
     name: str  # file name inside the dataset (or a label for files read from elsewhere)
     notes: Notes
     split: str | None = None  # train / validation / test when the dataset says so
+    title: str | None = None  # the piece's own title, where its file gives one
+
+    @property
+    def label(self) -> str:
+        """How a page names the piece: its title and its file, or the file alone."""
+        return f"{self.title} ({self.name})" if self.title else self.name
 
 
 @dataclass
@@ -211,19 +217,28 @@ def _zip_files(zf: zipfile.ZipFile, label: str, problems: list[str]) -> Iterator
         yield member.replace("\\", "/"), data
 
 
-def _read_zip(data_or_path, label: str, problems: list[str]) -> list[MidiFile]:
+def _read_zip(data_or_path, label: str, problems: list[str]) -> Iterator[MidiFile]:
+    """The zip's MIDI members one at a time (only one member's bytes in memory at once)."""
     import io
 
+    src = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
+    damaged = f"{label}: the zip archive is damaged and cannot be opened."
     try:
-        src = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
-        with zipfile.ZipFile(src) as zf:
-            files = list(_zip_files(zf, label, problems))
+        zf = zipfile.ZipFile(src)
+    except zipfile.BadZipFile:
+        raise DatasetError(damaged) from None
+    with zf:
+        try:
             csv_texts = {n.replace("\\", "/"): zf.read(n) for n in zf.namelist()
                          if n.lower().endswith(".csv") and not _is_unsafe(n) and zf.getinfo(n).file_size < 2**24}
-    except zipfile.BadZipFile:
-        raise DatasetError(f"{label}: the zip archive is damaged and cannot be opened.") from None
-    splits = _splits_from_csvs(csv_texts)
-    return [MidiFile(f"{label}/{rel}", rel, d, splits.get(rel)) for rel, d in files]
+        except (zipfile.BadZipFile, OSError, RuntimeError):
+            csv_texts = {}
+        splits = _splits_from_csvs(csv_texts)
+        try:
+            for rel, d in _zip_files(zf, label, problems):
+                yield MidiFile(f"{label}/{rel}", rel, d, splits.get(rel))
+        except zipfile.BadZipFile:
+            raise DatasetError(damaged) from None
 
 
 def _splits_from_csvs(csvs: dict[str, bytes]) -> dict[str, str]:
@@ -247,66 +262,100 @@ def _splits_from_csvs(csvs: dict[str, bytes]) -> dict[str, str]:
     return out
 
 
-def read_sources(sources: Iterable[str | os.PathLike | tuple[str, bytes]]) -> tuple[list[MidiFile], list[str]]:
-    """MIDI files from paths (files, folders, zips) and uploads given as (file name, bytes).
+Source = str | os.PathLike | tuple[str, bytes] | tuple[str, Path]  # a path, or an upload: (its name, bytes or a file)
+
+
+def read_sources(sources: Iterable[Source]) -> tuple[list[MidiFile], list[str]]:
+    """MIDI files from paths (files, folders, zips) and uploads given as (file name, bytes or a file on disk).
 
     Returns (files, problems): every source that yields nothing usable is explained in problems.
     Files are not parsed here; a file with a MIDI suffix but bad content is caught when parsed.
     """
-    files: list[MidiFile] = []
     problems: list[str] = []
+    return list(iter_sources(sources, problems)), problems
+
+
+def iter_sources(sources: Iterable[Source], problems: list[str]) -> Iterator[MidiFile]:
+    """read_sources one file at a time, so a large import never holds all its bytes; problems fill as it goes."""
     for src in sources:
         try:
-            files += _read_source(src, problems)
+            yield from _read_source(src, problems)
         except DatasetError as e:  # one bad source (a damaged zip, a bomb) never stops the good ones
             problems.append(str(e))
         except OSError as e:
             problems.append(f"{src if not isinstance(src, tuple) else src[0]}: cannot be read ({e.strerror or e}).")
-    return files, problems
 
 
-def _read_source(src, problems: list[str]) -> list[MidiFile]:
-    files: list[MidiFile] = []
+def count_sources(sources: Iterable[Source]) -> int:
+    """About how many files the sources hold (for progress): zip members, MIDI files in folders, one each else."""
+    import io
+
+    total = 0
+    for src in sources:
+        what = src[1] if isinstance(src, tuple) else Path(src)
+        try:
+            if isinstance(what, Path) and what.is_dir():
+                total += sum(1 for p in what.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES)
+                continue
+            head = what[:2] if isinstance(what, bytes) else _head(what)
+            if head == b"PK":
+                with zipfile.ZipFile(io.BytesIO(what) if isinstance(what, bytes) else what) as zf:
+                    total += sum(1 for i in zf.infolist() if i.filename.lower().endswith(MIDI_SUFFIXES))
+                continue
+        except (OSError, zipfile.BadZipFile):
+            pass
+        total += 1
+    return total
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(2)
+
+
+def _read_source(src, problems: list[str]) -> Iterator[MidiFile]:
     if isinstance(src, tuple):
         label, data = src
         label = PurePosixPath(str(label).replace("\\", "/")).name or "upload"
-        if len(data) > MAX_UPLOAD_BYTES:
-            problems.append(too_large(label, len(data), MAX_UPLOAD_BYTES))
-        elif data[:2] == b"PK" or label.lower().endswith(".zip"):
-            files += _read_zip(data, label, problems)
+        size = len(data) if isinstance(data, bytes) else Path(data).stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            problems.append(too_large(label, size, MAX_UPLOAD_BYTES))
+            return
+        head = data[:2] if isinstance(data, bytes) else _head(Path(data))
+        if head == b"PK" or label.lower().endswith(".zip"):
+            yield from _read_zip(data, label, problems)
+        elif size > MAX_MIDI_BYTES:
+            problems.append(too_large(label, size, MAX_MIDI_BYTES))
         else:
-            files.append(MidiFile(label, label, data))
-        return files
+            yield MidiFile(label, label, data if isinstance(data, bytes) else Path(data).read_bytes())
+        return
     path = Path(src)
     if path.is_dir():
-        files += _read_folder(path, problems)
+        yield from _read_folder(path, problems)
     elif path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
-        files += _read_zip(path, path.name, problems)
+        yield from _read_zip(path, path.name, problems)
     elif path.is_file():
         if path.stat().st_size > MAX_MIDI_BYTES:
             problems.append(too_large(path.name, path.stat().st_size, MAX_MIDI_BYTES))
         else:
-            files.append(MidiFile(str(src), path.name, path.read_bytes()))
+            yield MidiFile(str(src), path.name, path.read_bytes())
     else:
         problems.append(f"{src}: there is no such file, folder or dataset.")
-    return files
 
 
-def _read_folder(folder: Path, problems: list[str]) -> list[MidiFile]:
+def _read_folder(folder: Path, problems: list[str]) -> Iterator[MidiFile]:
     found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES)
     csvs = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*.csv")
             if p.stat().st_size < 2**24}
     splits = _splits_from_csvs(csvs)
-    out = []
+    if not found:
+        problems.append(f"{folder}: the folder has no MIDI files (.mid or .midi).")
     for p in found:
         rel = p.relative_to(folder).as_posix()
         if p.stat().st_size > MAX_MIDI_BYTES:
             problems.append(too_large(f"{folder.name}/{rel}", p.stat().st_size, MAX_MIDI_BYTES))
             continue
-        out.append(MidiFile(str(p), rel, p.read_bytes(), splits.get(rel)))
-    if not found:
-        problems.append(f"{folder}: the folder has no MIDI files (.mid or .midi).")
-    return out
+        yield MidiFile(str(p), rel, p.read_bytes(), splits.get(rel))
 
 
 # ---------------------------------------------------------------- parsing, in parallel when it pays
@@ -327,8 +376,9 @@ def _run_all(fn, items: list, progress: Progress | None, what: str, parallel_fro
     if progress:
         progress(0, total, what)
     if total >= parallel_from and workers > 1:
-        # forkserver: forking Streamlit's many threads directly is unsafe.
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        from .jobs import context  # the app's one fork server: forking Streamlit's many threads is unsafe
+
+        pool = ProcessPoolExecutor(workers, mp_context=context())
         try:
             return _collect(pool.map(fn, items, chunksize=max(1, total // 64)), total, progress, what)
         except BrokenProcessPool:
@@ -433,13 +483,14 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progres
             try:
                 _save_cache(folder, stamp, entries, tables, pedal)
             except StorageError:  # a full disk or a read-only folder: the dataset still opens, uncached
-                return ([Piece(e["name"], tables[e["name"]], splits.get(e["name"])) for e in entries
+                return ([Piece(e["name"], tables[e["name"]], splits.get(e["name"]), e.get("title")) for e in entries
                          if e["name"] in tables], [e["error"] for e in entries if e["error"]])
         cache = _load_cache(folder)
         if cache is None:
             raise DatasetError(f"The dataset folder {folder} cannot be read back; is the disk full?")
     meta, cols = cache
-    pieces = [Piece(f["name"], _cached_notes(cols, f), splits.get(f["name"])) for f in meta["files"] if not f["error"]]
+    pieces = [Piece(f["name"], _cached_notes(cols, f), splits.get(f["name"]), f.get("title"))
+              for f in meta["files"] if not f["error"]]
     return pieces, [f["error"] for f in meta["files"] if f["error"]]
 
 
@@ -452,6 +503,7 @@ def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progre
     fresh = [name for name, key in current.items() if cached.get(name, {}).get("key") != key]
     tables: dict[str, Notes] = {}
     errors: dict[str, str] = {}
+    titles = {name: cached[name].get("title") for name in set(current) - set(fresh)}
     for name in set(current) - set(fresh):
         e = cached[name]
         if e.get("error"):
@@ -463,8 +515,18 @@ def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progre
             errors[name] = r
         else:
             tables[name] = r
-    entries = [{"name": n, "key": current[n], "error": errors.get(n)} for n in sorted(current)]
+            titles[name] = _file_title(midi / name)
+    entries = [{"name": n, "key": current[n], "error": errors.get(n), "title": titles.get(n)} for n in sorted(current)]
     return entries, tables
+
+
+def _file_title(path: Path) -> str | None:
+    """The title a MIDI file gives itself (read from its first track only)."""
+    try:
+        with open(path, "rb") as fh:
+            return midi_title(fh.read(1 << 16))
+    except OSError:
+        return None
 
 
 # ---------------------------------------------------------------- datasets
@@ -500,6 +562,22 @@ def open_dataset(name: str, progress: Progress | None = None, root: Path | None 
                            f"Known datasets: {', '.join(i.name for i in list_datasets(root))}.")
     pieces, problems = _read_folder_dataset(folder, meta.get("splits", {}), progress, meta.get("pedal") is True)
     return Dataset(key, meta.get("title", key), pieces, meta.get("skipped", []) + problems, folder, key in BUILTINS)
+
+
+def is_ready(name: str, root: Path | None = None) -> bool:
+    """Whether opening the dataset is quick: made, and its parse cache current (else open_dataset parses or
+    builds, a long job for a large collection). A name that is no dataset is 'ready': opening it says so at once."""
+    key = dataset_name(name)
+    folder = _folder(key, root)
+    meta = _read_meta(folder)
+    if not meta:
+        return key not in BUILTINS
+    try:
+        cache = json.loads((folder / "cache.json").read_text())
+        return (cache.get("version") == CACHE_VERSION and cache.get("stamp") == os.stat(folder / "midi").st_mtime_ns
+                and cache.get("pedal", False) == (meta.get("pedal") is True))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def is_dataset_name(spec: str) -> bool:
@@ -546,61 +624,129 @@ class ImportReport:
     duplicates: int  # files already in the dataset
 
 
-def import_files(name: str, sources: Iterable[str | os.PathLike | tuple[str, bytes]],
-                 progress: Progress | None = None, root: Path | None = None,
+IMPORT_BATCH_FILES = 2000  # files parsed at a time by an import (in parallel when there are many)
+IMPORT_BATCH_BYTES = 64 * 2**20  # MIDI bytes held at a time: an import's memory does not grow with its size
+
+
+def _batches(files: Iterator[MidiFile]) -> Iterator[list[MidiFile]]:
+    batch, size = [], 0
+    for f in files:
+        batch.append(f)
+        size += len(f.data)
+        if len(batch) >= IMPORT_BATCH_FILES or size >= IMPORT_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def import_files(name: str, sources: Iterable[Source], progress: Progress | None = None, root: Path | None = None,
                  pedal: bool | None = None) -> ImportReport:
     """Make or extend the user dataset `name` with the usable MIDI files found in sources.
 
-    Files are checked before anything is written; if none is usable, nothing changes and DatasetError says why.
+    Each file is checked before it is written; if none is usable, nothing changes and DatasetError says why.
+    Sources are read and parsed a batch at a time, so memory stays bounded however large the import is; an
+    import that cannot finish (a full disk) takes back the files it wrote.
     pedal: from now on read the dataset with the sustain pedal applied (True) or not (False); None keeps it.
     """
     key = dataset_name(name)
     if key in BUILTINS:
         raise DatasetError(f"'{key}' is a built-in corpus; choose another name for your dataset.")
-    files, problems = read_sources(sources)
-    results = parse_files([(f.label, f.data) for f in files], progress)
-    usable = [(f, r) for f, r in zip(files, results) if not isinstance(r, str)]
-    problems += [r for r in results if isinstance(r, str)]
-    if not usable:
-        detail = f" {problems[0]}" if len(problems) == 1 else f" ({len(problems)} problems; the first: {problems[0]})" \
-            if problems else ""
-        raise DatasetError(f"No usable MIDI file was found, so the dataset '{key}' was not changed.{detail}")
+    sources = list(sources)
+    total = count_sources(sources)
+    problems: list[str] = []
     folder = _folder(key, root)
+    midi = folder / "midi"
     with _locked(folder):
+        created = not folder.exists()
         meta = _read_meta(folder) or {"name": key, "title": str(name).strip() or key, "splits": {}}
-        if pedal is not None:
-            meta["pedal"] = pedal
-        midi = folder / "midi"
-        midi.mkdir(parents=True, exist_ok=True)
-        have = {hashlib.sha1(p.read_bytes()).hexdigest() for p in midi.iterdir() if p.is_file()}
-        added, duplicates = [], 0
-        for f, _ in usable:
-            digest = hashlib.sha1(f.data).hexdigest()
-            if digest in have:
-                duplicates += 1
-                continue
-            have.add(digest)
-            stored = safe_file_name(f.relpath)
-            stem, suffix = stored.rsplit(".", 1)
-            k = 2
-            while (midi / stored).exists():
-                stored, k = f"{stem}-{k}.{suffix}", k + 1
-            try:
-                write_atomic(midi / stored, f.data)
-            except StorageError as e:  # nothing half-made: the files of this import go again
-                for name in added:
-                    (midi / name).unlink(missing_ok=True)
-                raise DatasetError(f"Nothing was added to '{key}': {e}") from None
-            added.append(stored)
-            if f.split:
-                meta["splits"][stored] = f.split
+        added: list[str] = []
+        have, duplicates, usable, done = None, 0, 0, 0
         try:
+            for batch in _batches(iter_sources(sources, problems)):
+                def step(d, t, what, at=done):
+                    if progress:
+                        progress(at + d, max(total, at + t), what)
+
+                results = parse_files([(f.label, f.data) for f in batch], step)
+                done += len(batch)
+                for f, r in zip(batch, results):
+                    if isinstance(r, str):
+                        problems.append(r)
+                        continue
+                    usable += 1
+                    if have is None:  # what the dataset holds already, by content
+                        have = {hashlib.sha1(p.read_bytes()).hexdigest() for p in midi.iterdir() if p.is_file()} \
+                            if midi.is_dir() else set()
+                    digest = hashlib.sha1(f.data).hexdigest()
+                    if digest in have:
+                        duplicates += 1
+                        continue
+                    have.add(digest)
+                    stored = safe_file_name(f.relpath)
+                    stem, suffix = stored.rsplit(".", 1)
+                    k = 2
+                    while (midi / stored).exists():
+                        stored, k = f"{stem}-{k}.{suffix}", k + 1
+                    write_atomic(midi / stored, f.data)
+                    added.append(stored)
+                    if f.split:
+                        meta["splits"][stored] = f.split
+                del batch, results
+            if not usable:
+                detail = (f" {problems[0]}" if len(problems) == 1 else
+                          f" ({len(problems)} problems; the first: {problems[0]})" if problems else "")
+                raise DatasetError(f"No usable MIDI file was found, so the dataset '{key}' was not changed.{detail}")
+            if pedal is not None:
+                meta["pedal"] = pedal
             _write_meta(folder, meta)
-        except StorageError as e:
-            for name in added:
-                (midi / name).unlink(missing_ok=True)
-            raise DatasetError(f"Nothing was added to '{key}': {e}") from None
+        except BaseException as e:  # nothing half-made: the files of this import go again
+            for stored in added:
+                (midi / stored).unlink(missing_ok=True)
+            if created:
+                shutil.rmtree(folder, ignore_errors=True)
+            if isinstance(e, StorageError):
+                raise DatasetError(f"Nothing was added to '{key}': {e}") from None
+            raise
     return ImportReport(open_dataset(key, progress, root), added, problems, duplicates)
+
+
+def import_uploads(name: str, uploads: Iterable[tuple[str, object]], progress: Progress | None = None,
+                   root: Path | None = None, pedal: bool | None = None) -> ImportReport:
+    """import_files for uploads given as (file name, a binary file object): each is copied to disk in blocks
+    first, so an upload never exists twice in memory, and the copies go when the import ends."""
+    import tempfile
+
+    spool = (root or data_dir()) / "uploads"
+    try:
+        spool.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=spool) as tmp:
+            sources = []
+            for i, (label, fh) in enumerate(uploads):
+                path = Path(tmp) / f"{i}.upload"  # an uploaded name never becomes a path
+                with open(path, "wb") as out:
+                    shutil.copyfileobj(fh, out, 1 << 20)
+                sources.append((label, path))
+            return import_files(name, sources, progress, root, pedal)
+    except OSError as e:
+        from .errors import storage_error
+
+        raise DatasetError(f"Nothing was added to '{dataset_name(name)}': {storage_error(spool, e)}") from None
+    finally:
+        release_memory()
+
+
+def release_memory() -> None:
+    """Hand memory freed by a large piece of work back to the system (glibc keeps it otherwise), so a server
+    that imported hundreds of megabytes returns to its size."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def delete_dataset(name: str, root: Path | None = None) -> None:
@@ -617,8 +763,8 @@ def delete_dataset(name: str, root: Path | None = None) -> None:
 
 # ---------------------------------------------------------------- built-in corpora from music21
 
-def _builtin_tasks(name: str) -> list[tuple[str, str, str]]:
-    """(file name, kind, what to parse) for every piece of a built-in corpus."""
+def _builtin_tasks(name: str) -> list[tuple[str, str, str, str | None]]:
+    """(file name, kind, what to parse, title) for every piece of a built-in corpus."""
     from music21 import corpus as m21corpus
 
     def work_path(work: str) -> Path:
@@ -630,7 +776,13 @@ def _builtin_tasks(name: str) -> list[tuple[str, str, str]]:
 
     source = BUILTINS[name].source
     if source == "chorales":
-        return [(f"{Path(w).name}.mid", "path", str(work_path(w)))
+        titles = m21corpus.chorales.ChoraleListRKBWV().byBWV  # by BWV number as text, e.g. '10.7'
+
+        def title(work: str) -> str | None:
+            found = titles.get(Path(work).name.removeprefix("bwv"), {}).get("title")
+            return f"{found} (BWV {Path(work).name.removeprefix('bwv')})" if found else None
+
+        return [(f"{Path(w).name}.mid", "path", str(work_path(w)), title(w))
                 for w in dict.fromkeys(m21corpus.chorales.Iterator(returnType="filename"))]  # it lists some twice
     tasks = []
     for work in source.split():
@@ -641,16 +793,17 @@ def _builtin_tasks(name: str) -> list[tuple[str, str, str]]:
             if m:
                 t = re.search(r"^T:\s*(.+)$", tune, re.M)
                 title = t.group(1).strip() if t else "untitled"
-                tasks.append((safe_file_name(f"{path.stem}-{int(m.group(1)):03d} {title}.mid"), "abc", tune.strip()))
+                tasks.append((safe_file_name(f"{path.stem}-{int(m.group(1)):03d} {title}.mid"), "abc", tune.strip(),
+                              title))
     return tasks
 
 
-def _score_parts(task: tuple[str, str, str]) -> tuple[str, bytes | None, str | None]:
+def _score_parts(task: tuple[str, str, str, str | None]) -> tuple[str, bytes | None, str | None]:
     """One music21 score as MIDI bytes with one track per part, its time and key signature;
     (file name, bytes, error). A pickup bar is padded with rests, so bar lines fall where MIDI expects them."""
     from music21 import converter, key, meter, tempo
 
-    file_name, kind, what = task
+    file_name, kind, what, title = task
     try:
         score = (converter.parse(what, forceSource=True, storePickle=False) if kind == "path"
                  else converter.parse(what, format="abc", forceSource=True))
@@ -684,7 +837,7 @@ def _score_parts(task: tuple[str, str, str]) -> tuple[str, bytes | None, str | N
         if kind == "abc":  # Essen's K: names only the tonic (K:A over an A-minor tune): the notes' key instead
             keys = ((0.0, *parts[0].notes.key_signature()),)
             parts = [Part(p.name, p.program, p.notes.replace(keys=keys)) for p in parts]
-        return file_name, write_midi(parts), None
+        return file_name, write_midi(parts, title=title), None
     except Exception as e:  # a score music21 cannot read is skipped, the corpus goes on
         return file_name, None, f"{file_name}: music21 could not read this score ({type(e).__name__})."
 
@@ -697,7 +850,7 @@ def build_builtin(name: str, progress: Progress | None = None, root: Path | None
         raise DatasetError(f"There is no built-in corpus called '{name}'. Built-in: {', '.join(BUILTINS)}.")
     folder = _folder(key, root)
     with _locked(folder):
-        if (folder / "dataset.json").exists():
+        if _read_meta(folder).get("version") == BUILTIN_VERSION:
             return folder
         tasks = _builtin_tasks(key)[:limit]
         results = _run_all(_score_parts, tasks, progress, f"building the {BUILTINS[key].title} corpus",
@@ -709,7 +862,7 @@ def build_builtin(name: str, progress: Progress | None = None, root: Path | None
             if data is not None:
                 (staging / "midi" / file_name).write_bytes(data)
         skipped = [err for _, _, err in results if err]
-        _write_meta(staging, {"name": key, "title": BUILTINS[key].title, "builtin": True,
+        _write_meta(staging, {"name": key, "title": BUILTINS[key].title, "builtin": True, "version": BUILTIN_VERSION,
                               "description": BUILTINS[key].description, "splits": {}, "skipped": skipped})
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(staging, folder)

@@ -563,9 +563,10 @@ def split_tracks(notes: Notes) -> list[Part]:
     return parts
 
 
-def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None) -> bytes:
+def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None, title: str | None = None) -> bytes:
     """A note table (one track per voice and program) or named parts as Standard MIDI File bytes, with the
-    tempo map, time and key signatures; also saved to path if given. Writing to path is atomic."""
+    tempo map, time and key signatures, and the title as the sequence name; also saved to path if given.
+    Writing to path is atomic."""
     import pretty_midi
 
     parts = notes if isinstance(notes, list) else split_tracks(notes)
@@ -589,10 +590,91 @@ def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None)
         pm.instruments.append(inst)
     buf = io.BytesIO()
     pm.write(buf)
-    data = buf.getvalue()
+    data = _with_title(buf.getvalue(), title) if title else buf.getvalue()
     if path is not None:
         write_atomic(Path(path), data)
     return data
+
+
+def _varlen(n: int) -> bytes:
+    out = [n & 0x7F]
+    while n > 0x7F:
+        n >>= 7
+        out.append(0x80 | (n & 0x7F))
+    return bytes(reversed(out))
+
+
+def _with_title(data: bytes, title: str) -> bytes:
+    """The file with a sequence name (meta event 3) at the start of its first track, the conductor track
+    pretty_midi writes: where MIDI keeps a piece's title."""
+    text = title.encode("utf-8")[:MAX_TITLE_BYTES]
+    at = 8 + int.from_bytes(data[4:8], "big")  # the first track chunk, after the header chunk
+    size = int.from_bytes(data[at + 4:at + 8], "big")
+    event = b"\x00\xff\x03" + _varlen(len(text)) + text
+    return data[:at + 4] + (size + len(event)).to_bytes(4, "big") + event + data[at + 8:]
+
+
+MAX_TITLE_BYTES = 200
+_TITLE_SCAN_EVENTS = 2000  # events of the first track looked at for a title (a conductor track has few)
+
+
+def midi_title(data: bytes) -> str | None:
+    """A piece's title as its MIDI file gives it: the name of the first track when that track holds no notes
+    (the conductor track of a multi-track file) or is the only track. None when there is none; never an error."""
+    try:
+        body = _unwrap_rmid(data)
+        if not body.startswith(b"MThd"):
+            return None
+        tracks = int.from_bytes(body[10:12], "big")
+        at = 8 + int.from_bytes(body[4:8], "big")
+        if body[at:at + 4] != b"MTrk":
+            return None
+        end = min(len(body), at + 8 + int.from_bytes(body[at + 4:at + 8], "big"))
+        i, name, status = at + 8, None, 0
+        for _ in range(_TITLE_SCAN_EVENTS):
+            if i >= end:
+                break
+            for _k in range(4):  # delta time: at most 4 bytes
+                i += 1
+                if body[i - 1] < 0x80:
+                    break
+            b = body[i]
+            if b == 0xFF:  # meta event: type, length, data
+                kind, i = body[i + 1], i + 2
+                length = 0
+                for _k in range(4):
+                    length, i = (length << 7) | (body[i] & 0x7F), i + 1
+                    if body[i - 1] < 0x80:
+                        break
+                if kind == 0x03 and name is None:
+                    name = body[i:i + min(length, MAX_TITLE_BYTES)]
+                if kind == 0x2F:
+                    break
+                i += length
+            elif b in (0xF0, 0xF7):  # sysex: length, data
+                i += 1
+                length = 0
+                for _k in range(4):
+                    length, i = (length << 7) | (body[i] & 0x7F), i + 1
+                    if body[i - 1] < 0x80:
+                        break
+                i += length
+            else:
+                if b & 0x80:
+                    status, i = b, i + 1
+                if status >> 4 == 0x9 and tracks > 1:
+                    return None  # a track with notes: its name is the instrument's, not the piece's
+                i += 1 if status >> 4 in (0xC, 0xD) else 2
+        if not name:
+            return None
+        try:
+            text = name.decode("utf-8")
+        except UnicodeDecodeError:
+            text = name.decode("latin-1")
+        text = " ".join(text.split())
+        return text or None
+    except IndexError:
+        return None
 
 
 def _key_number(sharps: int, minor: bool) -> int:

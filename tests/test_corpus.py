@@ -215,8 +215,11 @@ def test_builtin_corpora_from_music21(small_builtins):
     from musicgen.midi_io import read_parts
 
     assert [p.name for p in read_parts(bach.midi_path(first.name))] == ["Soprano", "Alto", "Tenor", "Bass"]
+    # pieces carry their own titles (chorales from music21's list by BWV number, folk songs from ABC's T:)
+    assert all(p.title and "(BWV " in p.title for p in bach.pieces), [p.title for p in bach.pieces]
+    assert first.label == f"{first.title} ({first.name})"
     folk = corpus.open_dataset("essen-folk", root=small_builtins)
-    assert len(folk.pieces) == 6
+    assert len(folk.pieces) == 6 and all(p.title for p in folk.pieces)
     assert all(p.notes.pitch.min() > 40 for p in folk.pieces)  # melodies, one voice
 
 
@@ -331,3 +334,50 @@ def test_a_dataset_opens_when_its_cache_cannot_be_written(monkeypatch):
     _full_disk_after(monkeypatch, 0)
     data = corpus.open_dataset("ro")
     assert len(data.pieces) == 1 and len(data.pieces[0].notes) == 5
+
+
+def padded_song(i: int, size: int) -> bytes:
+    """A real MIDI file of about `size` bytes: a few notes and a long text event (as some notation programs
+    write), so it is big without being slow to parse."""
+    from helpers import raw_midi
+    from mido import Message, MetaMessage
+
+    return raw_midi([[MetaMessage("text", text="x" * size), Message("note_on", note=48 + i % 40, velocity=80),
+                      Message("note_off", note=48 + i % 40, time=96)]])
+
+
+def test_uploads_go_to_disk_in_blocks_and_leave_nothing_behind(data_dir):
+    report = corpus.import_uploads("up", [("a.mid", io.BytesIO(song(0))),
+                                          ("z.zip", io.BytesIO(make_zip({"b.mid": song(1), "c.txt": b"x"})))])
+    assert sorted(report.added) == ["a.mid", "b.mid"] and any("c.txt" in p for p in report.problems)
+    assert not any((data_dir / "uploads").iterdir())
+
+
+def test_an_import_holds_one_batch_in_memory_not_the_whole_archive(tmp_path):
+    """96 MB of MIDI in a zip, imported with 8-MB batches: the process grows by far less than the archive."""
+    import subprocess
+    import sys
+
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w") as zf:  # stored: the zip is as big as its files
+        for i in range(24):
+            zf.writestr(f"piece{i:02d}.mid", padded_song(i, 4 * 2**20))
+    script = f"""
+from musicgen import corpus
+
+def peak():  # VmHWM: the most resident memory since the last reset, in MB
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
+
+corpus.IMPORT_BATCH_BYTES = 8 * 2**20
+before = peak()
+open("/proc/self/clear_refs", "w").write("5")  # the peak starts again from here
+report = corpus.import_files("big", [{str(archive)!r}])
+print(len(report.added), round(peak() - before))
+"""
+    env = dict(os.environ, MUSICGEN_DATA_DIR=str(tmp_path / "data"))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0, out.stderr
+    added, grown = map(int, out.stdout.split())
+    assert added == 24
+    assert grown < 60, f"the import grew by {grown} MB for a 96-MB archive"

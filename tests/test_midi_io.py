@@ -391,3 +391,78 @@ def test_an_excerpt_starts_at_its_bar_and_a_join_puts_the_second_after_the_first
     both = part.joined(n.head(2), 6.0)
     assert both.pitch.tolist() == [65, 66, 67, 68, 60, 61] and both.start_beat.tolist()[-2:] == [6.0, 7.0]
     np.testing.assert_allclose(both.start, both.tempo_map.seconds(both.start_beat))
+
+
+def test_a_title_is_written_as_the_sequence_name_and_read_back():
+    data = write_midi(notes(scale()), title="Meine Seel’ erhebt den Herren (BWV 10.7)")
+    assert midi_io.midi_title(data) == "Meine Seel’ erhebt den Herren (BWV 10.7)"
+    assert mido.MidiFile(file=__import__("io").BytesIO(data)).tracks[0][0].type == "track_name"
+    np.testing.assert_array_equal(read_midi(data).pitch, read_midi(midi_bytes(scale())).pitch)
+    assert midi_io.midi_title(midi_bytes(scale())) is None
+
+
+def test_a_first_track_with_notes_names_an_instrument_not_the_piece():
+    piano = [MetaMessage("track_name", name="Piano"), Message("note_on", note=60, velocity=80),
+             Message("note_off", note=60, time=96)]
+    assert midi_io.midi_title(raw_midi([piano, piano])) is None
+    assert midi_io.midi_title(raw_midi([piano])) == "Piano"  # one track: its name is the file's
+    conductor = [MetaMessage("set_tempo", tempo=500000), MetaMessage("track_name", name="  Ein  feste Burg ")]
+    assert midi_io.midi_title(raw_midi([conductor, piano])) == "Ein feste Burg"
+
+
+def test_reading_a_title_never_fails_on_damaged_bytes():
+    good = write_midi(notes(scale()), title="A title")
+    rng = np.random.default_rng(3)
+    for i in range(300):
+        data = bytearray(good[: rng.integers(0, len(good))] if i % 2 else good)
+        for at in rng.integers(0, len(data) or 1, size=3 if len(data) else 0):
+            data[at] = int(rng.integers(0, 256))
+        title = midi_io.midi_title(bytes(data))
+        assert title is None or isinstance(title, str)
+
+
+HOSTILE_MEMORY = '''
+from musicgen.errors import MidiError
+from musicgen.midi_io import read_midi
+
+HEADER = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big") + (96).to_bytes(2, "big")
+
+def track(body):
+    return HEADER + b"MTrk" + len(body).to_bytes(4, "big") + body
+
+def rss():
+    status = open("/proc/self/status").read().splitlines()
+    return {k: int(v.split()[0]) / 1024 for k, v in (l.split(":", 1) for l in status) if k in ("VmRSS", "VmHWM")}
+
+note = b"\\x00\\x90\\x3c\\x40\\x60\\x80\\x3c\\x00"
+files = {
+    "endless number": track(b"\\xff" * 16_000_000),
+    "one tempo, 2.2 million times": track(b"\\x00\\xff\\x51\\x03\\x07\\xa1\\x20" * 2_200_000 + note),
+    "alternating tempos": track(b"".join(b"\\x00\\xff\\x51\\x03" + (500_000 + i % 2).to_bytes(3, "big")
+                                         for i in range(2_000_000)) + note),
+    "300,000 notes": track(b"\\x00\\x90\\x3c\\x40\\x01\\x80\\x3c\\x00" * 299_000),
+}
+for name, data in files.items():
+    open("/proc/self/clear_refs", "w").write("5")
+    before = rss()["VmRSS"]
+    try:
+        read_midi(data)
+    except MidiError:
+        pass
+    print(f"{name}|{rss()['VmHWM'] - before:.0f}")
+'''
+
+
+def test_hostile_files_stay_within_200_mb():
+    """Each hostile file (16 MB at most, the upload cap) is answered within 200 MB of memory."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", HOSTILE_MEMORY], capture_output=True, text=True, timeout=120,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.returncode == 0, out.stderr
+    grown = dict(line.split("|") for line in out.stdout.splitlines())
+    assert len(grown) == 4, out.stdout
+    for name, mb in grown.items():
+        assert float(mb) < 200, f"{name}: {mb} MB"

@@ -1,0 +1,107 @@
+"""The server's memory around large uploads, in a real browser (headless Chromium): four zips of about 190 MB of
+MIDI each go through the Dataset page's upload form one after another; the Streamlit server's resident memory
+is read from /proc before, after each import, and at the end. Baseline, measured in the same run: the
+server's own size before the first upload (the goal: back within 100 MB of it).
+
+    .venv/bin/python benchmarks/uploads.py [--uploads 4] [--mb 190]   (a temporary data folder)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def resident_mb(pid: int) -> float:
+    """Resident memory of the server process itself, in MB."""
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS"))
+    return int(line.split()[1]) / 1024
+
+
+def big_zip(path: Path, megabytes: int, seed: int) -> None:
+    """About `megabytes` of real MIDI files (a few notes and a long text event each, 15 MB at most), stored."""
+    from helpers import raw_midi
+    from mido import Message, MetaMessage
+
+    per, count = 15 * 2**20, max(1, megabytes // 15)
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(count):
+            notes = [Message("note_on", note=40 + (seed * 7 + i) % 50, velocity=80),
+                     Message("note_off", note=40 + (seed * 7 + i) % 50, time=96)]
+            zf.writestr(f"big{seed}-{i:02d}.mid", raw_midi([[MetaMessage("text", text=f"{seed}-{i}" + "x" * per)]
+                                                            + notes]))
+
+
+def main() -> None:
+    import importlib.util
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from test_e2e import CHROMIUM, CHROMIUM_ARGS
+
+    spec = importlib.util.spec_from_file_location("app_benchmark", ROOT / "benchmarks" / "app.py")
+    app_benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app_benchmark)
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--uploads", type=int, default=4)
+    ap.add_argument("--mb", type=int, default=190)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp())
+    zips = []
+    for k in range(args.uploads):
+        zips.append(work / f"upload{k}.zip")
+        big_zip(zips[-1], args.mb, k)
+    from musicgen import corpus
+
+    corpus.open_dataset(corpus.DEFAULT_DATASET)  # the page opens it first: made here, then copied
+    shutil.copytree(corpus.datasets_dir() / corpus.DEFAULT_DATASET, work / "data" / "datasets" / corpus.DEFAULT_DATASET)
+    os.environ["MUSICGEN_DATA_DIR"] = str(work / "data")
+    proc, url = app_benchmark.serve()
+    figures = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"{url}/dataset")
+            page.get_by_text("Upload MIDI files or a zip").wait_for(timeout=180_000)
+            time.sleep(2)
+            start = resident_mb(proc.pid)
+            for k, z in enumerate(zips):
+                page.get_by_text("Upload MIDI files or a zip").click()
+                page.locator("input[type='file']").set_input_files(str(z))
+                page.get_by_text(z.name, exact=True).wait_for(timeout=600_000)
+                page.get_by_label("Dataset name").fill("big")
+                began = time.perf_counter()
+                page.get_by_role("button", name="Import").click()
+                page.get_by_text("to 'big'").wait_for(timeout=600_000)
+                seconds = time.perf_counter() - began
+                time.sleep(2)
+                figures.append((z.stat().st_size / 2**20, seconds, resident_mb(proc.pid)))
+            page.close()  # the session ends
+            browser.close()
+        time.sleep(5)
+        end = resident_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    print(f"server resident memory before the first upload: {start:.0f} MB (baseline)")
+    for k, (mb, seconds, rss) in enumerate(figures, 1):
+        print(f"  after upload {k} ({mb:.0f} MB zip, imported in {seconds:.1f} s): {rss:.0f} MB, "
+              f"{rss - start:+.0f} MB, {rss / start:.2f}x")
+    print(f"  after the session ended: {end:.0f} MB, {end - start:+.0f} MB, {end / start:.2f}x   "
+          f"goal: within 100 MB of the start")
+
+
+if __name__ == "__main__":
+    main()
