@@ -1,6 +1,8 @@
 """What app.py and every page share: page setup, navigation and the sidebar, and the hand-over of a deep link
 on a freshly started server."""
 
+import re
+
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
@@ -20,6 +22,14 @@ def secrets() -> dict:
         return {}
 
 
+def plain(text) -> str:
+    """Text shown as it is: every ASCII punctuation mark escaped, so a user's names, file names and the
+    sentences that quote them never become markdown, colours or icons on a page; an invisible space after
+    '@', '//' and 'www' keeps addresses from being turned into links (escapes do not stop that)."""
+    text = re.sub(r"(@|//|(?i:www))", "\\1\u200b", str(text))
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
+
+
 _navigated = False  # whether this server has drawn the navigation yet
 
 
@@ -31,8 +41,8 @@ def chrome():
     page = st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                           for i, (path, title, icon) in enumerate(PAGES)])
     with st.sidebar:
-        st.caption(f"Dataset: **{st.session_state.get('dataset', 'bach-chorales')}**")
-        st.caption(f"Model: **{st.session_state.get('model') or 'the pretrained default'}**")
+        st.caption(f"Dataset: **{plain(st.session_state.get('dataset', 'bach-chorales'))}**")
+        st.caption(f"Model: **{plain(st.session_state.get('model') or 'the pretrained default')}**")
         address, expected = st.get_option("server.address"), access.password(secrets())
         given = st.text_input("Password", type="password", key="password",
                               help="needed to upload, train or delete") if expected else None

@@ -22,7 +22,7 @@ from . import families
 from .families import Encoding, Windows, build_encoding, encode, windows
 from .errors import MusicgenError, TrainingError, storage_error
 from .midi_io import Notes
-from .store import RunFolder, process_start, read_configs, read_history, read_json, read_status, write_json
+from .store import RunFolder, check_model, process_start, read_configs, read_history, read_json, read_status, write_json
 
 PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of a piano's lowest and highest keys
 PROGRESS_EVERY_S = 1.0  # how often a progress line goes to history.jsonl within an epoch
@@ -217,8 +217,11 @@ def train(data: Dataset, out: str | os.PathLike, model: ModelConfig, train_cfg: 
     if (out / "config.json").exists():
         raise TrainingError(f"{out} already holds a model. Choose another name, or add --resume to continue it.")
     enc = None
-    if init_from is not None:
-        model, _, enc = read_configs(Path(init_from))
+    if init_from is not None:  # a name or a folder; a run stopped before its first epoch has nothing to give
+        init_from = check_model(init_from)
+        if not (init_from / "model.keras").exists():
+            raise TrainingError(f"{init_from.name} has no saved Keras model to fine-tune; train it again.")
+        model, _, enc = read_configs(init_from)
     prepared = prepare(data, model, train_cfg, enc)
     claim(out)
     if (out / "config.json").exists():  # another run took the name while this one prepared
@@ -366,19 +369,38 @@ def launch(dataset: str, name: str, family: str, preset_name: str, model_changes
     Settings are checked here first, so a mistake is a sentence on the page, not a failed run.
     """
     from .config import checked
-    from .store import model_path
 
     model, train_cfg = families.preset(family, preset_name)
     checked(model, **model_changes)
     checked(train_cfg, **train_changes)
-    folder = model_path(dataset_name(name))  # the same rules as dataset names: a safe folder name
-    if folder.exists():
-        raise TrainingError(f"A model called '{folder.name}' exists already; choose another name.")
-    folder.mkdir(parents=True)
+    folder = _new_folder(name)
     args = ["--data", dataset, "--family", family, "--preset", preset_name]
     for key, value in {**model_changes, **train_changes}.items():
         args += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else [value])]
     return _start(folder, args)
+
+
+def launch_finetune(base: str | os.PathLike, dataset: str, name: str, epochs: int) -> Path:
+    """Start a new run `name` that begins from the weights of model `base` and trains on `dataset`
+    (base's family, settings and vocabulary); returns the new model folder."""
+    from .config import checked
+
+    base = check_model(base)
+    _, train_cfg, _ = read_configs(base)
+    checked(train_cfg, epochs=epochs)
+    folder = _new_folder(name)
+    return _start(folder, ["--data", dataset, "--init", str(base.resolve()), "--epochs", str(epochs)])
+
+
+def _new_folder(name: str) -> Path:
+    """A new model folder for a run the app starts, named by the same rules as datasets."""
+    from .store import model_path
+
+    folder = model_path(dataset_name(name))
+    if folder.exists():
+        raise TrainingError(f"A model called '{folder.name}' exists already; choose another name.")
+    folder.mkdir(parents=True)
+    return folder
 
 
 def launch_resume(folder: str | os.PathLike) -> Path:

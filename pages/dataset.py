@@ -2,7 +2,7 @@ import streamlit as st
 
 import shell
 
-from musicgen import corpus, render
+from musicgen import corpus, jobs, render
 from musicgen.errors import MusicgenError
 from musicgen.explore import clock, histograms, note_name, note_rows, summarize
 
@@ -20,20 +20,22 @@ def histogram_pngs(name: str, version: str, piece: str | None) -> list[bytes]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def piece_score(name: str, version: str, piece: str, first: int | None, window: tuple[float, float] | None) -> str:
-    notes = corpus.open_dataset(name).piece(piece).notes
+    found = corpus.open_dataset(name).piece(piece)
+    notes = found.notes
     if window:  # from the bar line before the window, so the bars stay where they are
         start = notes.bar_start(window[0])
-        return render.sheet_music_svg(notes.window(start, window[1]).shifted(-start), piece)
-    return render.sheet_music_svg(notes.head(first), piece)
+        return render.sheet_music_svg(notes.window(start, window[1]).shifted(-start), found.label)
+    return render.sheet_music_svg(notes.head(first), found.label)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def piece_media(name: str, version: str, piece: str, first: int | None,
                 window: tuple[float, float] | None) -> tuple[bytes, bytes, str | None]:
-    notes = corpus.open_dataset(name).piece(piece).notes
+    found = corpus.open_dataset(name).piece(piece)
+    notes = found.notes
     shown = notes.window(*window).shifted(-window[0]) if window else notes.head(first)
     sound = render.audio(shown)
-    return render.png(render.piano_roll(notes, first=first, window=window, title=piece)), sound.ogg, sound.note
+    return render.png(render.piano_roll(notes, first=first, window=window, title=found.label)), sound.ogg, sound.note
 
 
 st.title("Dataset")
@@ -56,7 +58,7 @@ if st.session_state.get("may_change"):  # uploads need the password on a shared 
             if st.form_submit_button("Import", type="primary"):
                 bar = st.progress(0.0)
                 try:
-                    report = corpus.import_files(target, [(u.name, u.getvalue()) for u in uploads or []],
+                    report = corpus.import_uploads(target, [(u.name, u) for u in uploads or []],
                                                  lambda done, total, what: bar.progress(done / max(total, 1), what),
                                                  pedal=pedal or None)
                     st.session_state["dataset_note"] = (
@@ -66,23 +68,62 @@ if st.session_state.get("may_change"):  # uploads need the password on a shared 
                     st.session_state["dataset"] = report.dataset.name
                     st.rerun()
                 except MusicgenError as e:
-                    st.error(str(e))
+                    st.error(shell.plain(e))
                 finally:
                     bar.empty()
 if "dataset_note" in st.session_state:
     message, problems = st.session_state.pop("dataset_note")
-    st.success(message)
+    st.success(shell.plain(message))
     for problem in problems:
-        st.warning(problem)
+        st.warning(shell.plain(problem))
 
-bar = st.progress(0.0, text="Opening the dataset...")
-try:
-    data = corpus.open_dataset(name, lambda done, total, what: bar.progress(done / max(total, 1), text=what))
-except MusicgenError as e:
-    bar.empty()
-    st.error(str(e))
+@st.cache_resource
+def builds() -> dict:
+    """This server's dataset builds, by dataset: every session that opens a dataset follows the same one."""
+    import threading
+
+    return {"lock": threading.Lock(), "jobs": {}, "failed": {}, "uncached": set()}
+
+
+@st.fragment(run_every=0.5)
+def follow_build(name: str) -> None:
+    """A long build (a built-in corpus, a large collection's first parse) runs in a job of its own: it goes on
+    when the page is left, and any visit shows its progress, a count and an estimate."""
+    b = builds()
+    with b["lock"]:
+        job = b["jobs"].get(name)
+        if job is None:
+            job = b["jobs"][name] = jobs.Job.start(jobs.open_dataset, name)
+    if job.done():
+        with b["lock"]:
+            b["jobs"].pop(name, None)
+        try:
+            job.result()
+            if not corpus.is_ready(name):  # its cache cannot be written (a read-only folder): open it here
+                b["uncached"].add(name)
+        except MusicgenError as e:
+            b["failed"][name] = str(e)
+        st.rerun()
+    p = job.progress()
+    left = f", about {p.remaining:.0f} s to go" if p.remaining is not None else ""
+    st.progress(p.fraction, text=f"{p.stage.capitalize()}{left}. This goes on if you leave the page.")
+
+
+if not corpus.is_ready(name) and name not in builds()["uncached"]:
+    failed = builds()["failed"].get(name)
+    if failed:
+        st.error(shell.plain(failed))
+        if st.button("Try again"):
+            builds()["failed"].pop(name, None)
+            st.rerun()
+    else:
+        follow_build(name)
     st.stop()
-bar.empty()
+try:
+    data = corpus.open_dataset(name)
+except MusicgenError as e:
+    st.error(shell.plain(e))
+    st.stop()
 if not data.pieces:
     st.warning("This dataset has no usable pieces.")
     st.stop()
@@ -98,16 +139,17 @@ cols[4].metric("Tempo (median)", f"{summary.tempo:.0f} bpm")
 if data.problems:
     with st.expander(f"{len(data.problems)} file(s) could not be used"):
         for problem in data.problems:
-            st.write(problem)
+            st.write(shell.plain(problem))
 
 st.subheader("The whole dataset")
 for col, image in zip(st.columns(3), histogram_pngs(name, version, None)):
     col.image(image)
 
 st.subheader("One piece")
-piece = st.selectbox("Piece", [p.name for p in data.pieces], key="dataset_piece")
+labels = {p.name: p.label for p in data.pieces}
+piece = st.selectbox("Piece", list(labels), key="dataset_piece", format_func=labels.get)
 notes = data.piece(piece).notes
-st.caption(summarize(notes).text())
+st.caption(shell.plain(summarize(notes).text()))
 if st.radio("Show", ["The first notes", "A time window"], horizontal=True) == "The first notes":
     first, window = st.slider("Notes shown and played", 10, max(11, min(len(notes), 2000)), min(len(notes), 300)), None
 else:
@@ -122,7 +164,7 @@ if st.toggle("Sheet music", value=True, help="the notes shown, engraved: one sta
         try:
             st.image(piece_score(name, version, piece, first, window), width="stretch")
         except MusicgenError as e:
-            st.error(str(e))
+            st.error(shell.plain(e))
 st.image(roll)
 for col, image in zip(st.columns(3), histogram_pngs(name, version, piece)):
     col.image(image)

@@ -109,7 +109,8 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
         if kind in ("A German folk song", "A chorale's soprano"):
             key = "essen-folk" if kind == "A German folk song" else "bach-chorales"
             data = corpus.open_dataset(key)
-            given_name = st.selectbox("Melody", [p.name for p in data.pieces])
+            labels = {p.name: p.label for p in data.pieces}
+            given_name = st.selectbox("Melody", list(labels), format_func=labels.get)
             given = data.piece(given_name).notes
             if key == "bach-chorales":
                 given = given.take(given.voice == 0)  # the soprano's own track
@@ -118,7 +119,8 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
             infos = [i.name for i in corpus.list_datasets() if i.built]
             ds = c1.selectbox("Dataset", infos)
             data = corpus.open_dataset(ds) if ds else None
-            given_name = c2.selectbox("Piece", [p.name for p in data.pieces]) if data else None
+            labels = {p.name: p.label for p in data.pieces} if data else {}
+            given_name = c2.selectbox("Piece", list(labels), format_func=labels.get) if data else None
             source = data.piece(given_name).notes if given_name else None
         elif kind == "My MIDI file":
             upload = st.file_uploader("A MIDI file" + (" with the melody" if harmonizing else " to continue"),
@@ -137,7 +139,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
         if given is not None:
             st.caption(f"{'Melody' if harmonizing else 'Primer'}: {summarize(given).text()}")
     except MusicgenError as e:
-        st.error(str(e))
+        st.error(shell.plain(e))
 
     other = st.session_state.get("other_temperature", 1.5 if temperature < 1.0 else 0.5)
     if not harmonizing:
@@ -158,7 +160,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
                          f"choose what it finds likely more often; a higher one gives the long shots a chance.")
                 st.image(chart)
             except MusicgenError as e:
-                st.error(str(e))
+                st.error(shell.plain(e))
     both = st.checkbox(f"Side by side: the same seed at temperature {other:g} too",
                        help="two pieces to compare, with their scores and sound (the second temperature is set "
                             "under 'What the model hears')")
@@ -188,7 +190,7 @@ if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":
         st.session_state["jobs"] = [jobs.Job.start(jobs.make_piece, r) for r in asked]
         st.session_state["job_events"] = length if not harmonizing else len(given)
     except MusicgenError as e:
-        st.error(str(e))
+        st.error(shell.plain(e))
 
 
 @st.fragment(run_every=0.25)
@@ -225,12 +227,13 @@ def follow() -> None:
 if st.session_state.get("jobs"):  # only then: a ticking fragment can swallow a click elsewhere on the page
     follow()
 if "job_error" in st.session_state:
-    st.error(st.session_state.pop("job_error"))
+    st.error(shell.plain(st.session_state.pop("job_error")))
 
 
 @st.fragment
-def show_sheet(r: render.Rendered, slot: int) -> None:
-    """The score, a section at a time for a long piece (each further section engraved on request)."""
+def show_sheet(r: render.Rendered, slot: int, follow: bool) -> None:
+    """The score, a section at a time for a long piece (each further section engraved on request); when
+    following, with the sound and the piano roll in one block whose cursor follows the playing."""
     count = render.sections(r.notes)
     bars = render.SECTION_BARS
     k = 0
@@ -247,10 +250,13 @@ def show_sheet(r: render.Rendered, slot: int) -> None:
         try:
             sheets[(slot, k)] = job.result()
         except MusicgenError as e:
-            st.error(str(e))
+            st.error(shell.plain(e))
             return
     sheet = sheets[(slot, k)]
-    st.image(sheet.svg, width="stretch")
+    if follow:
+        st.iframe(render.follow_html(r, sheet))  # sized to its content
+    else:
+        st.image(sheet.svg, width="stretch")
     label = "MusicXML" + (f" (bars {k * bars + 1}-{(k + 1) * bars})" if count > 1 else "")
     st.download_button(label, sheet.musicxml, f"{stem(r)}{'' if count == 1 else f'_bars-{k * bars + 1}'}.musicxml",
                        "application/vnd.recordare.musicxml+xml", key=f"xml{slot}")
@@ -263,18 +269,23 @@ def stem(r: render.Rendered) -> str:
 def show_piece(piece: jobs.Piece, key: str, newest: bool, slot: int) -> None:
     r = piece.rendered
     if newest:
-        st.subheader(r.title)
+        st.subheader(shell.plain(r.title))
         if piece.note:
-            st.info(piece.note)
+            st.info(shell.plain(piece.note))
     else:
-        st.markdown(f"**{r.title}**")
+        st.markdown(f"**{shell.plain(r.title)}**")
     st.caption(summarize(r.notes).text())
-    st.audio(r.ogg, format="audio/ogg")
+    follow = newest and st.toggle("Follow the music as it plays", value=projector, key=f"follow{slot}",
+                                  help="the notes sounding light up in the score, and a line moves over the "
+                                       "piano roll")
+    if not follow:
+        st.audio(r.ogg, format="audio/ogg")
     if r.sound_note:
         st.info(r.sound_note)
     if newest:  # the sheet music travels inline with every rerun: only the newest pieces'
-        show_sheet(r, slot)
-    st.image(r.piano_roll_png)
+        show_sheet(r, slot, follow)
+    if not follow:
+        st.image(r.piano_roll_png)
     c1, c2 = st.columns(2)
     c1.download_button("MIDI", r.midi, f"{stem(r)}.mid", "audio/midi", key=f"mid{key}")
     c2.download_button("Audio (OGG)", r.ogg, f"{stem(r)}.ogg", "audio/ogg", key=f"ogg{key}")
@@ -282,7 +293,7 @@ def show_piece(piece: jobs.Piece, key: str, newest: bool, slot: int) -> None:
 
 for i, made in enumerate(st.session_state.get("results", [])):
     titles = " | ".join(p.rendered.title for p in made)
-    with st.container(border=True) if i == 0 else st.expander(f"Earlier: {titles}"):
+    with st.container(border=True) if i == 0 else st.expander(f"Earlier: {shell.plain(titles)}"):
         places = st.columns(len(made)) if len(made) > 1 else [st.container()]
         for slot, (place, piece) in enumerate(zip(places, made)):
             with place:
@@ -306,4 +317,4 @@ for i, made in enumerate(st.session_state.get("results", [])):
             if shown and shown[0] == r.title:
                 if shown[1]:
                     st.image(shown[1])
-                st.write(shown[2])
+                st.write(shell.plain(shown[2]))

@@ -8,7 +8,7 @@ from musicgen import corpus, store
 from musicgen import families
 from musicgen.config import OPTIMIZERS
 from musicgen.errors import MusicgenError
-from musicgen.train import launch, launch_resume, reap, request_stop
+from musicgen.train import launch, launch_finetune, launch_resume, reap, request_stop
 
 shell.enter()
 
@@ -66,7 +66,7 @@ if start:
     except ValueError:
         st.error("LSTM sizes must be whole numbers separated by spaces, e.g. 256 256.")
     except MusicgenError as e:
-        st.error(str(e))
+        st.error(shell.plain(e))
 
 models = store.list_models()
 if not models:
@@ -74,6 +74,8 @@ if not models:
     st.stop()
 running = [m.name for m in models if m.state == "running"]
 names = [m.name for m in models]
+if "watch_next" in st.session_state:
+    st.session_state["watch"] = st.session_state.pop("watch_next")
 if st.session_state.get("watch") not in names:
     st.session_state["watch"] = running[0] if running else names[0]
 watch = st.selectbox("Watch", names, key="watch")  # a new run is selected at once: Start sets this key
@@ -102,7 +104,8 @@ def live(name: str):
     folder = store.model_path(name)
     status = store.read_status(folder)
     state = status["state"]
-    line = f"**{name}**: {state}" + (f" ({status['message']})" if status.get("message") else "")
+    message = f" ({shell.plain(status['message'])})" if status.get("message") else ""
+    line = f"**{shell.plain(name)}**: {state}{message}"
     STATE_BOX.get(state, st.info)(line)
     now = store.progress_now(folder)
     if state == "running" and now and now.get("batches"):
@@ -132,10 +135,28 @@ def live(name: str):
         try:
             launch_resume(folder)
         except MusicgenError as e:
-            st.error(str(e))
+            st.error(shell.plain(e))
 
 
 live(watch)
+
+watched = store.model_path(watch)
+if (watched / "model.keras").exists() and store.read_status(watched)["state"] != "running":
+    with st.expander(f"Fine-tune {shell.plain(watch)} on a dataset", icon=":material/tune:"):
+        st.caption("A new model that starts from what this one has learned and goes on learning from the dataset "
+                   "you choose (for example your own pieces): it keeps this model's family and settings.")
+        with st.form("finetune"):
+            c1, c2, c3 = st.columns(3)
+            tune_data = c1.selectbox("Dataset", datasets, index=datasets.index(dataset))
+            tune_epochs = c2.slider("Epochs", 1, 50, 5)
+            tune_name = c3.text_input("New model name", f"{watch}-tuned")
+            if st.form_submit_button("Fine-tune", disabled=not st.session_state.get("may_change")):
+                try:
+                    # the Watch box exists already: it takes the new run on the rerun
+                    st.session_state["watch_next"] = launch_finetune(watch, tune_data, tune_name, tune_epochs).name
+                    st.rerun()
+                except MusicgenError as e:
+                    st.error(shell.plain(e))
 
 
 @st.fragment(run_every=2.0)
@@ -158,11 +179,11 @@ st.subheader("Models")
 models_table()
 with st.expander("Delete a model"):
     doomed = st.selectbox("Model to delete", names, key="doomed")
-    sure = st.checkbox(f"Yes, delete {doomed} and its files for good")
+    sure = st.checkbox(f"Yes, delete {shell.plain(doomed)} and its files for good")
     if st.button("Delete", disabled=not (sure and st.session_state.get("may_change"))):
         try:
             store.delete_model(doomed)
             st.session_state.pop("watch", None)
             st.rerun()
         except MusicgenError as e:
-            st.error(str(e))
+            st.error(shell.plain(e))

@@ -55,16 +55,37 @@ def test_dataset_page_shows_a_user_dataset():
     assert not at.error
 
 
+def test_a_dataset_that_needs_parsing_is_opened_by_a_job_the_page_follows():
+    from helpers import midi_bytes, scale
+
+    from musicgen import corpus
+
+    corpus.import_files("later", [(f"s{i}.mid", midi_bytes(scale(40 + i, count=9))) for i in range(3)])
+    (corpus.datasets_dir() / "later" / "cache.json").unlink()  # as after files were added by hand
+    assert not corpus.is_ready("later")
+    at = page("dataset", dataset="later")
+    assert not at.metric and "goes on if you leave the page" in at.get("progress")[0].proto.text
+    end = time.monotonic() + 60
+    while not at.metric:
+        assert time.monotonic() < end and not at.exception
+        time.sleep(0.3)
+        at.run()
+    assert corpus.is_ready("later") and [m.value for m in at.metric][:2] == ["3", "27"]
+
+
 def test_dataset_page_builtin_corpus(app_env):
     at = page("dataset")
     assert at.metric[0].value == "6"
-    at.selectbox[1].select(at.selectbox[1].options[2]).run()
+    from musicgen import corpus
+
+    at.selectbox[1].set_value(corpus.open_dataset("bach-chorales").pieces[2].name).run()  # named by its title
     assert not at.exception and at.get("audio")
     at.radio[0].set_value("A time window").run()
     at.slider[0].set_value((2.0, 6.0)).run()
     images = at.get("image")
     assert not at.exception and at.get("audio") and len(images) == 8  # 6 histograms, the score and the roll
     assert any("image/svg+xml" in str(i.proto) for i in images)  # the piece's score
+    assert at.selectbox[1].options[2].endswith(f"({at.selectbox[1].value})") and "(BWV " in at.selectbox[1].options[2]
 
 
 def test_generate_page_makes_music(app_env):
@@ -144,6 +165,19 @@ def test_train_page_starts_and_shows_a_run(app_env, tiny_models, monkeypatch):
     at.run()
     assert any("finished" in s.value for s in at.success)
     assert at.metric[0].label == "Held-out pieces" and at.metric[1].label.startswith("Next-")
+    # fine-tune the finished run: a new run from its weights, selected at once
+    tune = next(b for b in at.button if b.label == "Fine-tune")
+    at.text_input[2].set_value("app-run-tuned")
+    tune.click().run()
+    assert not at.exception and not at.error, at.error
+    tuned = tiny_models / "app-run-tuned"
+    assert at.selectbox(key="watch").value == "app-run-tuned"
+    deadline = time.time() + 180
+    while store.read_status(tuned)["state"] == "running" and time.time() < deadline:
+        time.sleep(1)
+    assert store.read_status(tuned)["state"] == "finished", (tuned / "train.log").read_text()
+    assert store.read_configs(tuned)[2].to_json() == store.read_configs(folder)[2].to_json()  # its vocabulary
+    store.delete_model(tuned)
     store.delete_model(folder)
 
 
@@ -216,4 +250,6 @@ def test_projector_view_folds_the_settings_away(app_env):
     at.slider[1].set_value(16)
     next(b for b in at.button if b.label == "Generate").click().run()
     made(at)
-    assert at.get("audio") and not at.exception
+    # the music first: sound, score and piano roll in one block that follows the playing
+    assert not at.get("audio") and at.get("iframe") and "player" in at.get("iframe")[0].proto.srcdoc
+    assert not at.exception

@@ -13,8 +13,8 @@ import pytest
 
 from musicgen import corpus, store
 from musicgen.config import ModelConfig, SampleConfig, TrainConfig, checked
-from musicgen.families import preset
-from musicgen.errors import ConfigError, ModelError, TrainingError
+from musicgen.families import build_encoding, preset
+from musicgen.errors import ConfigError, ModelError, MusicgenError, TrainingError
 from musicgen.sample import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +91,21 @@ def test_fine_tune_keeps_the_vocabulary(bach, tmp_path):
     assert status["state"] == "finished"
     base = json.loads((tmp_path / "base" / "vocab.json").read_text())
     assert json.loads((tmp_path / "tuned" / "vocab.json").read_text()) == base
+
+
+def test_fine_tuning_a_run_killed_in_its_first_epoch_is_a_sentence(bach, tmp_path, monkeypatch):
+    from musicgen import store
+    from musicgen.train import train
+
+    monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(tmp_path))
+    killed = store.RunFolder(tmp_path / "killed")  # what a run leaves when kill -9 ends its first epoch
+    killed.create(TINY["notes-and-chords"], FAST,
+                  build_encoding(TINY["notes-and-chords"], [p.notes for p in bach.pieces]), {"dataset": "x"})
+    killed.status("running", "training", pid=2**22 + 7)
+    for init in ("killed", tmp_path / "killed"):  # by name, as the app and the CLI say it, or by folder
+        with pytest.raises(MusicgenError, match="killed: the model folder has no trained weights"):
+            train(bach, tmp_path / "tuned", TINY["notes-and-chords"], FAST, init_from=init)
+        assert not (tmp_path / "tuned").exists()
 
 
 def test_too_little_data(tmp_path):
