@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,13 +20,15 @@ import numpy as np
 from .config import ModelConfig, TrainConfig, data_dir
 from .corpus import Dataset, Piece, dataset_name
 from . import families
-from .families import Encoding, Windows, build_encoding, encode, windows
+from .encoded import WindowSource, encoded, fingerprint
+from .families import Encoding, build_encoding, encode
 from .errors import MusicgenError, TrainingError, storage_error
 from .midi_io import Notes
 from .store import RunFolder, check_model, process_start, read_configs, read_history, read_json, read_status, write_json
 
 PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of a piano's lowest and highest keys
 PROGRESS_EVERY_S = 1.0  # how often a progress line goes to history.jsonl within an epoch
+VALIDATION_WINDOWS = 4096  # windows of held-out pieces measured after each epoch (all of them at the end)
 
 
 # ---------------------------------------------------------------- data
@@ -52,8 +55,8 @@ def split_pieces(data: Dataset, validation_fraction: float, seed: int,
 @dataclass
 class Prepared:
     enc: Encoding
-    train: Windows
-    validation: Windows
+    train: WindowSource  # drawn by index from the encoding on disk
+    validation: WindowSource
     split: dict[str, list[Piece]]
 
 
@@ -64,56 +67,73 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
     if len(split["train"]) < 1 or len(split["validation"]) < 1:
         raise TrainingError(f"Training needs at least 2 usable pieces (one to learn from, one to check against); "
                             f"'{data.name}' has {len(data.pieces)}.")
-    enc = enc or build_encoding(model, transposed([p.notes for p in split["train"]], train.transpose))
+    training = [p.notes for p in split["train"]]
+    enc = enc or build_encoding(model, list(transposed(training, train.transpose)))
 
-    def make(tables):
-        return windows([encode(enc, n) for n in tables], model.seq_length, model.every_step)
+    def source(tables, semitones):  # the encoding on disk, a piece at a time; windows drawn from it by index
+        key = fingerprint(enc, tables, f"transpose={semitones}")
+        return WindowSource(encoded(enc, transposed(tables, semitones), key), model.seq_length, model.every_step)
 
-    tr = make(transposed([p.notes for p in split["train"]], train.transpose))
-    va = make([p.notes for p in split["validation"]])
-    if len(tr.x) < 4:
-        raise TrainingError(f"'{data.name}' is too small to train on: it gives {len(tr.x)} training windows "
+    tr = source(training, train.transpose)
+    va = source([p.notes for p in split["validation"]], 0)
+    if len(tr) < 4:
+        raise TrainingError(f"'{data.name}' is too small to train on: it gives {len(tr)} training windows "
                             f"of {model.seq_length} notes. Add pieces or shorten the sequence length.")
     return Prepared(enc, tr, va, split)
 
 
-def transposed(tables: list[Notes], semitones: int) -> list[Notes]:
-    """The tables, and each moved by -semitones..+semitones where it stays within the piano's range."""
-    out = list(tables)
+def transposed(tables: list[Notes], semitones: int) -> Iterator[Notes]:
+    """The tables, then each moved by -semitones..+semitones where it stays within the piano's range, made one
+    at a time as they are used."""
+    yield from tables
     for shift in (s for s in range(-semitones, semitones + 1) if s):
-        out += [n.transposed(shift) for n in tables
-                if len(n) and n.pitch.min() + shift >= PIANO_LOW and n.pitch.max() + shift <= PIANO_HIGH]
-    return out
+        yield from (n.transposed(shift) for n in tables
+                    if len(n) and n.pitch.min() + shift >= PIANO_LOW and n.pitch.max() + shift <= PIANO_HIGH)
 
 
-def targets(model: ModelConfig, enc: Encoding, w: Windows) -> tuple[dict, dict | None]:
-    """Per-head targets (and per-step weights when every step is predicted) as Keras wants them."""
-    heads = families.get(model.family).heads(enc)
-    ys = {h.name: w.y[..., k][..., None].astype(np.float32) if h.regression else w.y[..., k].astype(np.int32)
-          for k, h in enumerate(heads)}
-    weights = {h.name: w.weight for h in heads} if w.weight is not None else None
-    return ys, weights
-
-
-def _tf_dataset(model: ModelConfig, enc: Encoding, w: Windows, batch: int, seed: int, shuffle: bool,
-                replicas: int = 1):
+def _tf_dataset(model: ModelConfig, enc: Encoding, source: WindowSource, batch: int, seed: int, shuffle: bool,
+                replicas: int = 1, limit: int | None = None):
+    """Batches of (inputs, per-head targets[, per-step weights]) as Keras wants them, each batch's windows
+    gathered from the encoding on disk by shuffled index (per-window tf.data ops cost more than the model on a
+    CPU). limit: at most this many windows, a seeded sample (a bounded validation)."""
     from .model import tf
 
-    ys, weights = targets(model, enc, w)
-    x = w.x.astype(np.int32 if np.issubdtype(w.x.dtype, np.integer) else np.float32)
-    parts = tf.nest.map_structure(tf.constant, (x, ys) if weights is None else (x, ys, weights))
+    heads = families.get(model.family).heads(enc)
+    index = np.arange(len(source), dtype=np.int64)
+    if limit is not None and len(index) > limit:
+        index = np.sort(np.random.default_rng(seed).choice(index, limit, replace=False))
     drop = False
     if replicas > 1:
         # replicas cannot share out a batch unevenly (Keras adds per-replica tensors of unequal shape):
         # whole batches only, or for a small set one batch that splits evenly
-        batch = batch if len(x) >= batch else max(replicas, len(x) // replicas * replicas)
+        batch = batch if len(index) >= batch else max(replicas, len(index) // replicas * replicas)
         drop = True
-    # shuffle indices and gather whole batches: per-window tf.data ops cost more than the model on a CPU
-    order = tf.data.Dataset.range(len(x))
+    integer = np.issubdtype(source.data.inputs.dtype, np.integer)
+    weighted = source.every_step
+
+    def fetch(idx):
+        x, y, w = source.take(idx)
+        x = x.astype(np.int32 if integer else np.float32)
+        return (x, y.astype(np.float32), w) if weighted else (x, y.astype(np.float32))
+
+    cols, width = source.data.inputs.shape[1], source.data.targets.shape[1]
+    steps = (source.seq_length,) if weighted else ()
+
+    def shaped(idx):
+        out = tf.numpy_function(fetch, [idx], [tf.int32 if integer else tf.float32, tf.float32]
+                                + ([tf.float32] if weighted else []), stateful=False)
+        x = tf.ensure_shape(out[0], (None, source.seq_length, cols))
+        y = tf.ensure_shape(out[1], (None, *steps, width))
+        ys = {h.name: y[..., k:k + 1] if h.regression else tf.cast(y[..., k], tf.int32) for k, h in enumerate(heads)}
+        if not weighted:
+            return x, ys
+        w = tf.ensure_shape(out[2], (None, source.seq_length))
+        return x, ys, {h.name: w for h in heads}
+
+    order = tf.data.Dataset.from_tensor_slices(index)
     if shuffle:
-        order = order.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = order.batch(batch, drop_remainder=drop).map(
-        lambda idx: tf.nest.map_structure(lambda t: tf.gather(t, idx), parts), num_parallel_calls=tf.data.AUTOTUNE)
+        order = order.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
+    ds = order.batch(batch, drop_remainder=drop).map(shaped, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -258,7 +278,7 @@ def _data_summary(data: Dataset, prepared: Prepared) -> dict:
     return {"dataset": data.name,
             "pieces": {k: [p.name for p in v] for k, v in prepared.split.items()},
             "notes": {k: int(sum(len(p.notes) for p in v)) for k, v in prepared.split.items()},
-            "windows": {"train": len(prepared.train.x), "validation": len(prepared.validation.x)}}
+            "windows": {"train": len(prepared.train), "validation": len(prepared.validation)}}
 
 
 def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepared: Prepared, progress,
@@ -285,7 +305,8 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
         batch = train_cfg.batch_size
         replicas = int(strat.num_replicas_in_sync)
         train_ds = _tf_dataset(model_cfg, prepared.enc, prepared.train, batch, train_cfg.seed, True, replicas)
-        val_ds = _tf_dataset(model_cfg, prepared.enc, prepared.validation, batch, train_cfg.seed, False, replicas)
+        val_ds = _tf_dataset(model_cfg, prepared.enc, prepared.validation, batch, train_cfg.seed, False, replicas,
+                             limit=VALIDATION_WINDOWS)
         cb = _callback(run, train_cfg.epochs, train_cfg.patience, best, wait, stop, progress)
         cb.batches = len(train_ds)
         run.status("running", "training", epochs=train_cfg.epochs, strategy=type(strat).__name__,

@@ -1,0 +1,151 @@
+"""A dataset's encoding for one family on disk: every piece's input and target rows end to end in two flat
+memory-mapped files, with the pieces' offsets. Training draws its windows from them by index, a batch at a
+time, so its memory does not grow with the collection (as nanoGPT's memmap and keras-io's per-batch windows).
+
+A folder data/encoded/KEY/ holds inputs.bin, targets.bin, offsets.bin and meta.json; KEY is a fingerprint of
+the encoding and of the pieces' notes, so an encoding is written once and reused while neither changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import data_dir
+from .errors import storage_error
+from .families import Encoding, Windows, encode
+from .midi_io import Notes, write_json
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Encoded:
+    inputs: np.ndarray  # memory-mapped, shape=(rows, columns)
+    targets: np.ndarray  # memory-mapped, shape=(rows, heads)
+    offsets: np.ndarray  # int64, shape=(pieces + 1,): piece k is rows offsets[k]:offsets[k + 1]
+
+    @property
+    def pieces(self) -> int:
+        return len(self.offsets) - 1
+
+
+def fingerprint(enc: Encoding, tables: list[Notes], extra: str = "") -> str:
+    """A key for the encoding of these tables: the encoding's settings and a checksum of every note."""
+    h = hashlib.sha1(json.dumps(enc.to_json(), sort_keys=True).encode() + extra.encode())
+    for n in tables:
+        crc = zlib.crc32(n.pitch.tobytes(), zlib.crc32(n.start_beat.tobytes(), zlib.crc32(n.end_beat.tobytes())))
+        h.update(f"{len(n)}:{crc}:{zlib.crc32(n.voice.tobytes())}:{n.keys}:{n.meter};".encode())
+    return h.hexdigest()[:20]
+
+
+def encoded(enc: Encoding, tables: Iterable[Notes], key: str, root: Path | None = None) -> Encoded:
+    """The encoding of the tables, from data/encoded/KEY when written before, else written now a piece at a
+    time (only one piece's rows in memory) into a folder that becomes KEY whole or not at all."""
+    base = (root or data_dir()) / "encoded"
+    found = load(base / key)
+    if found is not None:
+        return found
+    shutil.rmtree(base / key, ignore_errors=True)  # not whole (a crash, flipped bytes): written again
+    tmp = base / f".{key}.{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir(parents=True)
+        offsets, x_dtype, y_dtype, cols, heads = [0], None, None, None, None
+        with open(tmp / "inputs.bin", "wb") as xf, open(tmp / "targets.bin", "wb") as yf:
+            for notes in tables:
+                x, y = encode(enc, notes)
+                if x_dtype is None:
+                    x_dtype, y_dtype, cols, heads = x.dtype.str, y.dtype.str, x.shape[1], y.shape[1]
+                xf.write(np.ascontiguousarray(x, dtype=x_dtype).tobytes())
+                yf.write(np.ascontiguousarray(y, dtype=y_dtype).tobytes())
+                offsets.append(offsets[-1] + len(x))
+        np.asarray(offsets, np.int64).tofile(tmp / "offsets.bin")
+        write_json(tmp / "meta.json", {"format": FORMAT, "rows": offsets[-1], "pieces": len(offsets) - 1,
+                                       "columns": cols or 1, "heads": heads or 1, "x_dtype": x_dtype or "<f4",
+                                       "y_dtype": y_dtype or "<f4"})
+        try:
+            os.replace(tmp, base / key)
+        except OSError:  # another process wrote the same encoding first: theirs is as good
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise storage_error(base / key, e) from None
+    found = load(base / key)
+    if found is None:
+        raise storage_error(base / key, OSError("written but unreadable"))
+    return found
+
+
+def load(folder: Path) -> Encoded | None:
+    """The encoding in folder, memory-mapped; None when missing, of another format or not whole."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("format") != FORMAT:
+            return None
+        rows, cols, heads = int(meta["rows"]), int(meta["columns"]), int(meta["heads"])
+        offsets = np.fromfile(folder / "offsets.bin", dtype=np.int64)
+        if len(offsets) != int(meta["pieces"]) + 1 or (len(offsets) and offsets[-1] != rows):
+            return None
+
+        def mapped(name: str, dtype: str, width: int) -> np.ndarray:
+            if rows == 0:
+                return np.zeros((0, width), dtype=dtype)
+            return np.memmap(folder / name, dtype=dtype, mode="r", shape=(rows, width))
+
+        return Encoded(mapped("inputs.bin", meta["x_dtype"], cols), mapped("targets.bin", meta["y_dtype"], heads),
+                       offsets)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class WindowSource:
+    """The training windows of an encoding, drawn by index: the same windows as families.windows makes, never
+    all in memory. every_step: chunks of seq_length rows (every seq_length // 2 rows) predicting the next row at
+    each position, a piece's last chunk padded and weighted 0 there; else one left-padded window per target."""
+
+    def __init__(self, data: Encoded, seq_length: int, every_step: bool):
+        self.data, self.seq_length, self.every_step = data, seq_length, every_step
+        self.hop = max(1, seq_length // 2)
+        n = np.diff(data.offsets)
+        if every_step:
+            counts = np.where(n >= 2, 1 + np.maximum(0, -(-(n - 1 - seq_length) // self.hop)), 0)
+        else:
+            counts = np.maximum(n - 1, 0)
+        self.first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # first window of each piece
+
+    def __len__(self) -> int:
+        return int(self.first[-1])
+
+    def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(inputs, targets, weights or None) of the windows numbered idx, shape=(len(idx), seq_length, ...)."""
+        idx = np.asarray(idx, np.int64)
+        piece = np.searchsorted(self.first, idx, side="right") - 1
+        local = idx - self.first[piece]
+        p0, p1 = self.data.offsets[piece], self.data.offsets[piece + 1]
+        steps = np.arange(self.seq_length)
+        pad = np.zeros(self.data.inputs.shape[1], self.data.inputs.dtype)
+        if self.every_step:
+            start = p0 + local * self.hop
+            rows = start[:, None] + steps[None, :]  # inputs; targets one row later
+            valid = rows + 1 < p1[:, None]
+            x = np.where(valid[..., None], self.data.inputs[np.where(valid, rows, p0[:, None])], pad)
+            y = np.where(valid[..., None], self.data.targets[np.where(valid, rows + 1, p0[:, None])], 0)
+            return x, y.astype(self.data.targets.dtype), valid.astype(np.float32)
+        target = p0 + local + 1
+        rows = target[:, None] - self.seq_length + steps[None, :]
+        valid = rows >= p0[:, None]
+        x = np.where(valid[..., None], self.data.inputs[np.where(valid, rows, p0[:, None])], pad)
+        return x, np.asarray(self.data.targets[target]), None
+
+    def all(self) -> Windows:
+        x, y, w = self.take(np.arange(len(self)))
+        return Windows(x, y, w)
