@@ -6,7 +6,9 @@ import re
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from musicgen import access
+from musicgen import access, memory
+
+memory.return_large_blocks()  # uploads and pieces of hundreds of MB: freed, they go back to the system
 
 PAGES = [("pages/home.py", "Home", ":material/home:"),
          ("pages/dataset.py", "Dataset", ":material/library_music:"),
@@ -28,6 +30,18 @@ def plain(text) -> str:
     '@', '//' and 'www' keeps addresses from being turned into links (escapes do not stop that)."""
     text = re.sub(r"(@|//|(?i:www))", "\\1\u200b", str(text))
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
+
+
+def forget_uploads(files) -> None:
+    """Drop uploaded files from Streamlit's memory once they are imported (it keeps each one whole, in memory,
+    for as long as its session lives)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        for f in files or []:
+            ctx.uploaded_file_mgr.remove_file(ctx.session_id, f.file_id)
+    memory.release()
 
 
 _navigated = False  # whether this server has drawn the navigation yet

@@ -78,10 +78,12 @@ def main() -> None:
             time.sleep(2)
             start = resident_mb(proc.pid)
             for k, z in enumerate(zips):
-                page.get_by_text("Upload MIDI files or a zip").click()
+                name_box = page.get_by_role("textbox", name="Dataset name").filter(visible=True)
+                if not name_box.count():  # the form stays open after an import
+                    page.get_by_text("Upload MIDI files or a zip").click()
                 page.locator("input[type='file']").set_input_files(str(z))
                 page.get_by_text(z.name, exact=True).wait_for(timeout=600_000)
-                page.get_by_label("Dataset name").fill("big")
+                name_box.first.fill("big")
                 began = time.perf_counter()
                 page.get_by_role("button", name="Import").click()
                 page.get_by_text("to 'big'").wait_for(timeout=600_000)

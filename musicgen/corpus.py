@@ -213,7 +213,8 @@ def _zip_files(zf: zipfile.ZipFile, label: str, problems: list[str]) -> Iterator
             continue
         unpacked += len(data)
         if unpacked > MAX_ZIP_TOTAL_BYTES:
-            raise DatasetError(f"{label}: the zip archive unpacks to more than {MAX_ZIP_TOTAL_BYTES // 2**20} MB.")
+            raise DatasetError(f"{label}: the zip archive unpacks to more than {MAX_ZIP_TOTAL_BYTES // 2**20} MB; "
+                               f"the files after that were skipped.")
         yield member.replace("\\", "/"), data
 
 
@@ -732,21 +733,6 @@ def import_uploads(name: str, uploads: Iterable[tuple[str, object]], progress: P
         from .errors import storage_error
 
         raise DatasetError(f"Nothing was added to '{dataset_name(name)}': {storage_error(spool, e)}") from None
-    finally:
-        release_memory()
-
-
-def release_memory() -> None:
-    """Hand memory freed by a large piece of work back to the system (glibc keeps it otherwise), so a server
-    that imported hundreds of megabytes returns to its size."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def delete_dataset(name: str, root: Path | None = None) -> None:

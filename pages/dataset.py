@@ -71,6 +71,7 @@ if st.session_state.get("may_change"):  # uploads need the password on a shared 
                     st.error(shell.plain(e))
                 finally:
                     bar.empty()
+                    shell.forget_uploads(uploads)
 if "dataset_note" in st.session_state:
     message, problems = st.session_state.pop("dataset_note")
     st.success(shell.plain(message))
