@@ -21,8 +21,7 @@ from pathlib import Path
 from .errors import MusicgenError
 
 # imported once by the fork server, so a job starts warm (a fork, not an interpreter and its imports)
-PRELOAD = ["numpy", "musicgen.sample", "musicgen.preload", "music21", "verovio", "pretty_midi", "soundfile",
-           "matplotlib.figure"]
+PRELOAD = ["numpy", "musicgen.sample", "musicgen.preload", "music21", "verovio", "soundfile", "matplotlib.figure"]
 PROGRESS_EVERY_S = 0.2  # the job writes its progress at most this often
 JOB_NICENESS = 5  # added to a job's nice value (and its helper's)
 STALE_JOB_S = 24 * 3600  # job folders older than this (a server killed mid-job) are removed

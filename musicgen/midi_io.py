@@ -543,10 +543,22 @@ def read_midi(source: str | os.PathLike | bytes, name: str | None = None, instru
     return parts[instrument].notes.replace(voice=np.zeros(len(parts[instrument].notes), np.int16))
 
 
-def _program_name(program: int) -> str:
-    import pretty_midi
+def pretty_midi():
+    """The pretty_midi module, imported without letting pyfluidsynth (which it loads) print to stdout: it does
+    when the environment has CI set, and stdout is the CLI's output."""
+    import sys
 
-    return pretty_midi.program_to_instrument_name(int(program))
+    if "pretty_midi" not in sys.modules:
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            import pretty_midi  # noqa: F401
+    return sys.modules["pretty_midi"]
+
+
+def _program_name(program: int) -> str:
+    return pretty_midi().program_to_instrument_name(int(program))
 
 
 # ---------------------------------------------------------------- writing
@@ -567,26 +579,26 @@ def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None,
     """A note table (one track per voice and program) or named parts as Standard MIDI File bytes, with the
     tempo map, time and key signatures, and the title as the sequence name; also saved to path if given.
     Writing to path is atomic."""
-    import pretty_midi
+    lib = pretty_midi()
 
     parts = notes if isinstance(notes, list) else split_tracks(notes)
     first = parts[0].notes if parts else Notes.empty()
     resolution = 960
-    pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=first.tempo)
+    pm = lib.PrettyMIDI(resolution=resolution, initial_tempo=first.tempo)
     end = max([p.notes.beats for p in parts] + [0.0])
     tm = first.tempo_map.cut(end)
     # pretty_midi keeps its tempo map as (tick, seconds per tick); set it to ours so every change is written
     pm._tick_scales = [(int(round(b * resolution)), 60.0 / (q * resolution)) for b, q in zip(tm.beat, tm.qpm)]
     last_tick = int(round(end * resolution)) + resolution
     pm._update_tick_to_time(last_tick)
-    pm.time_signature_changes = [pretty_midi.TimeSignature(n, d, float(tm.seconds(b))) for b, n, d in first.meter]
-    pm.key_signature_changes = [pretty_midi.KeySignature(_key_number(s, m), float(tm.seconds(b)))
+    pm.time_signature_changes = [lib.TimeSignature(n, d, float(tm.seconds(b))) for b, n, d in first.meter]
+    pm.key_signature_changes = [lib.KeySignature(_key_number(s, m), float(tm.seconds(b)))
                                 for b, s, m in first.keys]
     for part in parts:
-        inst = pretty_midi.Instrument(program=int(np.clip(part.program, 0, 127)), name=part.name)
+        inst = lib.Instrument(program=int(np.clip(part.program, 0, 127)), name=part.name)
         n = part.notes
         for p, s, e, v in zip(n.pitch.tolist(), n.start.tolist(), n.end.tolist(), n.velocity.tolist()):
-            inst.notes.append(pretty_midi.Note(velocity=v, pitch=p, start=s, end=e))
+            inst.notes.append(lib.Note(velocity=v, pitch=p, start=s, end=e))
         pm.instruments.append(inst)
     buf = io.BytesIO()
     pm.write(buf)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .explore import Histogram, note_name
-from .midi_io import Notes, write_midi
+from .midi_io import Notes, pretty_midi, write_midi
 
 SAMPLE_RATE = 44100  # Hz
 SOUNDFONTS = (  # best first; Debian's fluid-soundfont-gm, then timgm6mb-soundfont, then pretty_midi's own
@@ -28,12 +28,10 @@ NO_FLUIDSYNTH = ("Real instrument sound needs the FluidSynth library, which is n
 
 def soundfont() -> Path:
     """The best General MIDI SoundFont on this machine."""
-    import pretty_midi
-
     for path in SOUNDFONTS:
         if path.exists():
             return path
-    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+    return Path(pretty_midi().__file__).parent / "TimGM6mb.sf2"
 
 
 @dataclass(frozen=True)
@@ -79,6 +77,7 @@ RELEASE_S = 1.0  # seconds of sound after the last note ends: the release and th
 def _fluidsynth(notes: Notes, sample_rate: int, sf2: Path) -> np.ndarray:
     """The notes through one FluidSynth synthesizer, one channel per program (never the drum channel 10),
     event by event: mono float samples. (pretty_midi's own loads the SoundFont once per instrument.)"""
+    pretty_midi()  # imports pyfluidsynth quietly (it prints to stdout when CI is set)
     import fluidsynth  # raises ImportError without the C library
 
     synth = fluidsynth.Synth(samplerate=float(sample_rate))
@@ -115,8 +114,6 @@ def _fluidsynth(notes: Notes, sample_rate: int, sf2: Path) -> np.ndarray:
 
 def audio(notes: Notes, program: int | None = 0, sample_rate: int = SAMPLE_RATE) -> Audio:
     """The notes played by a General MIDI instrument (program 0 = piano; None keeps each note's own)."""
-    import pretty_midi
-
     if program is not None:
         notes = notes.replace(program=np.full(len(notes), int(np.clip(program, 0, 127)), dtype=np.int16))
     note = None
@@ -124,7 +121,7 @@ def audio(notes: Notes, program: int | None = 0, sample_rate: int = SAMPLE_RATE)
         samples = _fluidsynth(notes, sample_rate, soundfont())
     except (ImportError, OSError):
         note = NO_FLUIDSYNTH
-        samples = pretty_midi.PrettyMIDI(io.BytesIO(write_midi(notes))).synthesize(fs=sample_rate)
+        samples = pretty_midi().PrettyMIDI(io.BytesIO(write_midi(notes))).synthesize(fs=sample_rate)
     peak = float(np.abs(samples).max()) if len(samples) else 0.0
     if peak > 0:
         samples = samples / peak * 0.89  # -1 dBFS: loud, never clipped

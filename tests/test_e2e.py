@@ -268,10 +268,9 @@ def test_classroom_views(app_url, browser):
     assert page.locator("audio").count() == 2 and page.get_by_text("Follow the music as it plays").count() == 2
     page.screenshot(path=str(ARTIFACTS / "side-by-side.png"), full_page=True)
     page.get_by_text("Projector view").click()
-    page.get_by_text("Settings").first.wait_for(timeout=30_000)  # folded away
-    assert not page.get_by_role("button", name="Roll the dice").is_visible()
-    size = page.evaluate("() => getComputedStyle(document.documentElement).fontSize")
-    assert float(size.rstrip("px")) >= 20
+    page.wait_for_function("() => parseFloat(getComputedStyle(document.documentElement).fontSize) >= 20",
+                           timeout=30_000)  # large type
+    page.get_by_role("button", name="Roll the dice").wait_for(state="hidden", timeout=10_000)  # settings folded
     assert page.locator("[data-testid='stException']").count() == 0
     page.screenshot(path=str(ARTIFACTS / "projector.png"))
     page.close()

@@ -449,7 +449,7 @@ for name, data in files.items():
         read_midi(data)
     except MidiError:
         pass
-    print(f"{name}|{rss()['VmHWM'] - before:.0f}")
+    print(f"figure|{name}|{rss()['VmHWM'] - before:.0f}")
 '''
 
 
@@ -462,7 +462,7 @@ def test_hostile_files_stay_within_200_mb():
     out = subprocess.run([sys.executable, "-c", HOSTILE_MEMORY], capture_output=True, text=True, timeout=120,
                          cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.returncode == 0, out.stderr
-    grown = dict(line.split("|") for line in out.stdout.splitlines())
+    grown = dict(line.split("|")[1:] for line in out.stdout.splitlines() if line.startswith("figure|"))
     assert len(grown) == 4, out.stdout
     for name, mb in grown.items():
         assert float(mb) < 200, f"{name}: {mb} MB"
