@@ -32,15 +32,20 @@ def plain(text) -> str:
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
-def forget_uploads(files) -> None:
-    """Drop uploaded files from Streamlit's memory once they are imported (it keeps each one whole, in memory,
-    for as long as its session lives)."""
+def forget_uploads(key: str) -> None:
+    """Drop the files of the uploader `key` from the server's memory once they are imported: Streamlit keeps
+    each upload whole, in its file store and in the widget's state, for as long as the session lives
+    (streamlit#9218); both go, then the memory goes back to the system."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+    files = st.session_state.get(key) or []
     ctx = get_script_run_ctx()
     if ctx is not None:
-        for f in files or []:
+        for f in files if isinstance(files, list) else [files]:
             ctx.uploaded_file_mgr.remove_file(ctx.session_id, f.file_id)
+    if key in st.session_state:
+        del st.session_state[key]
+    del files
     memory.release()
 
 

@@ -90,6 +90,7 @@ def main() -> None:
                 seconds = time.perf_counter() - began
                 time.sleep(2)
                 figures.append((z.stat().st_size / 2**20, seconds, resident_mb(proc.pid)))
+                print(f"upload {k + 1}: {figures[-1][2]:.0f} MB", file=sys.stderr, flush=True)
             page.close()  # the session ends
             browser.close()
         time.sleep(5)

@@ -50,7 +50,7 @@ if st.session_state.get("may_change"):  # uploads need the password on a shared 
     with st.expander("Upload MIDI files or a zip into a dataset of yours"):
         with st.form("upload", clear_on_submit=True):
             uploads = st.file_uploader("MIDI files (.mid, .midi) or zip archives", type=["mid", "midi", "zip"],
-                                       accept_multiple_files=True)
+                                       accept_multiple_files=True, key="uploads")
             # the dataset being looked at, when it is the user's: one-by-one uploads land together
             target = st.text_input("Dataset name", value=name if not infos[name].builtin else "my-songs")
             pedal = st.checkbox("Piano performances: apply the sustain pedal to note lengths",
@@ -71,7 +71,8 @@ if st.session_state.get("may_change"):  # uploads need the password on a shared 
                     st.error(shell.plain(e))
                 finally:
                     bar.empty()
-                    shell.forget_uploads(uploads)
+                    del uploads
+                    shell.forget_uploads("uploads")
 if "dataset_note" in st.session_state:
     message, problems = st.session_state.pop("dataset_note")
     st.success(shell.plain(message))
