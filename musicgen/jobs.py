@@ -336,3 +336,31 @@ def open_dataset(name: str, progress=None) -> None:
     say = progress or (lambda fraction, stage: None)
     say(0.0, "opening the dataset")
     corpus.open_dataset(name, lambda done, total, what: say(done / max(total, 1), f"{what}: {done:,} of {total:,}"))
+
+
+class Shared:
+    """Jobs every session of this process shares, by key (a dataset being built): the first asker starts it,
+    later ones follow the same job; a failure is kept, with its sentence, until someone tries again."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self.failed: dict[str, str] = {}
+
+    def job(self, key: str, task, *args) -> Job:
+        """The running job for key, started now if there is none."""
+        with self._lock:
+            if key not in self._jobs:
+                self._jobs[key] = Job.start(task, *args)
+            return self._jobs[key]
+
+    def finish(self, key: str) -> bool:
+        """Collect a done job: True when it succeeded, False with its sentence in failed."""
+        with self._lock:
+            job = self._jobs.pop(key)
+        try:
+            job.result()
+            return True
+        except MusicgenError as e:
+            self.failed[key] = str(e)
+            return False

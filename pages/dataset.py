@@ -80,43 +80,33 @@ if "dataset_note" in st.session_state:
         st.warning(shell.plain(problem))
 
 @st.cache_resource
-def builds() -> dict:
-    """This server's dataset builds, by dataset: every session that opens a dataset follows the same one."""
-    import threading
-
-    return {"lock": threading.Lock(), "jobs": {}, "failed": {}, "uncached": set()}
+def builds() -> tuple[jobs.Shared, set]:
+    """This server's dataset builds (every session follows the same one), and the datasets whose cache cannot
+    be written (a read-only folder), which open here instead."""
+    return jobs.Shared(), set()
 
 
 @st.fragment(run_every=0.5)
 def follow_build(name: str) -> None:
     """A long build (a built-in corpus, a large collection's first parse) runs in a job of its own: it goes on
     when the page is left, and any visit shows its progress, a count and an estimate."""
-    b = builds()
-    with b["lock"]:
-        job = b["jobs"].get(name)
-        if job is None:
-            job = b["jobs"][name] = jobs.Job.start(jobs.open_dataset, name)
+    shared, uncached = builds()
+    job = shared.job(name, jobs.open_dataset, name)
     if job.done():
-        with b["lock"]:
-            b["jobs"].pop(name, None)
-        try:
-            job.result()
-            if not corpus.is_ready(name):  # its cache cannot be written (a read-only folder): open it here
-                b["uncached"].add(name)
-        except MusicgenError as e:
-            b["failed"][name] = str(e)
+        if shared.finish(name) and not corpus.is_ready(name):
+            uncached.add(name)
         st.rerun()
     p = job.progress()
     left = f", about {p.remaining:.0f} s to go" if p.remaining is not None else ""
     st.progress(p.fraction, text=f"{p.stage.capitalize()}{left}. This goes on if you leave the page.")
 
 
-if not corpus.is_ready(name) and name not in builds()["uncached"]:
-    failed = builds()["failed"].get(name)
-    if failed:
-        st.error(shell.plain(failed))
+shared, uncached = builds()
+if not corpus.is_ready(name) and name not in uncached:
+    if name in shared.failed:
+        st.error(shell.plain(shared.failed[name]))
         if st.button("Try again"):
-            builds()["failed"].pop(name, None)
+            shared.failed.pop(name, None)
             st.rerun()
     else:
         follow_build(name)

@@ -144,3 +144,14 @@ def test_a_job_runs_with_its_starters_settings_not_the_fork_servers(tmp_path, mo
     jobs.context()  # the server is running already, started with other settings
     monkeypatch.setenv("MUSICGEN_DATA_DIR", str(tmp_path / "mine"))
     assert wait(jobs.Job.start(data_folder, root=tmp_path / "jobs")).result() == str(tmp_path / "mine")
+
+
+def test_a_shared_job_is_started_once_and_keeps_a_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUSICGEN_DATA_DIR", str(tmp_path))
+    shared = jobs.Shared()
+    first = shared.job("a", counting, 5)
+    assert shared.job("a", counting, 5) is first  # a second asker follows the same job
+    wait(first)
+    assert shared.finish("a") and "a" not in shared.failed
+    wait(shared.job("b", failing))
+    assert not shared.finish("b") and "not a MIDI file" in shared.failed["b"]
