@@ -19,10 +19,6 @@ from .families.base import REWIND_LIMIT, Encoding, Generated, Rewind, pick  # no
 from .midi_io import Notes
 
 
-def _sigmoid(x):
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)  # same values, no overflow warnings
-
-
 class StepModel:
     """The trained network as numpy arrays, run one event at a time with its LSTM state carried."""
 
@@ -30,8 +26,8 @@ class StepModel:
         self.config, self.enc = config, enc
         self.family = families.get(config.family)
         w = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
-        self.lstms = [(w[f"lstm_{i}/kernel"], w[f"lstm_{i}/recurrent_kernel"], w[f"lstm_{i}/bias"])
-                      for i in range(len(config.units))]
+        self.lstms = [self._gates_for_one_tanh(w[f"lstm_{i}/kernel"], w[f"lstm_{i}/recurrent_kernel"],
+                                               w[f"lstm_{i}/bias"]) for i in range(len(config.units))]
         columns = self.family.columns(config, enc)
         self.tables = None
         if all(c.size for c in columns):
@@ -51,26 +47,42 @@ class StepModel:
                 raise ModelError(f"the weights do not fit the model's vocabulary ({h.name}: {kernel.shape[1]} "
                                  f"classes stored, {h.size} expected).")
 
+    @staticmethod
+    def _gates_for_one_tanh(kernel, recurrent, bias):
+        """Keras' gate order (input, forget, cell, output) becomes (input, forget, output, cell), and the three
+        sigmoid gates' columns are halved: sigmoid(z) = (tanh(z / 2) + 1) / 2, so one tanh over all four gates
+        serves (halving is exact in floating point: the same values as before)."""
+        u = kernel.shape[1] // 4
+        order = np.r_[0:2 * u, 3 * u:4 * u, 2 * u:3 * u]
+        scale = np.r_[np.full(3 * u, 0.5, np.float32), np.ones(u, np.float32)]
+        return kernel[:, order] * scale, recurrent[:, order] * scale, bias[order] * scale
+
     def zero_state(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(np.zeros(k.shape[1] // 4, np.float32), np.zeros(k.shape[1] // 4, np.float32))
                 for k, _, _ in self.lstms]
 
     def step(self, row: np.ndarray, state: list) -> tuple[list[np.ndarray], list]:
-        """Feed one input row (shape=(columns,)); returns each head's output and the new state."""
+        """Feed one input row (shape=(columns,)); returns each head's output and the new state (the old one is
+        left as it was: a sampler may go back to it)."""
         x = np.asarray(row, dtype=np.float32)
         new_state = []
         for layer, ((kernel, recurrent, bias), (h, c)) in enumerate(zip(self.lstms, state)):
             if layer == 0 and self.tables is not None:
-                z = h @ recurrent + bias
+                z = h @ recurrent
                 for table, v in zip(self.tables, row):
-                    z = z + table[int(v)]
+                    z += table[int(v)]
             else:
-                z = np.concatenate([x, h]) @ self.stacked[layer] + bias
+                z = np.concatenate([x, h]) @ self.stacked[layer]
+            z += bias
             u = len(h)
-            gates = _sigmoid(z[:2 * u])  # input and forget gates, then the cell input, then the output gate
-            i, f, g, o = gates[:u], gates[u:], np.tanh(z[2 * u:3 * u]), _sigmoid(z[3 * u:])
-            c = f * c + i * g
-            h = o * np.tanh(c)
+            np.tanh(z, out=z)
+            sig = z[:3 * u]  # input, forget and output gates: (tanh + 1) / 2
+            sig *= 0.5
+            sig += 0.5
+            c = z[u:2 * u] * c
+            c += z[:u] * z[3 * u:]
+            h = np.tanh(c)
+            h *= z[2 * u:3 * u]
             new_state.append((h, c))
             x = h
         if self.dense is not None:

@@ -50,6 +50,24 @@ def test_pick_is_seeded_and_obeys_bans_and_temperature():
     assert len({pick(logits, 2.0, rng) for _ in range(300)}) == 4
 
 
+def test_pick_among_allowed_draws_as_the_masked_softmax():
+    logits = np.random.default_rng(1).normal(size=40) * 3
+    allowed, banned = [31, 2, 17, 5, 9, 38], [17]
+
+    def masked(rng):  # the plain way: every other class masked out of the full softmax
+        z = logits / 0.8
+        mask = np.full(len(z), -np.inf)
+        mask[[a for a in allowed if a not in banned]] = 0.0
+        z = z + mask - (z + mask).max()
+        p = np.exp(z)
+        return int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"))
+
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    drawn = [pick(logits, 0.8, rng_a, banned=banned, allowed=allowed) for _ in range(300)]
+    assert drawn == [masked(rng_b) for _ in range(300)]
+    assert set(drawn) <= {2, 5, 9, 31, 38} and len(set(drawn)) >= 3
+
+
 def test_same_seed_same_piece_and_valid_midi():
     _, step_model, _ = keras_and_step_model(CONFIGS[0])
     a = generate(step_model, SampleConfig(length=40, temperature=1.2, seed=7))

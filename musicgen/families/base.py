@@ -101,16 +101,19 @@ class Generated:
 
 def pick(logits: np.ndarray, temperature: float, rng: np.random.Generator, banned=(), allowed=None) -> int:
     """A class drawn from softmax(logits / temperature), never one of `banned`, only one of `allowed` if given."""
-    z = np.asarray(logits, np.float64) / max(temperature, 1e-3)
-    if allowed is not None:
-        mask = np.full(len(z), -np.inf)
-        mask[list(allowed)] = 0.0
-        z = z + mask
-    if len(banned):
-        z[list(banned)] = -np.inf
+    if allowed is None:
+        ids, z = None, np.asarray(logits, np.float64) / max(temperature, 1e-3)
+        if len(banned):
+            z[list(banned)] = -np.inf
+    else:  # the softmax over the allowed classes alone: the same draw as masking the rest, a fraction of the work
+        ids = np.array(sorted(set(allowed).difference(banned)), np.int64)
+        if not len(ids):
+            raise ValueError("no class may be chosen")
+        z = np.asarray(logits, np.float64)[ids] / max(temperature, 1e-3)
     z -= z.max()
     p = np.exp(z)
-    return int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"), len(p) - 1))
+    k = int(min(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"), len(p) - 1))
+    return k if ids is None else int(ids[k])
 
 
 @dataclass(frozen=True)
