@@ -41,7 +41,7 @@ SPLITS = ("train", "validation", "test")
 # A worker process costs about half a second to start; below these counts one process is faster.
 PARSE_PARALLEL_FROM = 400  # MIDI files, about 2.5 ms each
 BUILD_PARALLEL_FROM = 8  # music21 scores, about 60 ms each
-CACHE_VERSION = 4  # 3: beats, voices, tempo map and signatures, checksum; 4: titles
+CACHE_VERSION = 5  # 3: beats, voices, tempo map and signatures, checksum; 4: titles; 5: blocks, added as parsed
 BUILTIN_VERSION = 2  # 2: titles in the files; an older built-in corpus is made again by `datasets --build`
 
 
@@ -411,55 +411,180 @@ def parse_files(items: list[tuple[str, bytes | Path]], progress: Progress | None
 
 # ---------------------------------------------------------------- the parse cache
 
-def _file_key(entry: os.DirEntry) -> str:
-    st = entry.stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
 _FLOATS, _INTS = ("start", "end", "start_beat", "end_beat"), ("pitch", "velocity", "program", "voice")
+_ROW_BYTES = 8 * len(_FLOATS) + 2 * len(_INTS)  # a multiple of 8: every block starts aligned for float64
+CACHE_GARBAGE = 0.5  # rewrite the cache when more than this share of its rows belongs to files gone or changed
 
 
-def _load_cache(folder: Path) -> tuple[dict, dict[str, np.ndarray]] | None:
-    """(meta, columns of every cached note end to end) or None when missing, stale, damaged or half-written."""
+def _crc(fh, at: int, length: int) -> int:
+    """zlib.crc32 of length bytes from at, read a megabyte at a time (never all in memory)."""
+    fh.seek(at)
+    crc = 0
+    while length > 0:
+        chunk = fh.read(min(length, 1 << 20))
+        if not chunk:
+            return -1
+        crc, length = zlib.crc32(chunk, crc), length - len(chunk)
+    return crc
+
+
+def _cache_meta(folder: Path) -> dict | None:
+    """cache.json when it is this version's and well-formed (its blocks not checked), else None."""
     try:
         meta = json.loads((folder / "cache.json").read_text())
-        raw = np.fromfile(folder / "cache.bin", dtype=np.uint8)
-        n = int(meta["rows"]) if meta.get("version") == CACHE_VERSION else -1
-        if n < 0 or len(raw) != n * (8 * len(_FLOATS) + 2 * len(_INTS)) or \
-                zlib.crc32(raw) != meta["crc32"] or not isinstance(meta["files"], list):
-            return None  # another version, another process half-way, or flipped bytes: parse again
+        if meta.get("version") != CACHE_VERSION or not isinstance(meta["files"], list) or \
+                not isinstance(meta["blocks"], list):
+            return None
+        for b in meta["blocks"]:
+            if not all(isinstance(b[k], int) and b[k] >= 0 for k in ("at", "rows", "crc32")):
+                return None
+        for e in meta["files"]:
+            if not isinstance(e["name"], str) or not (e["error"] is None or isinstance(e["error"], str)):
+                return None
+            if e["error"] is None and not (0 <= e["block"] < len(meta["blocks"]) and e["count"] >= 0 and
+                                           0 <= e["offset"] <= meta["blocks"][e["block"]]["rows"] - e["count"]):
+                return None
+        return meta
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
-    floats = raw[:8 * len(_FLOATS) * n].view(np.float64).reshape(len(_FLOATS), n)
-    ints = raw[8 * len(_FLOATS) * n:].view(np.int16).reshape(len(_INTS), n)
-    return meta, {**dict(zip(_FLOATS, floats)), **dict(zip(_INTS, ints))}
 
 
-def _save_cache(folder: Path, stamp: int, entries: list[dict], tables: dict[str, Notes], pedal: bool) -> None:
-    """Raw columns in cache.bin (loading it needs no parsing), their layout and the files' keys in cache.json."""
-    kept = [tables[e["name"]] for e in entries if e["name"] in tables]
-    at = 0
-    for e in entries:
-        if e["name"] in tables:
-            n = tables[e["name"]]
-            e.update(offset=at, count=len(n), tempo_map=n.tempo_map.to_json(), meter=[list(m) for m in n.meter],
-                     keys=[list(k) for k in n.keys])
-            at += len(n)
-    floats = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _FLOATS])
-    ints = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _INTS], dtype=np.int16)
-    raw = floats.astype(np.float64).tobytes() + ints.tobytes()
-    write_atomic(folder / "cache.bin", raw)
-    write_json(folder / "cache.json", {"version": CACHE_VERSION, "stamp": stamp, "rows": at, "crc32": zlib.crc32(raw),
-                                       "pedal": pedal, "files": entries})
+def _load_cache(folder: Path) -> tuple[dict, list[dict[str, np.ndarray]]] | None:
+    """(meta, each block's columns, memory-mapped) or None when missing, stale, damaged or half-written.
+    Every block's checksum is checked on opening (flipped bytes are parsed again, never served)."""
+    meta = _cache_meta(folder)
+    if meta is None:
+        return None
+    path = folder / "cache.bin"
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            for b in meta["blocks"]:
+                if b["at"] % 8 or b["at"] + b["rows"] * _ROW_BYTES > size or \
+                        _crc(fh, b["at"], b["rows"] * _ROW_BYTES) != b["crc32"]:
+                    return None  # another process half-way, or flipped bytes: parse again
+        raw = np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+    except (OSError, ValueError):
+        return None
+    blocks = []
+    for b in meta["blocks"]:
+        at, n = b["at"], b["rows"]
+        floats = raw[at:at + 8 * len(_FLOATS) * n].view(np.float64).reshape(len(_FLOATS), n)
+        ints = raw[at + 8 * len(_FLOATS) * n:at + _ROW_BYTES * n].view(np.int16).reshape(len(_INTS), n)
+        blocks.append({**dict(zip(_FLOATS, floats)), **dict(zip(_INTS, ints))})
+    return meta, blocks
 
 
-def _cached_notes(cols: dict[str, np.ndarray], e: dict) -> Notes:
-    s = slice(e["offset"], e["offset"] + e["count"])
+def _cached_notes(blocks: list[dict[str, np.ndarray]], e: dict) -> Notes:
+    cols, s = blocks[e["block"]], slice(e["offset"], e["offset"] + e["count"])
     return Notes(pitch=cols["pitch"][s], start=cols["start"][s], end=cols["end"][s], velocity=cols["velocity"][s],
                  program=cols["program"][s], start_beat=cols["start_beat"][s], end_beat=cols["end_beat"][s],
                  voice=cols["voice"][s], tempo_map=TempoMap.from_json(e["tempo_map"]),
                  meter=tuple((float(b), int(n), int(d)) for b, n, d in e["meter"]),
                  keys=tuple((float(b), int(k), bool(m)) for b, k, m in e["keys"]))
+
+
+class _CacheWriter:
+    """Adds note tables to a dataset's cache a block at a time: cache.bin grows by appending (rows already
+    there stay where they are, so readers of the old cache.json go on undisturbed), and cache.json, written
+    atomically after each block, says which rows are whose. Memory holds one block, however large the dataset.
+
+    fresh=True starts a new cache (written beside and put in place whole by close)."""
+
+    def __init__(self, folder: Path, pedal: bool, old: dict | None, fresh: bool):
+        self.folder, self.fresh = folder, fresh or old is None
+        # the old stamp until close: a reader never takes a cache still being added to as current
+        self.meta = {"version": CACHE_VERSION, "stamp": None if self.fresh else old.get("stamp"), "pedal": pedal,
+                     "blocks": [] if self.fresh else list(old["blocks"]),
+                     "files": [] if self.fresh else list(old["files"])}
+        self.path = folder / (f".cache.{os.getpid()}.tmp" if self.fresh else "cache.bin")
+        end = max((b["at"] + b["rows"] * _ROW_BYTES for b in self.meta["blocks"]), default=0)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.fh = open(self.path, "r+b" if self.path.exists() and not self.fresh else "w+b")
+            self.fh.truncate(end)  # bytes after the last block are a crashed writer's: not anyone's
+        except OSError as e:
+            from .errors import storage_error
+
+            raise storage_error(self.path, e) from None
+
+    def add(self, entries: list[dict], tables: list[Notes | None]) -> None:
+        """One block: the entries (name, key, error, title) with their note tables (None for an error)."""
+        kept = [t for t in tables if t is not None]
+        n = sum(len(t) for t in kept)
+        floats = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _FLOATS],
+                          np.float64).reshape(len(_FLOATS), n)
+        ints = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _INTS],
+                        np.int16).reshape(len(_INTS), n)
+        raw = floats.tobytes() + ints.tobytes()
+        block, at = len(self.meta["blocks"]), 0
+        for e, t in zip(entries, tables):
+            if t is not None:
+                e.update(block=block, offset=at, count=len(t), seconds=float(t.end.max()) if len(t) else 0.0,
+                         tempo_map=t.tempo_map.to_json(), meter=[list(m) for m in t.meter],
+                         keys=[list(k) for k in t.keys])
+                at += len(t)
+        names = {e["name"] for e in entries}
+        try:
+            where = self.fh.seek(0, os.SEEK_END)
+            self.fh.write(raw)
+            self.fh.flush()
+            self.meta["blocks"].append({"at": where, "rows": n, "crc32": zlib.crc32(raw)})
+            self.meta["files"] = [e for e in self.meta["files"] if e["name"] not in names] + entries
+            if not self.fresh:
+                write_json(self.folder / "cache.json", self.meta)
+        except OSError as e:
+            from .errors import storage_error
+
+            raise storage_error(self.path, e) from None
+
+    def close(self, stamp: int | None = None, names: set[str] | None = None) -> None:
+        """Finish: keep only the entries of `names` (the files there now) and mark the cache as current for the
+        midi folder's stamp; a fresh cache takes the place of the old one."""
+        if stamp is not None:
+            self.meta["stamp"] = stamp
+        self.meta["files"] = sorted((e for e in self.meta["files"] if names is None or e["name"] in names),
+                                    key=lambda e: e["name"])
+        try:
+            self.fh.close()
+            if self.fresh:
+                (self.folder / "cache.json").unlink(missing_ok=True)  # never the new rows with the old layout
+                os.replace(self.path, self.folder / "cache.bin")
+            write_json(self.folder / "cache.json", self.meta)
+        except OSError as e:
+            from .errors import storage_error
+
+            if self.fresh:
+                self.path.unlink(missing_ok=True)
+            raise storage_error(self.folder / "cache.json", e) from None
+
+    def abandon(self) -> None:
+        self.fh.close()
+        if self.fresh:
+            self.path.unlink(missing_ok=True)
+
+
+def _cache_batches(names: list[str], midi: Path, progress: Progress | None, pedal: bool):
+    """(entries, tables) a batch of files at a time, parsed."""
+    total = len(names)
+    for at in range(0, total, IMPORT_BATCH_FILES):
+        batch = names[at:at + IMPORT_BATCH_FILES]
+
+        def step(d, t, what, at=at):
+            if progress:
+                progress(at + d, total, what)
+
+        results = parse_files([(n, midi / n) for n in batch], step, pedal)
+        entries, tables = [], []
+        for name, r in zip(batch, results):
+            try:
+                key = _file_key(midi / name)
+            except OSError:  # gone meanwhile: seen next time
+                continue
+            entries.append({"name": name, "key": key, "error": r if isinstance(r, str) else None,
+                            "title": None if isinstance(r, str) else _file_title(midi / name)})
+            tables.append(None if isinstance(r, str) else r)
+        yield entries, tables
 
 
 def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progress | None,
@@ -468,7 +593,8 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progres
 
     Like Python's own import cache, the cache is trusted while the midi folder's modification time is
     unchanged: musicgen adds, replaces and removes files by renaming, which always updates it.
-    Otherwise each file is checked by size and time, and only new or changed files are parsed.
+    Otherwise each file is checked by size and time, and only new or changed files are parsed, a batch at a
+    time, each batch added to the cache as it is done (an import adds its files as it writes them).
     """
     midi = folder / "midi"
     try:
@@ -480,45 +606,64 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progres
         cache = None  # read with the other pedal setting: every file again
     if cache is None or cache[0].get("stamp") != stamp:
         with _locked(folder):
-            entries, tables = _refresh_cache(folder, midi, stamp, cache, progress, pedal)
-            try:
-                _save_cache(folder, stamp, entries, tables, pedal)
-            except StorageError:  # a full disk or a read-only folder: the dataset still opens, uncached
-                return ([Piece(e["name"], tables[e["name"]], splits.get(e["name"]), e.get("title")) for e in entries
-                         if e["name"] in tables], [e["error"] for e in entries if e["error"]])
-        cache = _load_cache(folder)
+            cache = _load_cache(folder)  # another process may have refreshed it meanwhile
+            if cache is not None and cache[0].get("pedal", False) != pedal:
+                cache = None
+            if cache is None or cache[0].get("stamp") != stamp:
+                try:
+                    _refresh_cache(folder, midi, stamp, cache, progress, pedal)
+                except StorageError:  # a full disk or a read-only folder: the dataset still opens, uncached
+                    return _read_uncached(midi, splits, progress, pedal)
+                cache = _load_cache(folder)
         if cache is None:
             raise DatasetError(f"The dataset folder {folder} cannot be read back; is the disk full?")
-    meta, cols = cache
-    pieces = [Piece(f["name"], _cached_notes(cols, f), splits.get(f["name"]), f.get("title"))
+    meta, blocks = cache
+    pieces = [Piece(f["name"], _cached_notes(blocks, f), splits.get(f["name"]), f.get("title"))
               for f in meta["files"] if not f["error"]]
     return pieces, [f["error"] for f in meta["files"] if f["error"]]
 
 
-def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None,
-                   pedal: bool) -> tuple[list[dict], dict[str, Notes]]:
-    """The cache's entries and note tables now: cached ones kept, new or changed files parsed."""
+def _read_uncached(midi: Path, splits: dict[str, str], progress: Progress | None,
+                   pedal: bool) -> tuple[list[Piece], list[str]]:
+    """Every file parsed into memory (when the cache cannot be written)."""
+    names = sorted(e.name for e in os.scandir(midi) if e.is_file() and not e.name.startswith(".")) \
+        if midi.is_dir() else []
+    results = parse_files([(n, midi / n) for n in names], progress, pedal)
+    return ([Piece(n, r, splits.get(n), _file_title(midi / n)) for n, r in zip(names, results) if not isinstance(r, str)],
+            [r for r in results if isinstance(r, str)])
+
+
+def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None, pedal: bool) -> None:
+    """Bring the cache up to date: cached files kept, new or changed ones parsed and added; the cache is
+    written anew (without the rows of files gone) when those are more than CACHE_GARBAGE of it."""
     current = {e.name: _file_key(e) for e in os.scandir(midi) if e.is_file() and not e.name.startswith(".")} \
         if midi.is_dir() else {}
-    cached = {e["name"]: e for e in cache[0]["files"]} if cache else {}
-    fresh = [name for name, key in current.items() if cached.get(name, {}).get("key") != key]
-    tables: dict[str, Notes] = {}
-    errors: dict[str, str] = {}
-    titles = {name: cached[name].get("title") for name in set(current) - set(fresh)}
-    for name in set(current) - set(fresh):
-        e = cached[name]
-        if e.get("error"):
-            errors[name] = e["error"]
-        else:
-            tables[name] = _cached_notes(cache[1], e)
-    for name, r in zip(fresh, parse_files([(n, midi / n) for n in fresh], progress, pedal)):
-        if isinstance(r, str):
-            errors[name] = r
-        else:
-            tables[name] = r
-            titles[name] = _file_title(midi / name)
-    entries = [{"name": n, "key": current[n], "error": errors.get(n), "title": titles.get(n)} for n in sorted(current)]
-    return entries, tables
+    old = cache[0] if cache else None
+    cached = {e["name"]: e for e in old["files"]} if old else {}
+    fresh = sorted(n for n, key in current.items() if cached.get(n, {}).get("key") != key)
+    live = sum(e.get("count", 0) for n, e in cached.items() if current.get(n) == e["key"] and not e["error"])
+    rows = sum(b["rows"] for b in old["blocks"]) if old else 0
+    rewrite = old is None or rows > live / (1 - CACHE_GARBAGE)
+    writer = _CacheWriter(folder, pedal, old, fresh=rewrite)
+    try:
+        if rewrite and cache is not None:  # the files still there, copied over a block at a time
+            by_block: dict[int, list[dict]] = {}
+            for n, e in cached.items():
+                if current.get(n) == e["key"]:
+                    by_block.setdefault(e.get("block", -1), []).append(dict(e))
+            for b, entries in sorted(by_block.items()):
+                writer.add(entries, [None if e["error"] else _cached_notes(cache[1], e) for e in entries])
+        for entries, tables in _cache_batches(fresh, midi, progress, pedal):
+            writer.add(entries, tables)
+        writer.close(stamp, set(current))
+    except BaseException:
+        writer.abandon()
+        raise
+
+
+def _file_key(entry: os.DirEntry | Path) -> str:
+    st = entry.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _file_title(path: Path) -> str | None:
@@ -607,10 +752,9 @@ def list_datasets(root: Path | None = None) -> list[DatasetInfo]:
     for name in list(BUILTINS) + [n for n in user if n not in BUILTINS]:
         folder = base / name
         meta = _read_meta(folder)
-        cache = _load_cache(folder)
-        entries = [e for e in cache[0]["files"] if not e.get("error")] if cache else []
-        seconds = sum(float(cache[1]["end"][e["offset"]:e["offset"] + e["count"]].max()) for e in entries
-                      if e["count"]) if cache else 0.0
+        cache = _cache_meta(folder)  # the sizes it lists; opening the dataset checks the notes themselves
+        entries = [e for e in cache["files"] if not e["error"]] if cache else []
+        seconds = sum(float(e.get("seconds", 0.0)) for e in entries)
         out.append(DatasetInfo(name, meta.get("title") or (BUILTINS[name].title if name in BUILTINS else name),
                                name in BUILTINS, bool(meta), len(entries), sum(e["count"] for e in entries),
                                seconds))
@@ -661,16 +805,18 @@ def import_files(name: str, sources: Iterable[Source], progress: Progress | None
     with _locked(folder):
         created = not folder.exists()
         meta = _read_meta(folder) or {"name": key, "title": str(name).strip() or key, "splits": {}}
+        reading = pedal if pedal is not None else meta.get("pedal") is True  # how the dataset reads its files
         added: list[str] = []
-        have, duplicates, usable, done = None, 0, 0, 0
+        have, duplicates, usable, done, writer = None, 0, 0, 0, None
         try:
             for batch in _batches(iter_sources(sources, problems)):
                 def step(d, t, what, at=done):
                     if progress:
                         progress(at + d, max(total, at + t), what)
 
-                results = parse_files([(f.label, f.data) for f in batch], step)
+                results = parse_files([(f.label, f.data) for f in batch], step, reading)
                 done += len(batch)
+                entries, tables = [], []  # the parse cache's rows for this batch: no second parse on opening
                 for f, r in zip(batch, results):
                     if isinstance(r, str):
                         problems.append(r)
@@ -691,17 +837,31 @@ def import_files(name: str, sources: Iterable[Source], progress: Progress | None
                         stored, k = f"{stem}-{k}.{suffix}", k + 1
                     write_atomic(midi / stored, f.data)
                     added.append(stored)
+                    entries.append({"name": stored, "key": _file_key(midi / stored), "error": None,
+                                    "title": midi_title(f.data[:1 << 16])})
+                    tables.append(r)
                     if f.split:
                         meta["splits"][stored] = f.split
-                del batch, results
+                if entries:
+                    if writer is None:
+                        old = _cache_meta(folder)
+                        fresh = old is None or old.get("pedal", False) != reading
+                        writer = _CacheWriter(folder, reading, None if fresh else old, fresh)
+                    writer.add(entries, tables)
+                del batch, results, entries, tables
             if not usable:
                 detail = (f" {problems[0]}" if len(problems) == 1 else
                           f" ({len(problems)} problems; the first: {problems[0]})" if problems else "")
                 raise DatasetError(f"No usable MIDI file was found, so the dataset '{key}' was not changed.{detail}")
             if pedal is not None:
                 meta["pedal"] = pedal
+            if writer is not None:
+                writer.close()
+                writer = None
             _write_meta(folder, meta)
         except BaseException as e:  # nothing half-made: the files of this import go again
+            if writer is not None:
+                writer.abandon()
             for stored in added:
                 (midi / stored).unlink(missing_ok=True)
             if created:

@@ -164,6 +164,50 @@ def test_cache_notices_changed_and_removed_files(data_dir):
     assert [(p.name, len(p.notes)) for p in d.pieces] == [("a.mid", 3)]
 
 
+def counting_reads(monkeypatch) -> list[str]:
+    """The labels of every MIDI file parsed from now on (parsing runs in this process for small counts)."""
+    seen, real = [], corpus.read_midi
+
+    def read(data, name=None, **kw):
+        seen.append(name)
+        return real(data, name=name, **kw)
+
+    monkeypatch.setattr(corpus, "read_midi", read)
+    return seen
+
+
+def test_an_import_parses_each_file_once_and_adds_to_the_cache_without_reparsing(monkeypatch, data_dir):
+    seen = counting_reads(monkeypatch)
+    corpus.import_files("once", [(f"{i}.mid", song(i)) for i in range(3)])
+    assert sorted(seen) == ["0.mid", "1.mid", "2.mid"]  # checked and cached by the same parse
+    cache = data_dir / "datasets" / "once" / "cache.bin"
+    size = cache.stat().st_size
+    seen.clear()
+    report = corpus.import_files("once", [("3.mid", song(3)), ("4.mid", song(4, count=5))])
+    assert sorted(seen) == ["3.mid", "4.mid"]  # the files there before are not read again
+    assert cache.stat().st_size == size + 13 * 40  # appended: 13 notes of 40 bytes
+    assert [(p.name, len(p.notes)) for p in report.dataset.pieces] == [
+        ("0.mid", 8), ("1.mid", 8), ("2.mid", 8), ("3.mid", 8), ("4.mid", 5)]
+    assert isinstance(report.dataset.pieces[0].notes.pitch.base, np.ndarray)  # a view of the mapped cache
+    again = corpus.open_dataset("once")
+    np.testing.assert_array_equal(again.pieces[3].notes.pitch, report.dataset.pieces[3].notes.pitch)
+
+
+def test_a_half_written_block_is_ignored_and_files_gone_are_compacted_away(monkeypatch, data_dir):
+    corpus.import_files("gc", [(f"{i}.mid", song(i)) for i in range(4)])
+    folder = data_dir / "datasets" / "gc"
+    with open(folder / "cache.bin", "ab") as fh:  # a writer that died half-way through a block
+        fh.write(b"x" * 100)
+    seen = counting_reads(monkeypatch)
+    assert len(corpus.open_dataset("gc").pieces) == 4 and not seen
+    for i in range(3):
+        (folder / "midi" / f"{i}.mid").unlink()
+    d = corpus.open_dataset("gc")
+    assert [p.name for p in d.pieces] == ["3.mid"] and not seen
+    assert (folder / "cache.bin").stat().st_size == 8 * 40  # only the rows of the file still there
+    assert d.pieces[0].notes.pitch.tolist() == corpus.read_midi(song(3)).pitch.tolist()
+
+
 def test_corrupt_cache_is_rebuilt(data_dir):
     corpus.import_files("c", [("a.mid", song(0))])
     (data_dir / "datasets" / "c" / "cache.bin").write_bytes(b"rubbish")
