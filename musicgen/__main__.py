@@ -6,6 +6,7 @@ Problems print as `error: ...` on stderr with exit status 2, never as a tracebac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -101,8 +102,12 @@ def cmd_train(args) -> int:
     import threading
 
     from . import store
-    from .train import mark_failed
+    from .train import TRAIN_NICENESS, mark_failed
 
+    try:
+        os.nice(TRAIN_NICENESS)
+    except OSError:
+        pass
     stop = threading.Event()
 
     def on_signal(signum, frame):

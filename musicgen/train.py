@@ -29,6 +29,9 @@ from .store import RunFolder, check_model, process_start, read_configs, read_his
 PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of a piano's lowest and highest keys
 PROGRESS_EVERY_S = 1.0  # how often a progress line goes to history.jsonl within an epoch
 VALIDATION_WINDOWS = 4096  # windows of held-out pieces measured after each epoch (all of them at the end)
+# Added to a training run's nice value: the long background work yields the cores to everything interactive
+# (the app's pages at 0, its jobs making a piece at +5) and still has them all when nothing else runs.
+TRAIN_NICENESS = 15
 
 
 # ---------------------------------------------------------------- data
