@@ -377,9 +377,15 @@ def _run_all(fn, items: list, progress: Progress | None, what: str, parallel_fro
     if progress:
         progress(0, total, what)
     if total >= parallel_from and workers > 1:
-        from .jobs import context  # the app's one fork server: forking Streamlit's many threads is unsafe
+        import multiprocessing
+        import threading
 
-        pool = ProcessPoolExecutor(workers, mp_context=context())
+        from .jobs import context
+
+        # a process of one thread (the CLI) forks its workers at once; forking Streamlit's many threads is
+        # unsafe, so the app's workers come from its one fork server
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")
+                                   if threading.active_count() == 1 else context())
         try:
             return _collect(pool.map(fn, items, chunksize=max(1, total // 64)), total, progress, what)
         except BrokenProcessPool:

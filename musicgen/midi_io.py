@@ -468,8 +468,33 @@ def sustained(start: np.ndarray, end: np.ndarray, pitch: np.ndarray, down: np.nd
     return out
 
 
-def _read_instruments(source, name, pedal: bool = False) -> tuple[str, list[Part]]:
-    """(label, the non-drum instruments with notes, in file order); each Part's notes carry beats and seconds."""
+@dataclass(frozen=True)
+class _Read:
+    """A MIDI file's non-drum instruments with notes, in file order, as columns in beats (not tables yet)."""
+
+    label: str
+    tracks: list[tuple[str, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]  # name, program, start, end,
+    tempo_map: TempoMap  # pitch, velocity
+    meter: Meter
+    keys: Keys
+
+    def notes(self, k: int, voice: int) -> Notes:
+        _, program, start, end, pitch, velocity = self.tracks[k]
+        return Notes.from_beats(pitch.astype(np.int64) % 128, start, end, velocity.astype(np.int64) % 128, program,
+                                voice, self.tempo_map, self.meter, self.keys)
+
+    def merged(self) -> Notes:
+        """Every instrument in one table, each its own voice (as Notes.concat of each one's table, in one go)."""
+        col = [np.concatenate(c) for c in zip(*[t[2:] for t in self.tracks])]
+        sizes = [len(t[2]) for t in self.tracks]
+        program = np.repeat([t[1] for t in self.tracks], sizes)
+        voice = np.repeat(np.arange(len(self.tracks)), sizes)
+        return Notes.from_beats(col[2].astype(np.int64) % 128, col[0], col[1], col[3].astype(np.int64) % 128, program,
+                                voice, self.tempo_map, self.meter, self.keys)
+
+
+def _read_instruments(source, name, pedal: bool = False) -> _Read:
+    """The non-drum instruments with notes, in file order."""
     data, label = load_bytes(source, name)
     sc = _score(data, label)
     if sc.note_num() > MAX_NOTES:
@@ -513,13 +538,7 @@ def _read_instruments(source, name, pedal: bool = False) -> tuple[str, list[Part
     if longest > MAX_PIECE_SECONDS or last_beat > MAX_PIECE_BEATS:
         raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours, "
                         f"{last_beat:,.0f} beats).")
-    tempo_map = tempo_map.cut(last_beat)  # tempo changes after the music are no part of it
-    out = []
-    for voice, (track_name, program, start, end, pitch, velocity) in enumerate(parts):
-        notes = Notes.from_beats(pitch.astype(np.int64) % 128, start, end, velocity.astype(np.int64) % 128, program,
-                                 voice, tempo_map, meter, keys)
-        out.append(Part(track_name.strip() or _program_name(program), program, notes))
-    return label, out
+    return _Read(label, parts, tempo_map.cut(last_beat), meter, keys)  # tempo changes after the music: not its
 
 
 def read_parts(source: str | os.PathLike | bytes, name: str | None = None, pedal: bool = False) -> list[Part]:
@@ -527,20 +546,21 @@ def read_parts(source: str | os.PathLike | bytes, name: str | None = None, pedal
 
     pedal: apply the sustain pedal to note lengths (for piano performances, whose notes are short keystrokes).
     """
-    return _read_instruments(source, name, pedal)[1]
+    read = _read_instruments(source, name, pedal)
+    return [Part(t[0].strip() or _program_name(t[1]), t[1], read.notes(k, k)) for k, t in enumerate(read.tracks)]
 
 
 def read_midi(source: str | os.PathLike | bytes, name: str | None = None, instrument: int | None = None,
               pedal: bool = False) -> Notes:
     """A MIDI file as one note table: all non-drum instruments merged (each its own voice), or the one at
     index `instrument`."""
-    label, parts = _read_instruments(source, name, pedal)
+    read = _read_instruments(source, name, pedal)
     if instrument is None:
-        return Notes.concat([p.notes for p in parts])
-    if not 0 <= instrument < len(parts):
-        raise MidiError(f"{label}: the MIDI file has {len(parts)} instrument(s) with notes; "
+        return read.merged()
+    if not 0 <= instrument < len(read.tracks):
+        raise MidiError(f"{read.label}: the MIDI file has {len(read.tracks)} instrument(s) with notes; "
                         f"there is no instrument number {instrument}.")
-    return parts[instrument].notes.replace(voice=np.zeros(len(parts[instrument].notes), np.int16))
+    return read.notes(instrument, 0)
 
 
 def pretty_midi():
