@@ -357,23 +357,31 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
         tables = [p.notes for p in data.pieces] if data else list(model_pieces(folder, "validation").values())
     step_model = load_step_model(folder)
     heads = step_model.family.heads(enc)
-    outs, trues = [[] for _ in heads], []
+    # per event only its loss and the guess, a piece at a time: the outputs of a collection's held-out pieces
+    # (events x classes) would not fit in memory
+    losses, guesses, trues = [[] for _ in heads], [[] for _ in heads], []
     for notes in tables:
         inputs, targets = encode(enc, notes)
         state = step_model.zero_state()
+        outs = [[] for _ in heads]
         for j in range(len(inputs) - 1):
             out, state = step_model.step(inputs[j], state)
             for k in range(len(heads)):
                 outs[k].append(out[k])
-        trues.append(targets[1:])
-    if not trues or not outs[0]:
+        if len(inputs) > 1:
+            for k, head in enumerate(heads):
+                pred = np.array(outs[k], dtype=np.float64)
+                losses[k].append(head.numpy_loss(pred, targets[1:, k]))
+                guesses[k].append(head.guess(pred))
+            trues.append(targets[1:])
+    if not trues:
         raise TrainingError("There is nothing to evaluate on: the pieces have no notes.")
     true = np.concatenate(trues)
     result = {"pieces": len(tables), "events": int(len(true)), "loss": {}, "unit": step_model.family.unit}
     for k, head in enumerate(heads):
-        pred, t = np.array(outs[k], dtype=np.float64), true[:, k]
-        result["loss"][head.name] = float(head.numpy_loss(pred, t).mean())
-        guess = head.guess(pred)
+        t = true[:, k]
+        result["loss"][head.name] = float(np.concatenate(losses[k]).mean())
+        guess = np.concatenate(guesses[k])
         if k == 0:
             result["accuracy"] = float((guess == t).mean())
         elif head.regression or head.centers:
