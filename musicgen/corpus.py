@@ -469,7 +469,8 @@ def _load_cache(folder: Path) -> tuple[dict, list[dict[str, np.ndarray]]] | None
                 if b["at"] % 8 or b["at"] + b["rows"] * _ROW_BYTES > size or \
                         _crc(fh, b["at"], b["rows"] * _ROW_BYTES) != b["crc32"]:
                     return None  # another process half-way, or flipped bytes: parse again
-        raw = np.memmap(path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+        # a plain array over the mapping: its many slices (8 per piece) are then plain views, not memmaps
+        raw = np.asarray(np.memmap(path, dtype=np.uint8, mode="r")) if size else np.zeros(0, np.uint8)
     except (OSError, ValueError):
         return None
     blocks = []
@@ -775,7 +776,7 @@ class ImportReport:
     duplicates: int  # files already in the dataset
 
 
-IMPORT_BATCH_FILES = 2000  # files parsed at a time by an import (in parallel when there are many)
+IMPORT_BATCH_FILES = 500  # files parsed at a time by an import (in parallel when there are many)
 IMPORT_BATCH_BYTES = 64 * 2**20  # MIDI bytes held at a time: an import's memory does not grow with its size
 
 
