@@ -240,6 +240,10 @@ def test_a_started_run_shows_at_once_and_a_failing_one_says_why(app_url, browser
     page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
     page.get_by_role("combobox", name="Dataset").click()
     page.get_by_role("option", name="one-piece").click()
+    # the page runs again for the new dataset; until it is drawn the old name field may still be there too
+    page.wait_for_function("""() => { const f = document.querySelectorAll('input[aria-label="Model name"]');
+                                      return f.length === 1 && f[0].value.startsWith('one-piece'); }""",
+                           timeout=30_000)
     page.get_by_label("Model name", exact=True).fill("e2e-fails")
     started = time.monotonic()
     page.get_by_role("button", name="Start training").click()
