@@ -6,13 +6,19 @@ from musicgen.render import audio, histogram_figure, piano_roll
 
 
 def bars(fig):
-    containers = fig.axes[0].containers  # the note bars first, then the black keys' shading
-    return list(containers[0]) if containers else []
+    """The note bars' corners (one collection of bars for the notes, drawn over one for the black keys)."""
+    from matplotlib.collections import PolyCollection
+
+    notes = [c for c in fig.axes[0].collections if isinstance(c, PolyCollection) and c.get_zorder() == 1]
+    return [path.vertices for path in notes[0].get_paths()] if notes else []
 
 
 def test_piano_roll_draws_one_bar_per_note():
-    fig = piano_roll(notes(scale(count=12)))
+    n = notes(scale(count=12))
+    fig = piano_roll(n)
     assert len(bars(fig)) == 12
+    spans = [(c[:, 0].min(), c[:, 0].max(), (c[:, 1].min() + c[:, 1].max()) / 2) for c in bars(fig)]
+    np.testing.assert_allclose(spans, np.c_[n.start, n.end, n.pitch])  # each bar: its note's time, its pitch
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert "C4" in labels
 
