@@ -577,20 +577,20 @@ PAGE_SAMPLE_RATE = 32000  # Hz: the page's sound (all a General MIDI piano has),
 
 
 def render_all(notes: Notes, title: str, program: int = 0, progress=None, seam: float | None = None) -> Rendered:
-    """Sound, score (first section), piano roll and MIDI; the sound and the roll are made beside the score where
-    they can be (a forked process), so a 2-core machine renders in about the time of the score alone."""
+    """Sound, score (first section), piano roll and MIDI; the sound is made beside the score and the roll where
+    it can be (a forked process), so a 2-core machine renders in about the time of the score alone."""
     say = progress or (lambda fraction, stage: None)
     say(0.0, "playing and engraving")
 
-    def sound_and_roll():
-        sound = audio(notes, program, PAGE_SAMPLE_RATE)
-        seam_s = None if seam is None else float(notes.tempo_map.seconds(seam))
-        return (sound.ogg, sound.note, *_roll(notes, title, seam_s))
+    def sound():
+        played = audio(notes, program, PAGE_SAMPLE_RATE)
+        return played.ogg, played.note
 
-    beside = _beside(sound_and_roll)
+    beside = _beside(sound)
     first = sheet(notes, title, 0, seam)
+    roll, axes = _roll(notes, title, None if seam is None else float(notes.tempo_map.seconds(seam)))
     say(0.8, "playing")
-    ogg, note, roll, axes = beside()
+    ogg, note = beside()
     return Rendered(title, notes, write_midi(notes, title=title), ogg, note, first, roll, seam, axes)
 
 
