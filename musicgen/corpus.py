@@ -33,7 +33,7 @@ from .config import (
     MIDI_SUFFIXES,
     data_dir,
 )
-from .errors import DatasetError, MidiError, StorageError
+from .errors import DatasetError, MidiError, StorageError, storage_error
 from .midi_io import Notes, Part, TempoMap, midi_title, read_midi, too_large, write_atomic, write_json, write_midi
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
@@ -377,15 +377,9 @@ def _run_all(fn, items: list, progress: Progress | None, what: str, parallel_fro
     if progress:
         progress(0, total, what)
     if total >= parallel_from and workers > 1:
-        import multiprocessing
-        import threading
+        from .jobs import pool_context
 
-        from .jobs import context
-
-        # a process of one thread (the CLI) forks its workers at once; forking Streamlit's many threads is
-        # unsafe, so the app's workers come from its one fork server
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")
-                                   if threading.active_count() == 1 else context())
+        pool = ProcessPoolExecutor(workers, mp_context=pool_context())
         try:
             return _collect(pool.map(fn, items, chunksize=max(1, total // 64)), total, progress, what)
         except BrokenProcessPool:
@@ -511,8 +505,6 @@ class _CacheWriter:
             self.fh = open(self.path, "r+b" if self.path.exists() and not self.fresh else "w+b")
             self.fh.truncate(end)  # bytes after the last block are a crashed writer's: not anyone's
         except OSError as e:
-            from .errors import storage_error
-
             raise storage_error(self.path, e) from None
 
     def add(self, entries: list[dict], tables: list[Notes | None]) -> None:
@@ -541,8 +533,6 @@ class _CacheWriter:
             if not self.fresh:
                 write_json(self.folder / "cache.json", self.meta)
         except OSError as e:
-            from .errors import storage_error
-
             raise storage_error(self.path, e) from None
 
     def close(self, stamp: int | None = None, names: set[str] | None = None) -> None:
@@ -559,8 +549,6 @@ class _CacheWriter:
                 os.replace(self.path, self.folder / "cache.bin")
             write_json(self.folder / "cache.json", self.meta)
         except OSError as e:
-            from .errors import storage_error
-
             if self.fresh:
                 self.path.unlink(missing_ok=True)
             raise storage_error(self.folder / "cache.json", e) from None
@@ -633,8 +621,7 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progres
 def _read_uncached(midi: Path, splits: dict[str, str], progress: Progress | None,
                    pedal: bool) -> tuple[list[Piece], list[str]]:
     """Every file parsed into memory (when the cache cannot be written)."""
-    names = sorted(e.name for e in os.scandir(midi) if e.is_file() and not e.name.startswith(".")) \
-        if midi.is_dir() else []
+    names = sorted(_midi_files(midi))
     results = parse_files([(n, midi / n) for n in names], progress, pedal)
     return ([Piece(n, r, splits.get(n), _file_title(midi / n)) for n, r in zip(names, results) if not isinstance(r, str)],
             [r for r in results if isinstance(r, str)])
@@ -643,8 +630,7 @@ def _read_uncached(midi: Path, splits: dict[str, str], progress: Progress | None
 def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None, pedal: bool) -> None:
     """Bring the cache up to date: cached files kept, new or changed ones parsed and added; the cache is
     written anew (without the rows of files gone) when those are more than CACHE_GARBAGE of it."""
-    current = {e.name: _file_key(e) for e in os.scandir(midi) if e.is_file() and not e.name.startswith(".")} \
-        if midi.is_dir() else {}
+    current = _midi_files(midi)
     old = cache[0] if cache else None
     cached = {e["name"]: e for e in old["files"]} if old else {}
     fresh = sorted(n for n, key in current.items() if cached.get(n, {}).get("key") != key)
@@ -666,6 +652,12 @@ def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progre
     except BaseException:
         writer.abandon()
         raise
+
+
+def _midi_files(midi: Path) -> dict[str, str]:
+    """The dataset's files now: name -> key (size and modification time)."""
+    return {e.name: _file_key(e) for e in os.scandir(midi) if e.is_file() and not e.name.startswith(".")} \
+        if midi.is_dir() else {}
 
 
 def _file_key(entry: os.DirEntry | Path) -> str:
@@ -897,8 +889,6 @@ def import_uploads(name: str, uploads: Iterable[tuple[str, object]], progress: P
                 sources.append((label, path))
             return import_files(name, sources, progress, root, pedal)
     except OSError as e:
-        from .errors import storage_error
-
         raise DatasetError(f"Nothing was added to '{dataset_name(name)}': {storage_error(spool, e)}") from None
 
 

@@ -64,6 +64,16 @@ class _Context(mp_context.ForkServerContext):
     Process = _Process
 
 
+def pool_context():
+    """Where worker pools come from: a process of one thread (the CLI) forks its workers at once (no server to
+    start, no preloads to wait for); forking Streamlit's many threads is unsafe, so the app uses its fork server."""
+    if threading.active_count() == 1:
+        import multiprocessing
+
+        return multiprocessing.get_context("fork")
+    return context()
+
+
 def context() -> _Context:
     """The one process context of this program: a fork server, started once, with PRELOAD imported and BLAS
     on one thread (a job samples on one anyway, and a one-thread process may fork its helper safely). Jobs and

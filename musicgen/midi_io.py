@@ -473,24 +473,19 @@ class _Read:
     """A MIDI file's non-drum instruments with notes, in file order, as columns in beats (not tables yet)."""
 
     label: str
-    tracks: list[tuple[str, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]  # name, program, start, end,
-    tempo_map: TempoMap  # pitch, velocity
+    tracks: list[tuple]  # (name, program, start, end, pitch, velocity) per instrument
+    tempo_map: TempoMap
     meter: Meter
     keys: Keys
 
-    def notes(self, k: int, voice: int) -> Notes:
-        _, program, start, end, pitch, velocity = self.tracks[k]
-        return Notes.from_beats(pitch.astype(np.int64) % 128, start, end, velocity.astype(np.int64) % 128, program,
-                                voice, self.tempo_map, self.meter, self.keys)
-
-    def merged(self) -> Notes:
-        """Every instrument in one table, each its own voice (as Notes.concat of each one's table, in one go)."""
-        col = [np.concatenate(c) for c in zip(*[t[2:] for t in self.tracks])]
-        sizes = [len(t[2]) for t in self.tracks]
-        program = np.repeat([t[1] for t in self.tracks], sizes)
-        voice = np.repeat(np.arange(len(self.tracks)), sizes)
-        return Notes.from_beats(col[2].astype(np.int64) % 128, col[0], col[1], col[3].astype(np.int64) % 128, program,
-                                voice, self.tempo_map, self.meter, self.keys)
+    def table(self, which: list[int], voices: list[int]) -> Notes:
+        """The instruments `which` in one table, each with its voice number, made in one go."""
+        chosen = [self.tracks[k] for k in which]
+        sizes = [len(t[2]) for t in chosen]
+        start, end, pitch, velocity = (np.concatenate(c) for c in zip(*[t[2:] for t in chosen]))
+        return Notes.from_beats(pitch.astype(np.int64) % 128, start, end, velocity.astype(np.int64) % 128,
+                                np.repeat([t[1] for t in chosen], sizes), np.repeat(voices, sizes),
+                                self.tempo_map, self.meter, self.keys)
 
 
 def _read_instruments(source, name, pedal: bool = False) -> _Read:
@@ -538,7 +533,7 @@ def _read_instruments(source, name, pedal: bool = False) -> _Read:
     if longest > MAX_PIECE_SECONDS or last_beat > MAX_PIECE_BEATS:
         raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours, "
                         f"{last_beat:,.0f} beats).")
-    return _Read(label, parts, tempo_map.cut(last_beat), meter, keys)  # tempo changes after the music: not its
+    return _Read(label, parts, tempo_map.cut(last_beat), meter, keys)  # tempo changes after the music: not its own
 
 
 def read_parts(source: str | os.PathLike | bytes, name: str | None = None, pedal: bool = False) -> list[Part]:
@@ -547,7 +542,7 @@ def read_parts(source: str | os.PathLike | bytes, name: str | None = None, pedal
     pedal: apply the sustain pedal to note lengths (for piano performances, whose notes are short keystrokes).
     """
     read = _read_instruments(source, name, pedal)
-    return [Part(t[0].strip() or _program_name(t[1]), t[1], read.notes(k, k)) for k, t in enumerate(read.tracks)]
+    return [Part(t[0].strip() or _program_name(t[1]), t[1], read.table([k], [k])) for k, t in enumerate(read.tracks)]
 
 
 def read_midi(source: str | os.PathLike | bytes, name: str | None = None, instrument: int | None = None,
@@ -556,11 +551,11 @@ def read_midi(source: str | os.PathLike | bytes, name: str | None = None, instru
     index `instrument`."""
     read = _read_instruments(source, name, pedal)
     if instrument is None:
-        return read.merged()
+        return read.table(list(range(len(read.tracks))), list(range(len(read.tracks))))  # each its own voice
     if not 0 <= instrument < len(read.tracks):
         raise MidiError(f"{read.label}: the MIDI file has {len(read.tracks)} instrument(s) with notes; "
                         f"there is no instrument number {instrument}.")
-    return read.notes(instrument, 0)
+    return read.table([instrument], [0])
 
 
 def pretty_midi():
