@@ -413,6 +413,7 @@ def parse_files(items: list[tuple[str, bytes | Path]], progress: Progress | None
 
 _FLOATS, _INTS = ("start", "end", "start_beat", "end_beat"), ("pitch", "velocity", "program", "voice")
 _ROW_BYTES = 8 * len(_FLOATS) + 2 * len(_INTS)  # a multiple of 8: every block starts aligned for float64
+CACHE_NAME = "the dataset's note cache"  # what a sentence about a failed cache write names (not a temp file)
 CACHE_GARBAGE = 0.5  # rewrite the cache when more than this share of its rows belongs to files gone or changed
 
 
@@ -505,7 +506,7 @@ class _CacheWriter:
             self.fh = open(self.path, "r+b" if self.path.exists() and not self.fresh else "w+b")
             self.fh.truncate(end)  # bytes after the last block are a crashed writer's: not anyone's
         except OSError as e:
-            raise storage_error(self.path, e) from None
+            raise storage_error(CACHE_NAME, e) from None
 
     def add(self, entries: list[dict], tables: list[Notes | None]) -> None:
         """One block: the entries (name, key, error, title) with their note tables (None for an error)."""
@@ -533,7 +534,7 @@ class _CacheWriter:
             if not self.fresh:
                 write_json(self.folder / "cache.json", self.meta)
         except OSError as e:
-            raise storage_error(self.path, e) from None
+            raise storage_error(CACHE_NAME, e) from None
 
     def close(self, stamp: int | None = None, names: set[str] | None = None) -> None:
         """Finish: keep only the entries of `names` (the files there now) and mark the cache as current for the
@@ -551,7 +552,7 @@ class _CacheWriter:
         except OSError as e:
             if self.fresh:
                 self.path.unlink(missing_ok=True)
-            raise storage_error(self.folder / "cache.json", e) from None
+            raise storage_error(CACHE_NAME, e) from None
 
     def abandon(self) -> None:
         self.fh.close()
