@@ -98,10 +98,15 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_train(args) -> int:
+    import atexit
+    import shutil
     import signal
+    import tempfile
     import threading
 
     from . import store
+    from .config import cluster, join_cluster
+    from .errors import ConfigError
     from .train import TRAIN_NICENESS, mark_failed
 
     try:
@@ -116,15 +121,24 @@ def cmd_train(args) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.workers:
+        join_cluster(args.workers.split(","), args.worker_index)
     out = store.model_path(args.out)  # a bare name goes to the models folder, as in the app
+    if cluster()[1] > 1:
+        if args.resume:
+            raise ConfigError("A run across workers cannot be resumed; resume it on one machine without --workers.")
+        if cluster()[0] > 0:  # only the chief keeps the run; the others write a copy that is thrown away
+            out = Path(tempfile.mkdtemp(prefix="musicgen-worker-")) / out.name
+            atexit.register(shutil.rmtree, out.parent, True)
     try:
         status = _train(args, out, stop)
     except Exception as e:  # the run folder must say what happened: the app shows it within a second
         mark_failed(out, str(e) if isinstance(e, MusicgenError) else f"Training failed: {type(e).__name__}: {e}")
         raise
     best = status.get("best_val_loss")
+    where = f"Saved in {out}." if cluster()[0] == 0 else "Worker 0 keeps the model."
     print(f"{status['state']}: {status['message']}"
-          + (f" Best validation loss {best:.4f}." if best is not None else "") + f" Saved in {out}.")
+          + (f" Best validation loss {best:.4f}." if best is not None else "") + f" {where}")
     return 0
 
 
@@ -380,6 +394,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--transpose", type=int, help="also train on each piece moved up and down by up to N semitones")
     s.add_argument("--resume", action="store_true", help="continue the stopped run in --out")
     s.add_argument("--init", metavar="MODEL", help="fine-tune this model (its family and vocabulary) on --data")
+    s.add_argument("--workers", metavar="HOST:PORT,...", help="train across machines: every worker's address "
+                   "(the same list on each; or set TF_CONFIG); worker 0 writes --out")
+    s.add_argument("--worker-index", type=int, default=0, help="this machine's place in --workers")
     s.set_defaults(run=cmd_train)
 
     s = sub.add_parser("generate", help="generate a piece as MIDI")

@@ -28,6 +28,37 @@ def data_dir() -> Path:
     return Path(os.environ.get("MUSICGEN_DATA_DIR") or "data")
 
 
+def cluster() -> tuple[int, int]:
+    """(this worker's index, number of workers) from TF_CONFIG, TensorFlow's standard description of a
+    training cluster; (0, 1) when there is none. Worker 0 is the chief: it alone writes the run folder."""
+    import json
+
+    try:
+        spec = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        workers = len(spec.get("cluster", {}).get("worker", []))
+        return (int(spec.get("task", {}).get("index", 0)), workers) if workers > 1 else (0, 1)
+    except (ValueError, TypeError, AttributeError):
+        from .errors import ConfigError
+
+        raise ConfigError("TF_CONFIG is not a cluster description TensorFlow understands "
+                          "(see tf.distribute.MultiWorkerMirroredStrategy).") from None
+
+
+def join_cluster(workers: list[str], index: int) -> None:
+    """Describe the cluster in TF_CONFIG for this process (before TensorFlow is imported): workers as HOST:PORT,
+    this one the index-th."""
+    import json
+
+    from .errors import ConfigError
+
+    bad = [w for w in workers if w.rpartition(":")[0] == "" or not w.rpartition(":")[2].isdigit()]
+    if bad or len(workers) < 2:
+        raise ConfigError(f"--workers takes two or more HOST:PORT, separated by commas (not {','.join(workers)!r}).")
+    if not 0 <= index < len(workers):
+        raise ConfigError(f"--worker-index must be 0 to {len(workers) - 1}: one of the {len(workers)} workers.")
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+
+
 # ---------------------------------------------------------------- models, training, sampling
 
 OPTIMIZERS = ("adam", "adamax", "rmsprop")

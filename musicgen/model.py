@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from . import families
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, cluster
 from .families import Encoding
 
 
@@ -19,8 +19,11 @@ def _import_quietly():
         import keras
         import tensorflow as tf
 
+        multi_worker = None
+        if cluster()[1] > 1:  # TensorFlow insists on it before any op
+            multi_worker = tf.distribute.MultiWorkerMirroredStrategy()
         n_cpu = int(os.environ.get("MUSICGEN_LOGICAL_CPUS") or 0)
-        if n_cpu > 1:  # split the CPU into logical devices (to test mirrored training); only before the first op
+        if n_cpu > 1 and multi_worker is None:  # logical CPUs to test mirrored training; only before the first op
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n_cpu)
         tf.constant(0.0) + 1.0  # the first op prints more; let it print into /dev/null
@@ -28,12 +31,10 @@ def _import_quietly():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
-    return keras, tf
+    return keras, tf, multi_worker
 
 
-keras, tf = _import_quietly()
-
-STEPS_PER_EXECUTION = 8  # batches per compiled call: small LSTMs on a CPU spend much time between batches
+keras, tf, MULTI_WORKER = _import_quietly()  # MULTI_WORKER: the strategy across TF_CONFIG's workers, if any
 
 
 @keras.saving.register_keras_serializable(package="musicgen")
@@ -73,15 +74,11 @@ def build(config: ModelConfig, enc: Encoding) -> keras.Model:
     return keras.Model(inp, outputs, name=config.family.replace("-", "_"))
 
 
-def compile_model(model: keras.Model, config: ModelConfig, enc: Encoding, train: TrainConfig,
-                  replicas: int = 1) -> None:
-    heads = families.get(config.family).heads(enc)
+def compile_model(model: keras.Model, train: TrainConfig) -> None:
+    """Attach the optimizer (train.py's loop computes the losses), so a stopped run's last.keras keeps its state."""
     optimizer = {"adam": keras.optimizers.Adam, "adamax": keras.optimizers.Adamax,
                  "rmsprop": keras.optimizers.RMSprop}[train.optimizer](learning_rate=train.learning_rate)
-    model.compile(optimizer=optimizer, loss={h.name: h.keras_loss() for h in heads},
-                  loss_weights={h.name: w for h, w in zip(heads, train.loss_weights)},
-                  metrics={heads[0].name: ["sparse_categorical_accuracy"]},
-                  steps_per_execution=STEPS_PER_EXECUTION if replicas == 1 else 1)  # mirrored fails with more
+    model.compile(optimizer=optimizer)
 
 
 def numpy_weights(model: keras.Model) -> dict[str, "np.ndarray"]:  # noqa: F821

@@ -1,4 +1,5 @@
-"""Training: split by piece, windows -> tf.data, fit under a distribution strategy, write the run folder as it goes.
+"""Training: split by piece, windows -> tf.data, one training loop under any distribution strategy (one device,
+mirrored GPUs, several machines), the run folder written as it goes.
 
 Run it in its own process (python -m musicgen train): the app starts that process and reads the folder.
 """
@@ -27,6 +28,7 @@ from .midi_io import Notes
 from .store import RunFolder, check_model, process_start, read_configs, read_history, read_json, read_status, write_json
 
 PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of a piano's lowest and highest keys
+STEPS_PER_EXECUTION = 8  # batches per compiled call: small LSTMs on a CPU spend much time between calls
 PROGRESS_EVERY_S = 1.0  # how often a progress line goes to history.jsonl within an epoch
 VALIDATION_WINDOWS = 4096  # windows of held-out pieces measured after each epoch (all of them at the end)
 # Added to a training run's nice value: the long background work yields the cores to everything interactive
@@ -94,59 +96,64 @@ def transposed(tables: list[Notes], semitones: int) -> Iterator[Notes]:
                     if len(n) and n.pitch.min() + shift >= PIANO_LOW and n.pitch.max() + shift <= PIANO_HIGH)
 
 
-def _tf_dataset(model: ModelConfig, enc: Encoding, source: WindowSource, batch: int, seed: int, shuffle: bool,
-                replicas: int = 1, limit: int | None = None):
-    """Batches of (inputs, per-head targets[, per-step weights]) as Keras wants them, each batch's windows
-    gathered from the encoding on disk by shuffled index (per-window tf.data ops cost more than the model on a
-    CPU). limit: at most this many windows, a seeded sample (a bounded validation)."""
+def _windows(source: WindowSource, batch: int, seed: int, shuffle: bool, limit: int | None = None):
+    """The windows as the strategy's replicas take them, for strategy.distribute_datasets_from_function: global
+    batches of `batch` windows in a seeded order, each split evenly among the replicas (a worker reads its own
+    share only), so the replicas' summed gradients are one process's batch gradient, whatever their number.
+    Each batch is gathered from the encoding on disk by index (per-window tf.data ops cost more than the model
+    on a CPU), as (inputs, targets, per-step weights: 0 on padding). limit: at most this many windows, a seeded
+    sample. Returns (dataset function, batches per epoch)."""
     from .model import tf
 
-    heads = families.get(model.family).heads(enc)
     index = np.arange(len(source), dtype=np.int64)
     if limit is not None and len(index) > limit:
         index = np.sort(np.random.default_rng(seed).choice(index, limit, replace=False))
-    drop = False
-    if replicas > 1:
-        # replicas cannot share out a batch unevenly (Keras adds per-replica tensors of unequal shape):
-        # whole batches only, or for a small set one batch that splits evenly
-        batch = batch if len(index) >= batch else max(replicas, len(index) // replicas * replicas)
-        drop = True
+    batches = -(-len(index) // batch)
     integer = np.issubdtype(source.data.inputs.dtype, np.integer)
-    weighted = source.every_step
+    cols, width = source.data.inputs.shape[1], source.data.targets.shape[1]
+    steps = (source.seq_length,) if source.every_step else ()
 
     def fetch(idx):
-        x, y, w = source.take(idx)
-        x = x.astype(np.int32 if integer else np.float32)
-        return (x, y.astype(np.float32), w) if weighted else (x, y.astype(np.float32))
-
-    cols, width = source.data.inputs.shape[1], source.data.targets.shape[1]
-    steps = (source.seq_length,) if weighted else ()
+        x, y, w = source.take(np.maximum(idx, 0))
+        w = np.ones(len(idx), np.float32) if w is None else w
+        w[idx < 0] = 0  # padding of a last batch shared among replicas
+        return x.astype(np.int32 if integer else np.float32), y.astype(np.float32), w
 
     def shaped(idx):
-        out = tf.numpy_function(fetch, [idx], [tf.int32 if integer else tf.float32, tf.float32]
-                                + ([tf.float32] if weighted else []), stateful=False)
-        x = tf.ensure_shape(out[0], (None, source.seq_length, cols))
-        y = tf.ensure_shape(out[1], (None, *steps, width))
-        ys = {h.name: y[..., k:k + 1] if h.regression else tf.cast(y[..., k], tf.int32) for k, h in enumerate(heads)}
-        if not weighted:
-            return x, ys
-        w = tf.ensure_shape(out[2], (None, source.seq_length))
-        return x, ys, {h.name: w for h in heads}
+        x, y, w = tf.numpy_function(fetch, [idx], [tf.int32 if integer else tf.float32, tf.float32, tf.float32],
+                                    stateful=False)
+        return (tf.ensure_shape(x, (None, source.seq_length, cols)), tf.ensure_shape(y, (None, *steps, width)),
+                tf.ensure_shape(w, (None, *steps)))
 
-    order = tf.data.Dataset.from_tensor_slices(index)
-    if shuffle:
-        order = order.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
-    ds = order.batch(batch, drop_remainder=drop).map(shaped, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    def make(ctx):
+        share = batch // ctx.num_input_pipelines  # one worker's part of each global batch
+        per_replica = ctx.get_per_replica_batch_size(batch)
+        first = ctx.input_pipeline_id * share
+        order = tf.data.Dataset.from_tensor_slices(index)
+        if shuffle:  # the same seed on every worker: the same order everywhere
+            order = order.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
+        order = order.batch(batch)
+        if per_replica != batch:  # a last, short batch is padded (weight 0) so that every replica has its part
+            order = order.map(lambda idx: tf.pad(idx, [[0, batch - tf.shape(idx)[0]]], constant_values=-1))
+        if share != batch:
+            order = order.map(lambda idx: idx[first:first + share])
+        if per_replica != share:  # this worker's replicas take its share in turn
+            order = order.unbatch().batch(per_replica)
+        return order.map(shaped, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    return make, batches
 
 
 def strategy():
-    """Mirrored over all GPUs when several are visible, the default strategy otherwise.
+    """Across workers when TF_CONFIG names several (see model.py), mirrored over all GPUs when several are
+    visible, the default strategy (one CPU or GPU) otherwise.
 
     MUSICGEN_LOGICAL_CPUS=N splits the CPU into N logical devices and mirrors over them (for tests).
     """
-    from .model import tf
+    from .model import MULTI_WORKER, tf
 
+    if MULTI_WORKER is not None:
+        return MULTI_WORKER
     cpus = tf.config.list_logical_devices("CPU")
     if len(cpus) > 1:  # MUSICGEN_LOGICAL_CPUS, see model.py
         return tf.distribute.MirroredStrategy([d.name for d in cpus])
@@ -155,63 +162,142 @@ def strategy():
     return tf.distribute.get_strategy()
 
 
+class _Steps:
+    """The compiled training and validation steps of one run, under any strategy.
+
+    Keras' fit cannot run across workers (keras-team/keras#20585), so this is the one loop for every case:
+    each replica sums its heads' losses over its windows; the loss it differentiates is that sum over the
+    weight of the whole global batch, and the optimizer sums the replicas' gradients.
+    Figures come back as sums: one per head, then correct first-head guesses, total weight, stop requests.
+    """
+
+    def __init__(self, net, strat, heads, loss_weights):
+        from .model import mse_with_positive_pressure, tf
+
+        self.net, self.strat, self.heads, self.tf = net, strat, heads, tf
+        self.weights = np.asarray(loss_weights[:len(heads)], np.float32)
+        self.mse = mse_with_positive_pressure
+        self.train = tf.function(self._train_chunk)
+        self.test = tf.function(self._test_chunk)
+
+    def _sums(self, x, y, w, training):
+        tf = self.tf
+        out = self.net(x, training=training)
+        sums = []
+        for k, head in enumerate(self.heads):
+            if head.regression:
+                loss = self.mse(y[..., k:k + 1], out[head.name])
+            else:
+                loss = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(y[..., k], tf.int32), out[head.name])
+            sums.append(tf.reduce_sum(loss * w))
+        first = out[self.heads[0].name]
+        correct = tf.cast(tf.equal(tf.argmax(first, -1, output_type=tf.int32), tf.cast(y[..., 0], tf.int32)),
+                          tf.float32) if not self.heads[0].regression else tf.zeros_like(w)
+        return tf.stack(sums + [tf.reduce_sum(correct * w), tf.reduce_sum(w)])
+
+    def _train_replica(self, x, y, w, stop):
+        tf = self.tf
+        total = tf.distribute.get_replica_context().all_reduce("SUM", tf.reduce_sum(w))
+        variables = self.net.trainable_variables
+        with tf.GradientTape() as tape:
+            sums = self._sums(x, y, w, True)
+            loss = tf.reduce_sum(sums[:len(self.heads)] * self.weights) / tf.maximum(total, 1.0)
+        self.net.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return tf.concat([sums, [stop]], 0)
+
+    def _test_replica(self, x, y, w):
+        return self.tf.concat([self._sums(x, y, w, False), [0.0]], 0)
+
+    def _train_chunk(self, iterator, n, stop):
+        tf = self.tf
+        sums = tf.zeros(len(self.heads) + 3)
+        for _ in tf.range(n):
+            x, y, w = next(iterator)
+            sums += self.strat.reduce("SUM", self.strat.run(self._train_replica, (x, y, w, stop)), axis=None)
+        return sums
+
+    def _test_chunk(self, iterator, n):
+        tf = self.tf
+        sums = tf.zeros(len(self.heads) + 3)
+        for _ in tf.range(n):
+            x, y, w = next(iterator)
+            sums += self.strat.reduce("SUM", self.strat.run(self._test_replica, (x, y, w)), axis=None)
+        return sums
+
+    def run(self, data, batches: int, training: bool, stop: threading.Event | None = None, after=None):
+        """One pass over `batches` batches, STEPS_PER_EXECUTION at a time; after(batches done, sums so far)
+        is called between them. Returns (sums, stopped): stopped when any worker was asked to stop."""
+        tf = self.tf
+        iterator, sums, done = iter(data), np.zeros(len(self.heads) + 3), 0
+        while done < batches:
+            n = tf.constant(min(STEPS_PER_EXECUTION, batches - done))
+            if training:
+                sums += self.train(iterator, n, tf.constant(1.0 if stop.is_set() else 0.0)).numpy()
+            else:
+                sums += self.test(iterator, n).numpy()
+            done += int(n)
+            if after:
+                after(done, sums)
+            if sums[-1] > 0:
+                return sums, True
+        return sums, False
+
+    def logs(self, sums, prefix: str = "") -> dict:
+        """Keras' names for the figures: loss (weighted over heads), each head's loss, first-head accuracy."""
+        weight = max(float(sums[-2]), 1e-9)
+        per_head = sums[:len(self.heads)] / weight
+        logs = {f"{prefix}loss": float(per_head @ self.weights)}
+        if len(self.heads) > 1:
+            logs.update({f"{prefix}{h.name}_loss": float(v) for h, v in zip(self.heads, per_head)})
+        if not self.heads[0].regression:
+            logs[f"{prefix}sparse_categorical_accuracy"] = float(sums[len(self.heads)] / weight)
+        return logs
+
+
 # ---------------------------------------------------------------- the run
 
-def _callback(run: RunFolder, total_epochs: int, patience: int, best: float, wait: int,
-              stop: threading.Event, progress):
-    from .model import keras
+class _Tracker:
+    """Writes history and status as the run goes, keeps the best model, says when to stop early."""
 
-    class RunCallback(keras.callbacks.Callback):
-        """Writes history and status, keeps the best model, stops early or on request."""
+    def __init__(self, run: RunFolder, total_epochs: int, patience: int, best: float, wait: int, batches: int,
+                 progress):
+        self.run, self.total, self.patience, self.progress = run, total_epochs, patience, progress
+        self.best, self.wait, self.batches = best, wait, batches
+        self.epoch, self.t0, self.last_line = 0, 0.0, 0.0
 
-        def __init__(self):
-            super().__init__()
-            self.best, self.wait, self.epoch = best, wait, 0
-            self.stopped = self.early = False
-            self.last_line = 0.0
-            self.batches = None
+    def epoch_begin(self, epoch: int) -> None:
+        self.epoch, self.t0 = epoch + 1, time.time()
 
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch, self.t0 = epoch + 1, time.time()
+    def batch_end(self, batch: int, loss: float) -> None:
+        now = time.time()
+        if now - self.last_line >= PROGRESS_EVERY_S:
+            self.last_line = now
+            self.run.append({"type": "progress", "epoch": self.epoch, "batch": batch, "batches": self.batches,
+                             "loss": loss, "time": now})
+        if self.progress:
+            self.progress(batch, self.batches, f"epoch {self.epoch}/{self.total}")
 
-        def on_train_batch_end(self, batch, logs=None):
-            now = time.time()
-            batch = min(batch, (self.batches or batch + 1) - 1)  # Keras counts whole executions of 8 batches
-            if now - self.last_line >= PROGRESS_EVERY_S:
-                self.last_line = now
-                run.append({"type": "progress", "epoch": self.epoch, "batch": batch + 1, "batches": self.batches,
-                            "loss": float(logs["loss"]) if logs and "loss" in logs else None, "time": now})
-            if progress:
-                progress(batch + 1, self.batches or batch + 1, f"epoch {self.epoch}/{total_epochs}")
-            if stop.is_set():
-                self.stopped = True
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = {k: float(v) for k, v in (logs or {}).items()}
-            record = {"type": "epoch", "epoch": epoch + 1, **logs, "seconds": round(time.time() - self.t0, 2),
-                      "time": time.time()}
-            if self.stopped:
-                record["partial"] = True
-            val = logs.get("val_loss", math.inf)
-            if val < self.best or not (run.folder / "weights.npz").exists():
-                self.best, self.wait = min(val, self.best), 0
-                run.save_best(self.model)
-            else:
-                self.wait += 1
-            run.save_last(self.model)
-            run.append(record)
-            if progress:
-                val_text = f", validation {val:.3f}" if not math.isinf(val) else ""
-                progress(self.batches or 1, self.batches or 1,
-                         f"epoch {epoch + 1}/{total_epochs}: loss {logs.get('loss', math.nan):.3f}{val_text}")
-            run.status("running", f"epoch {epoch + 1} of {total_epochs}", epoch=epoch + 1, epochs=total_epochs,
-                       best_val_loss=None if math.isinf(self.best) else self.best)
-            if self.wait >= patience and not self.stopped:
-                self.early = True
-                self.model.stop_training = True
-
-    return RunCallback()
+    def epoch_end(self, logs: dict, net, stopped: bool) -> bool:
+        """Record the epoch and save; True when validation has not improved for `patience` epochs."""
+        record = {"type": "epoch", "epoch": self.epoch, **logs, "seconds": round(time.time() - self.t0, 2),
+                  "time": time.time()}
+        if stopped:
+            record["partial"] = True
+        val = logs.get("val_loss", math.inf)
+        if val < self.best or not (self.run.folder / "weights.npz").exists():
+            self.best, self.wait = min(val, self.best), 0
+            self.run.save_best(net)
+        else:
+            self.wait += 1
+        self.run.save_last(net)
+        self.run.append(record)
+        if self.progress:
+            val_text = f", validation {val:.3f}" if not math.isinf(val) else ""
+            self.progress(self.batches, self.batches,
+                          f"epoch {self.epoch}/{self.total}: loss {logs.get('loss', math.nan):.3f}{val_text}")
+        self.run.status("running", f"epoch {self.epoch} of {self.total}", epoch=self.epoch, epochs=self.total,
+                        best_val_loss=None if math.isinf(self.best) else self.best)
+        return self.wait >= self.patience and not stopped
 
 
 def claim(out: Path):
@@ -292,6 +378,7 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
         keras.utils.set_random_seed(train_cfg.seed)
         tf.config.experimental.enable_op_determinism()
         strat = strategy()
+        replicas = int(strat.num_replicas_in_sync)
         history = [r for r in read_history(run.folder) if r.get("type") == "epoch"] if resume else []
         losses = [r.get("val_loss", math.inf) for r in history]
         best = min(losses, default=math.inf)
@@ -304,19 +391,29 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
                 if init_from is not None:
                     net.set_weights(keras.models.load_model(Path(init_from) / "model.keras", compile=False)
                                     .get_weights())
-                compile_model(net, model_cfg, prepared.enc, train_cfg, int(strat.num_replicas_in_sync))
-        batch = train_cfg.batch_size
-        replicas = int(strat.num_replicas_in_sync)
-        train_ds = _tf_dataset(model_cfg, prepared.enc, prepared.train, batch, train_cfg.seed, True, replicas)
-        val_ds = _tf_dataset(model_cfg, prepared.enc, prepared.validation, batch, train_cfg.seed, False, replicas,
-                             limit=VALIDATION_WINDOWS)
-        cb = _callback(run, train_cfg.epochs, train_cfg.patience, best, wait, stop, progress)
-        cb.batches = len(train_ds)
+                compile_model(net, train_cfg)
+            net.optimizer.build(net.trainable_variables)
+        batch = max(replicas, train_cfg.batch_size // replicas * replicas)  # shared evenly
+        seed = train_cfg.seed
+        train_fn, train_batches = _windows(prepared.train, batch, seed, True)
+        val_fn, val_batches = _windows(prepared.validation, batch, seed, False, limit=VALIDATION_WINDOWS)
+        train_data = strat.distribute_datasets_from_function(train_fn)
+        val_data = strat.distribute_datasets_from_function(val_fn)
+        steps = _Steps(net, strat, families.get(model_cfg.family).heads(prepared.enc), train_cfg.loss_weights)
+        tracker = _Tracker(run, train_cfg.epochs, train_cfg.patience, best, wait, train_batches, progress)
         run.status("running", "training", epochs=train_cfg.epochs, strategy=type(strat).__name__,
-                   replicas=int(strat.num_replicas_in_sync))
-        if len(history) < train_cfg.epochs:
-            net.fit(train_ds, validation_data=val_ds, epochs=train_cfg.epochs, initial_epoch=len(history),
-                    callbacks=[cb], verbose=0, shuffle=False)  # tf.data shuffles, seeded
+                   replicas=replicas)
+        stopped = early = False
+        for epoch in range(len(history), train_cfg.epochs):
+            tracker.epoch_begin(epoch)
+            sums, stopped = steps.run(train_data, train_batches, True, stop,
+                                      after=lambda done, sums: tracker.batch_end(done, steps.logs(sums)["loss"]))
+            logs = steps.logs(sums)
+            if val_batches:
+                logs.update(steps.logs(steps.run(val_data, val_batches, False)[0], "val_"))
+            early = tracker.epoch_end(logs, net, stopped)
+            if stopped or early:
+                break
     except Exception as e:  # the run folder must say what happened, whatever it was
         message = str(e) if isinstance(e, MusicgenError) else f"Training failed: {type(e).__name__}: {e}"
         try:
@@ -326,12 +423,12 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
         if isinstance(e, OSError):
             raise storage_error(run.folder, e) from None
         raise
-    best_val = None if math.isinf(cb.best) else cb.best
+    best_val = None if math.isinf(tracker.best) else tracker.best
     epochs_done = len([r for r in read_history(run.folder) if r.get("type") == "epoch"])
-    if cb.stopped:
+    if stopped:
         run.status("stopped", f"Stopped after epoch {epochs_done}; resume with --resume.", best_val_loss=best_val)
     else:
-        why = "stopped early: no better validation loss" if cb.early else "all epochs done"
+        why = "stopped early: no better validation loss" if early else "all epochs done"
         (run.folder / "last.keras").unlink(missing_ok=True)  # only a stopped run needs it
         write_json(run.folder / "heldout.json", evaluate(run.folder, pieces=prepared.split["validation"]))
         run.status("finished", f"Finished after {epochs_done} epochs ({why}).", best_val_loss=best_val)

@@ -187,6 +187,59 @@ def test_mirrored_training_on_two_logical_cpus(small_builtins, tmp_path):
     assert status["strategy"] == "MirroredStrategy" and status["replicas"] == 2
 
 
+def test_two_workers_train_as_one_process(small_builtins, tmp_path):
+    """MultiWorkerMirroredStrategy over two local processes: the same losses and weights as one process (every
+    global batch split between them, a short last batch padded), and only worker 0's folder is kept."""
+    import socket
+
+    env = {**os.environ, "MUSICGEN_DATA_DIR": str(small_builtins)}
+    args = [sys.executable, "-m", "musicgen", "train", "--data", "bach-chorales", "--family", "polyphony",
+            "--epochs", "2", "--units", "16", "--seq-length", "16", "--batch-size", "10", "--dropout", "0"]
+    one = subprocess.run([*args, "--out", str(tmp_path / "one")], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert one.returncode == 0, one.stderr
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("localhost", 0))
+            ports.append(sock.getsockname()[1])
+    cluster = ["--workers", ",".join(f"localhost:{p}" for p in ports), "--out", str(tmp_path / "two")]
+    other = subprocess.Popen([*args, *cluster, "--worker-index", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        chief = subprocess.run([*args, *cluster, "--worker-index", "0"], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=300)
+        other_out = other.communicate(timeout=60)[0]
+    finally:
+        other.kill()
+    assert chief.returncode == 0 and other.returncode == 0, chief.stderr + other_out
+    assert "Worker 0 keeps the model." in other_out
+    status = store.read_status(tmp_path / "two")
+    assert status["state"] == "finished" and status["replicas"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
+    epochs = {k: [r for r in store.read_history(tmp_path / k) if r["type"] == "epoch"] for k in ("one", "two")}
+    assert len(epochs["one"]) == len(epochs["two"]) == 2
+    for a, b in zip(epochs["one"], epochs["two"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["val_loss"] == pytest.approx(b["val_loss"],
+                                                                                                  rel=1e-5)
+    w1, w2 = np.load(tmp_path / "one" / "weights.npz"), np.load(tmp_path / "two" / "weights.npz")
+    assert sorted(w1) == sorted(w2)
+    for k in w1:  # stored as float16
+        np.testing.assert_allclose(w1[k].astype(np.float32), w2[k].astype(np.float32), rtol=1e-2, atol=1e-3)
+
+
+def test_worker_addresses_are_checked(small_builtins, tmp_path):
+    env = {"MUSICGEN_DATA_DIR": str(small_builtins)}
+    base = ["train", "--data", "bach-chorales", "--family", "polyphony", "--out", tmp_path / "x"]
+    r = cli(*base, "--workers", "localhost", env=env)
+    assert r.returncode == 2 and "--workers takes two or more HOST:PORT" in r.stderr
+    r = cli(*base, "--workers", "a:1,b:2", "--worker-index", "2", env=env)
+    assert r.returncode == 2 and "--worker-index must be 0 to 1" in r.stderr
+    r = cli(*base, "--resume", env={**env, "TF_CONFIG": '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"index": 0}}'})
+    assert r.returncode == 2 and "cannot be resumed" in r.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_cli_errors_are_sentences(small_builtins, tmp_path):
     env = {"MUSICGEN_DATA_DIR": str(small_builtins)}
     r = cli("train", "--data", "bach-chorales", "--family", "notes-and-chords", "--preset", "mozart",
