@@ -114,6 +114,9 @@ def cmd_train(args) -> int:
     except OSError:
         pass
     stop = threading.Event()
+    if args.workers:
+        join_cluster(args.workers.split(","), args.worker_index)
+    out = store.model_path(args.out)  # a bare name goes to the models folder, as in the app
 
     def on_signal(signum, frame):
         print("\nstopping after this batch; the model will be saved...", file=sys.stderr)
@@ -121,10 +124,7 @@ def cmd_train(args) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if args.workers:
-        join_cluster(args.workers.split(","), args.worker_index)
-    out = store.model_path(args.out)  # a bare name goes to the models folder, as in the app
-    if cluster()[1] > 1:
+    if cluster()[1]:
         if args.resume:
             raise ConfigError("A run across workers cannot be resumed; resume it on one machine without --workers.")
         if cluster()[0] > 0:  # only the chief keeps the run; the others write a copy that is thrown away

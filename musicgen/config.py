@@ -28,15 +28,15 @@ def data_dir() -> Path:
     return Path(os.environ.get("MUSICGEN_DATA_DIR") or "data")
 
 
-def cluster() -> tuple[int, int]:
-    """(this worker's index, number of workers) from TF_CONFIG, TensorFlow's standard description of a
-    training cluster; (0, 1) when there is none. Worker 0 is the chief: it alone writes the run folder."""
+def cluster() -> tuple[int, list[str]]:
+    """(this worker's index, every worker's HOST:PORT) from TF_CONFIG, TensorFlow's standard description of a
+    training cluster; (0, []) when it names fewer than two. Worker 0 is the chief: it alone writes the run folder."""
     import json
 
     try:
         spec = json.loads(os.environ.get("TF_CONFIG") or "{}")
-        workers = len(spec.get("cluster", {}).get("worker", []))
-        return (int(spec.get("task", {}).get("index", 0)), workers) if workers > 1 else (0, 1)
+        workers = [str(w) for w in spec.get("cluster", {}).get("worker", [])]
+        return (int(spec.get("task", {}).get("index", 0)), workers) if len(workers) > 1 else (0, [])
     except (ValueError, TypeError, AttributeError):
         from .errors import ConfigError
 

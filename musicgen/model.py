@@ -7,6 +7,7 @@ import os
 
 from . import families
 from .config import ModelConfig, TrainConfig, cluster
+from .errors import TrainingError
 from .families import Encoding
 
 
@@ -20,8 +21,13 @@ def _import_quietly():
         import tensorflow as tf
 
         multi_worker = None
-        if cluster()[1] > 1:  # TensorFlow insists on it before any op
-            multi_worker = tf.distribute.MultiWorkerMirroredStrategy()
+        index, workers = cluster()
+        if workers:  # TensorFlow insists on it before any op
+            try:
+                multi_worker = tf.distribute.MultiWorkerMirroredStrategy()
+            except tf.errors.OpError as e:
+                raise TrainingError(f"This worker cannot listen on {workers[index]} ({e.message}): is another run "
+                                    "using that port, or is the address not this machine's?") from None
         n_cpu = int(os.environ.get("MUSICGEN_LOGICAL_CPUS") or 0)
         if n_cpu > 1 and multi_worker is None:  # logical CPUs to test mirrored training; only before the first op
             cpu = tf.config.list_physical_devices("CPU")[0]

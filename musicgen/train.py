@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import threading
 import time
 import zlib
@@ -363,6 +364,18 @@ def resume(out: str | os.PathLike, data: Dataset, progress=None, stop: threading
     return _fit(RunFolder(out), model, train_cfg, prepared, progress, stop or threading.Event(), resume=True)
 
 
+def _lost_worker(error, run: RunFolder) -> TrainingError:
+    """The sentence for a run across workers that lost one: TensorFlow names the silent task in its message."""
+    import re
+
+    found = re.findall(r"/job:worker/replica:\d+/task:(\d+)", error.message)
+    who = f"Worker {found[0]}" if found else "Another worker"
+    done = len([r for r in read_history(run.folder) if r.get("type") == "epoch"])
+    return TrainingError(f"{who} stopped answering (it ended, or the network between the workers failed), so "
+                         f"the run stopped after epoch {done}. Resume it on one machine (--resume without "
+                         "--workers), or start every worker again with a new --out.")
+
+
 def _data_summary(data: Dataset, prepared: Prepared) -> dict:
     return {"dataset": data.name,
             "pieces": {k: [p.name for p in v] for k, v in prepared.split.items()},
@@ -372,7 +385,25 @@ def _data_summary(data: Dataset, prepared: Prepared) -> dict:
 
 def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepared: Prepared, progress,
          stop: threading.Event, resume: bool = False, init_from=None) -> dict:
-    from .model import build, compile_model, keras, tf
+    from .config import cluster
+
+    index, workers = cluster()
+    if workers:  # TensorFlow's start (importing model.py) waits until every worker has started
+        others = ", ".join(w for i, w in enumerate(workers) if i != index)
+        run.status("running", f"waiting for the other workers ({others})")
+        if progress:
+            progress(0, 1, f"waiting for the other workers ({others})")
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    main_thread = threading.current_thread() is threading.main_thread()
+    if workers and main_thread:  # TensorFlow holds the interpreter while it waits: only the default action works
+        for signum in handlers:
+            signal.signal(signum, signal.SIG_DFL)
+    try:
+        from .model import MULTI_WORKER, build, compile_model, keras, tf
+    finally:
+        if workers and main_thread:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
 
     try:
         keras.utils.set_random_seed(train_cfg.seed)
@@ -415,6 +446,8 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
             if stopped or early:
                 break
     except Exception as e:  # the run folder must say what happened, whatever it was
+        if MULTI_WORKER is not None and isinstance(e, tf.errors.OpError):  # a peer's crash aborts the collectives
+            e = _lost_worker(e, run)
         message = str(e) if isinstance(e, MusicgenError) else f"Training failed: {type(e).__name__}: {e}"
         try:
             run.status("failed", message)
@@ -422,6 +455,8 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
             pass  # the disk may be what failed: the sentence still reaches the user below
         if isinstance(e, OSError):
             raise storage_error(run.folder, e) from None
+        if isinstance(e, TrainingError):
+            raise e from None
         raise
     best_val = None if math.isinf(tracker.best) else tracker.best
     epochs_done = len([r for r in read_history(run.folder) if r.get("type") == "epoch"])
@@ -596,7 +631,6 @@ def request_stop(folder: str | os.PathLike) -> bool:
     Only a process we know is this folder's trainer is signalled: one we started ourselves, or one whose PID,
     start time and command line match; a stale status never is.
     """
-    import signal
 
     folder = Path(folder)
     reap()
