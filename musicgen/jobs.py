@@ -184,12 +184,17 @@ class Job:
         return Progress(min(max(fraction, 0.0), 1.0), stage, time.monotonic() - self.started)
 
     def done(self) -> bool:
-        return self._result is not None or not self.process.is_alive()
+        return self._result is not None or self._answered() or not self.process.is_alive()
+
+    def _answered(self) -> bool:
+        """The task's value or sentence is written (whole): it counts as done before its process has ended."""
+        return (self.folder / "result.pkl").exists() or (self.folder / "error.txt").exists()
 
     def result(self):
         """The task's value once done; a MusicgenError with the task's sentence if it failed."""
         if self._result is None:
-            self.process.join()
+            if not self._answered():
+                self.process.join()
             self._result = self._read()
             shutil.rmtree(self.folder, ignore_errors=True)
         kind, value = self._result
@@ -293,6 +298,7 @@ class PieceRequest:
     program: int  # General MIDI instrument of the sound
     primer: object = None  # Notes the piece continues, if any
     melody: object = None  # Notes to harmonize, if any (then primer is None)
+    quotes: object = None  # metrics.Quotes of the model's training music, when the asker has them at hand
 
 
 @dataclass(frozen=True)
@@ -319,8 +325,8 @@ def make_piece(request: PieceRequest, progress=None) -> Piece:
     if request.melody is not None:
         result = harmonize(model, request.melody, request.sampling, progress=composing)
     else:
-        result = generate(model, request.sampling, request.primer, store.model_quotes(Path(request.model)),
-                          progress=composing)
+        quotes = request.quotes if request.quotes is not None else store.model_quotes(Path(request.model))
+        result = generate(model, request.sampling, request.primer, quotes, progress=composing)
     notes, seam = result.notes, None
     if request.primer is not None and result.after is not None:  # the primer plays and engraves too
         notes = request.primer.joined(result.notes, result.after)

@@ -36,6 +36,21 @@ def training_music(folder: str, mtime: float) -> tuple[dict, dict] | None:
     return metrics.corpus_statistics(list(pieces.values())), pieces
 
 
+def data_stamp(folder: Path) -> float:
+    """When the model's training data summary was written (a cache key); 0 when it has none."""
+    try:
+        return (folder / "data.json").stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def training_quotes(folder: str, mtime: float):
+    """The runs of a model's training music its pieces keep clear of (metrics.Quotes), found once for every
+    session: a click then hands them to the piece's process instead of it reading the dataset again."""
+    return store.model_quotes(Path(folder))
+
+
 @st.cache_resource(show_spinner=False)
 def warm_up() -> dict:
     """Start the process pieces are made in (with the notation and audio libraries loaded) before the first
@@ -174,8 +189,9 @@ def request(folder: Path, t: float) -> jobs.PieceRequest:
         title = f"{name}, {length} events" + (f", after {primer_label}" if given is not None else "")
     title += f", temperature {t:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"
     settings = SampleConfig(length=length, temperature=t, seed=int(seed), voices=voices)
+    quotes = None if harmonizing else training_quotes(str(folder), data_stamp(folder))
     return jobs.PieceRequest(str(folder), settings, title, program, primer=None if harmonizing else given,
-                             melody=given if harmonizing else None)
+                             melody=given if harmonizing else None, quotes=quotes)
 
 
 if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":material/music_note:",
@@ -199,6 +215,9 @@ def follow() -> None:
     running = st.session_state.get("jobs")
     if not running:
         return
+    until = time.monotonic() + 0.2  # waits here between ticks: the piece shows as soon as it is made
+    while not all(j.done() for j in running) and time.monotonic() < until:
+        time.sleep(0.01)
     if all(j.done() for j in running):
         del st.session_state["jobs"]
         try:
@@ -304,7 +323,7 @@ for i, made in enumerate(st.session_state.get("results", [])):
                 st.dataframe(note_rows(r.notes), hide_index=True)
             if st.button("Compare with the music the model learned from", key="compare"):
                 folder = Path(made[0].model)
-                known = training_music(str(folder), (folder / "data.json").stat().st_mtime)
+                known = training_music(str(folder), data_stamp(folder))
                 if known is None:
                     st.session_state["comparison"] = (r.title, None, "The model's training dataset is not on "
                                                       "this computer, so there is nothing to compare with.")

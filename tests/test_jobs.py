@@ -40,7 +40,22 @@ def wait(job, timeout=30):
 def test_a_job_gives_its_value_and_cleans_up(tmp_path):
     job = wait(jobs.Job.start(counting, 30, root=tmp_path))
     assert job.result() == list(range(30)) and job.result() == list(range(30))
+    job.process.join(10)
     assert not job.folder.exists() and job.process.exitcode == 0
+
+
+def slow_to_exit(progress=None):
+    import threading
+
+    threading.Thread(target=time.sleep, args=(3,)).start()  # the process ends once this has: after its answer
+    return "made"
+
+
+def test_a_job_is_done_when_its_answer_is_written_not_when_its_process_has_ended(tmp_path):
+    job = jobs.Job.start(slow_to_exit, root=tmp_path)
+    wait(job, timeout=2.5)
+    assert job.process.is_alive() and job.result() == "made"
+    job.process.join(10)
 
 
 def test_a_failure_is_the_task_s_sentence_and_a_crash_a_sentence_too(tmp_path):
