@@ -124,10 +124,11 @@ def cmd_train(args) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    if cluster()[1]:
+    index, workers = cluster()
+    if workers:
         if args.resume:
             raise ConfigError("A run across workers cannot be resumed; resume it on one machine without --workers.")
-        if cluster()[0] > 0:  # only the chief keeps the run; the others write a copy that is thrown away
+        if index > 0:  # only the chief keeps the run; the others write a copy that is thrown away
             out = Path(tempfile.mkdtemp(prefix="musicgen-worker-")) / out.name
             atexit.register(shutil.rmtree, out.parent, True)
     try:
@@ -136,7 +137,7 @@ def cmd_train(args) -> int:
         mark_failed(out, str(e) if isinstance(e, MusicgenError) else f"Training failed: {type(e).__name__}: {e}")
         raise
     best = status.get("best_val_loss")
-    where = f"Saved in {out}." if cluster()[0] == 0 else "Worker 0 keeps the model."
+    where = f"Saved in {out}." if index == 0 else "Worker 0 keeps the model."
     print(f"{status['state']}: {status['message']}"
           + (f" Best validation loss {best:.4f}." if best is not None else "") + f" {where}")
     return 0

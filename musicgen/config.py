@@ -36,7 +36,10 @@ def cluster() -> tuple[int, list[str]]:
     try:
         spec = json.loads(os.environ.get("TF_CONFIG") or "{}")
         workers = [str(w) for w in spec.get("cluster", {}).get("worker", [])]
-        return (int(spec.get("task", {}).get("index", 0)), workers) if len(workers) > 1 else (0, [])
+        index = int(spec.get("task", {}).get("index", 0))
+        if len(workers) > 1 and not 0 <= index < len(workers):
+            raise ValueError
+        return (index, workers) if len(workers) > 1 else (0, [])
     except (ValueError, TypeError, AttributeError):
         from .errors import ConfigError
 

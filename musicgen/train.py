@@ -173,24 +173,17 @@ class _Steps:
     """
 
     def __init__(self, net, strat, heads, loss_weights):
-        from .model import mse_with_positive_pressure, tf
+        from .model import tf
 
         self.net, self.strat, self.heads, self.tf = net, strat, heads, tf
         self.weights = np.asarray(loss_weights[:len(heads)], np.float32)
-        self.mse = mse_with_positive_pressure
-        self.train = tf.function(self._train_chunk)
-        self.test = tf.function(self._test_chunk)
+        self.train = tf.function(lambda iterator, n, stop: self._chunk(iterator, n, stop, self._train_replica))
+        self.test = tf.function(lambda iterator, n: self._chunk(iterator, n, 0.0, self._test_replica))
 
     def _sums(self, x, y, w, training):
         tf = self.tf
         out = self.net(x, training=training)
-        sums = []
-        for k, head in enumerate(self.heads):
-            if head.regression:
-                loss = self.mse(y[..., k:k + 1], out[head.name])
-            else:
-                loss = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(y[..., k], tf.int32), out[head.name])
-            sums.append(tf.reduce_sum(loss * w))
+        sums = [tf.reduce_sum(head.keras_loss(y[..., k], out[head.name]) * w) for k, head in enumerate(self.heads)]
         first = out[self.heads[0].name]
         correct = tf.cast(tf.equal(tf.argmax(first, -1, output_type=tf.int32), tf.cast(y[..., 0], tf.int32)),
                           tf.float32) if not self.heads[0].regression else tf.zeros_like(w)
@@ -206,23 +199,16 @@ class _Steps:
         self.net.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return tf.concat([sums, [stop]], 0)
 
-    def _test_replica(self, x, y, w):
-        return self.tf.concat([self._sums(x, y, w, False), [0.0]], 0)
+    def _test_replica(self, x, y, w, stop):
+        return self.tf.concat([self._sums(x, y, w, False), [stop]], 0)
 
-    def _train_chunk(self, iterator, n, stop):
+    def _chunk(self, iterator, n, stop, replica_step):
+        """n batches through replica_step on every replica, their figures summed over replicas and batches."""
         tf = self.tf
         sums = tf.zeros(len(self.heads) + 3)
         for _ in tf.range(n):
             x, y, w = next(iterator)
-            sums += self.strat.reduce("SUM", self.strat.run(self._train_replica, (x, y, w, stop)), axis=None)
-        return sums
-
-    def _test_chunk(self, iterator, n):
-        tf = self.tf
-        sums = tf.zeros(len(self.heads) + 3)
-        for _ in tf.range(n):
-            x, y, w = next(iterator)
-            sums += self.strat.reduce("SUM", self.strat.run(self._test_replica, (x, y, w)), axis=None)
+            sums += self.strat.reduce("SUM", self.strat.run(replica_step, (x, y, w, stop)), axis=None)
         return sums
 
     def run(self, data, batches: int, training: bool, stop: threading.Event | None = None, after=None):

@@ -68,11 +68,14 @@ class Head:
     regression: bool = False
     centers: tuple[float, ...] = ()  # what each class stands for (time heads), for the mean error in evaluate
 
-    def keras_loss(self):
-        from ..model import keras, mse_with_positive_pressure
+    def keras_loss(self, targets, outputs):
+        """Per-event loss in TensorFlow, the same numpy_loss computes. targets shape=(...) (class numbers or
+        values), outputs shape=(..., size)."""
+        from ..model import mse_with_positive_pressure, tf
 
-        return mse_with_positive_pressure if self.regression else \
-            keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if self.regression:
+            return mse_with_positive_pressure(targets[..., None], outputs)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), outputs)
 
     def numpy_loss(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Per-event loss, the same the Keras loss computes. outputs shape=(n, size), targets shape=(n,)."""
