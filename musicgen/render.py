@@ -238,20 +238,24 @@ def _voice_line(notes: Notes, grid: int, total: float):
     from music21 import chord, note, stream
 
     line = stream.Part()
-    onsets = np.array(sorted({_snap(s, grid) for s in notes.start_beat.tolist()}))
+    starts = np.array([_snap(s, grid) for s in notes.start_beat.tolist()])
+    onsets = np.unique(starts)
+    at_end = 0.0  # where the line's last note or rest ends: a gap before the next onset is a rest
     for k, at in enumerate(onsets):
-        here = np.isclose([_snap(s, grid) for s in notes.start_beat.tolist()], at)
+        here = np.isclose(starts, at)
         end = max(_snap(e, grid) for e in notes.end_beat[here].tolist())
         if k + 1 < len(onsets):
             end = min(end, onsets[k + 1])
         length = max(end - at, 1 / grid)
+        if at > at_end:
+            line.insert(at_end, note.Rest(quarterLength=float(at - at_end)))
         pitches = sorted(set(notes.pitch[here].tolist()))
         el = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
         el.quarterLength = length
         line.insert(float(at), el)
-    if total > line.highestTime:
-        line.insert(line.highestTime, note.Rest(quarterLength=total - line.highestTime))
-    line.makeRests(fillGaps=True, inPlace=True, timeRangeFromBarDuration=False)
+        at_end = float(at) + float(el.quarterLength)
+    if total > at_end:
+        line.insert(at_end, note.Rest(quarterLength=total - at_end))
     return line
 
 
@@ -368,8 +372,12 @@ def musicxml(notes: Notes, title: str = "musicgen", seam: float | None = None) -
 
     from .errors import MusicgenError
 
-    try:
-        return GeneralObjectExporter(score(notes, title, seam)).parse()
+    try:  # what GeneralObjectExporter.parse does, on our own score rather than on a deep copy of it
+        sc = score(notes, title, seam)
+        sc.makeRests(refStreamOrTimeRange=[0.0, sc.highestTime], fillGaps=True, inPlace=True, hideRests=True,
+                     timeRangeFromBarDuration=True)
+        exporter = GeneralObjectExporter()
+        return exporter.parseWellformedObject(exporter.fromScore(sc))
     except Exception as e:  # music21 raises many kinds; the page and the CLI need a sentence
         raise MusicgenError(f"The sheet music could not be written ({type(e).__name__}: {e}).") from None
 
