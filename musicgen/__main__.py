@@ -69,15 +69,13 @@ def cmd_inspect(args) -> int:
 
 def cmd_import(args) -> int:
     from . import corpus
-    from .explore import summarize
 
     report = corpus.import_files(args.name, args.paths, ProgressBar(), pedal=args.pedal)
     for problem in report.problems:
         print(f"error: {problem}", file=sys.stderr)
-    d = report.dataset
     extra = f", {report.duplicates} already there" if report.duplicates else ""
-    print(f"{d.name}: added {len(report.added)} file{'s' if len(report.added) != 1 else ''}{extra}; "
-          f"now {summarize([p.notes for p in d.pieces]).text()}")
+    print(f"{report.name}: added {len(report.added)} file{'s' if len(report.added) != 1 else ''}{extra}; "
+          f"now {report.summary.text()}")
     return 0
 
 

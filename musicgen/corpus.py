@@ -34,6 +34,7 @@ from .config import (
     data_dir,
 )
 from .errors import DatasetError, MidiError, StorageError, storage_error
+from .memory import MappedFile
 from .midi_io import Notes, Part, TempoMap, midi_title, read_midi, too_large, write_atomic, write_json, write_midi
 
 Progress = Callable[[int, int, str], None]  # (done, total, what is happening)
@@ -41,7 +42,8 @@ SPLITS = ("train", "validation", "test")
 # A worker process costs about half a second to start; below these counts one process is faster.
 PARSE_PARALLEL_FROM = 400  # MIDI files, about 2.5 ms each
 BUILD_PARALLEL_FROM = 8  # music21 scores, about 60 ms each
-CACHE_VERSION = 5  # 3: beats, voices, tempo map and signatures, checksum; 4: titles; 5: blocks, added as parsed
+CACHE_VERSION = 6  # 3: beats, voices, tempo map and signatures, checksum; 4: titles; 5: blocks, added as parsed;
+# 6: each file's pitch range
 BUILTIN_VERSION = 2  # 2: titles in the files; an older built-in corpus is made again by `datasets --build`
 
 
@@ -88,6 +90,12 @@ class Dataset:
     problems: list[str] = field(default_factory=list)  # one sentence per file that could not be used
     folder: Path | None = None  # None for files read straight from paths
     builtin: bool = False
+    pages: MappedFile | None = None  # the cache file the notes are read from, when they are
+
+    def release_pages(self) -> None:
+        """Hand back the pages of notes read so far (a pass over a collection then keeps memory flat)."""
+        if self.pages is not None:
+            self.pages.release()
 
     def piece(self, name: str) -> Piece:
         for p in self.pieces:
@@ -344,19 +352,38 @@ def _read_source(src, problems: list[str]) -> Iterator[MidiFile]:
         problems.append(f"{src}: there is no such file, folder or dataset.")
 
 
+def _walk(folder: Path, rel: str = "") -> Iterator[str]:
+    """Relative paths of the MIDI files under folder, in sorted path order, a folder's names at a time (a
+    collection's paths are never all in memory)."""
+    with os.scandir(os.path.join(folder, rel)) as it:
+        entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+    names = [name for name, _ in entries]
+    dirs = {name for name, is_dir in entries if is_dir}
+    del entries
+    for name in names:
+        path = f"{rel}/{name}" if rel else name
+        if name in dirs:
+            yield from _walk(folder, path)
+        elif name.lower().endswith(MIDI_SUFFIXES):
+            yield path
+
+
 def _read_folder(folder: Path, problems: list[str]) -> Iterator[MidiFile]:
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES)
     csvs = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*.csv")
             if p.stat().st_size < 2**24}
     splits = _splits_from_csvs(csvs)
-    if not found:
-        problems.append(f"{folder}: the folder has no MIDI files (.mid or .midi).")
-    for p in found:
-        rel = p.relative_to(folder).as_posix()
+    found = False
+    for rel in _walk(folder):
+        p = Path(os.path.join(folder, rel))  # one string: pathlib interns each name it is given
+        if not p.is_file():
+            continue
+        found = True
         if p.stat().st_size > MAX_MIDI_BYTES:
             problems.append(too_large(f"{folder.name}/{rel}", p.stat().st_size, MAX_MIDI_BYTES))
             continue
         yield MidiFile(str(p), rel, p.read_bytes(), splits.get(rel))
+    if not found:
+        problems.append(f"{folder}: the folder has no MIDI files (.mid or .midi).")
 
 
 # ---------------------------------------------------------------- parsing, in parallel when it pays
@@ -450,8 +477,9 @@ def _cache_meta(folder: Path) -> dict | None:
         return None
 
 
-def _load_cache(folder: Path) -> tuple[dict, list[dict[str, np.ndarray]]] | None:
-    """(meta, each block's columns, memory-mapped) or None when missing, stale, damaged or half-written.
+def _load_cache(folder: Path) -> tuple[dict, list[dict[str, np.ndarray]], MappedFile] | None:
+    """(meta, each block's columns, the mapped file they lie in) or None when missing, stale, damaged or
+    half-written.
     Every block's checksum is checked on opening (flipped bytes are parsed again, never served)."""
     meta = _cache_meta(folder)
     if meta is None:
@@ -464,8 +492,8 @@ def _load_cache(folder: Path) -> tuple[dict, list[dict[str, np.ndarray]]] | None
                 if b["at"] % 8 or b["at"] + b["rows"] * _ROW_BYTES > size or \
                         _crc(fh, b["at"], b["rows"] * _ROW_BYTES) != b["crc32"]:
                     return None  # another process half-way, or flipped bytes: parse again
-        # a plain array over the mapping: its many slices (8 per piece) are then plain views, not memmaps
-        raw = np.asarray(np.memmap(path, dtype=np.uint8, mode="r")) if size else np.zeros(0, np.uint8)
+        pages = MappedFile(path)  # its many slices (8 per piece) are plain views
+        raw = pages.bytes
     except (OSError, ValueError):
         return None
     blocks = []
@@ -474,7 +502,7 @@ def _load_cache(folder: Path) -> tuple[dict, list[dict[str, np.ndarray]]] | None
         floats = raw[at:at + 8 * len(_FLOATS) * n].view(np.float64).reshape(len(_FLOATS), n)
         ints = raw[at + 8 * len(_FLOATS) * n:at + _ROW_BYTES * n].view(np.int16).reshape(len(_INTS), n)
         blocks.append({**dict(zip(_FLOATS, floats)), **dict(zip(_INTS, ints))})
-    return meta, blocks
+    return meta, blocks, pages
 
 
 def _cached_notes(blocks: list[dict[str, np.ndarray]], e: dict) -> Notes:
@@ -486,78 +514,125 @@ def _cached_notes(blocks: list[dict[str, np.ndarray]], e: dict) -> Notes:
                  keys=tuple((float(b), int(k), bool(m)) for b, k, m in e["keys"]))
 
 
+def _compact(entry: dict) -> bytes:
+    return json.dumps(entry, separators=(",", ":")).encode()
+
+
 class _CacheWriter:
     """Adds note tables to a dataset's cache a block at a time: cache.bin grows by appending (rows already
     there stay where they are, so readers of the old cache.json go on undisturbed), and cache.json, written
-    atomically after each block, says which rows are whose. Memory holds one block, however large the dataset.
+    atomically after each block, says which rows are whose. Each file's entry waits in a spool file beside the
+    cache, so memory holds one block, however large the dataset.
 
-    fresh=True starts a new cache (written beside and put in place whole by close)."""
+    An old cache's entries are kept for the files still there unchanged (by size and time); fresh=True starts
+    a new cache (written beside and put in place whole by close)."""
 
     def __init__(self, folder: Path, pedal: bool, old: dict | None, fresh: bool):
         self.folder, self.fresh = folder, fresh or old is None
         # the old stamp until close: a reader never takes a cache still being added to as current
-        self.meta = {"version": CACHE_VERSION, "stamp": None if self.fresh else old.get("stamp"), "pedal": pedal,
-                     "blocks": [] if self.fresh else list(old["blocks"]),
-                     "files": [] if self.fresh else list(old["files"])}
+        self.head = {"version": CACHE_VERSION, "stamp": None if self.fresh else old.get("stamp"), "pedal": pedal,
+                     "blocks": [] if self.fresh else list(old["blocks"])}
         self.path = folder / (f".cache.{os.getpid()}.tmp" if self.fresh else "cache.bin")
-        end = max((b["at"] + b["rows"] * _ROW_BYTES for b in self.meta["blocks"]), default=0)
+        self.spool_path = folder / f".cache.{os.getpid()}.entries.tmp"
+        self.count = 0  # entries in the spool
+        end = max((b["at"] + b["rows"] * _ROW_BYTES for b in self.head["blocks"]), default=0)
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            self.spool = open(self.spool_path, "w+b")
             self.fh = open(self.path, "r+b" if self.path.exists() and not self.fresh else "w+b")
             self.fh.truncate(end)  # bytes after the last block are a crashed writer's: not anyone's
+            for e in [] if self.fresh else old["files"]:
+                try:
+                    if _file_key(folder / "midi" / e["name"]) == e["key"]:
+                        self._spool(e)
+                except OSError:
+                    pass  # gone
         except OSError as e:
+            self.abandon()
             raise storage_error(CACHE_NAME, e) from None
 
+    def _spool(self, entry: dict) -> None:
+        self.spool.write(_compact(entry) + b",\n")
+        self.count += 1
+
     def add(self, entries: list[dict], tables: list[Notes | None]) -> None:
-        """One block: the entries (name, key, error, title) with their note tables (None for an error)."""
+        """One block: the entries (name, key, error, title) of files not in the cache, with their note tables
+        (None for an error)."""
         kept = [t for t in tables if t is not None]
-        n = sum(len(t) for t in kept)
-        floats = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _FLOATS],
-                          np.float64).reshape(len(_FLOATS), n)
-        ints = np.array([np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]) for f in _INTS],
-                        np.int16).reshape(len(_INTS), n)
-        raw = floats.tobytes() + ints.tobytes()
-        block, at = len(self.meta["blocks"]), 0
+        block, at = len(self.head["blocks"]), 0
         for e, t in zip(entries, tables):
             if t is not None:
                 e.update(block=block, offset=at, count=len(t), seconds=float(t.end.max()) if len(t) else 0.0,
+                         low=int(t.pitch.min()) if len(t) else 0, high=int(t.pitch.max()) if len(t) else 0,
                          tempo_map=t.tempo_map.to_json(), meter=[list(m) for m in t.meter],
                          keys=[list(k) for k in t.keys])
                 at += len(t)
-        names = {e["name"] for e in entries}
         try:
-            where = self.fh.seek(0, os.SEEK_END)
-            self.fh.write(raw)
+            where, crc = self.fh.seek(0, os.SEEK_END), 0
+            for names, dtype in ((_FLOATS, np.float64), (_INTS, np.int16)):  # a column at a time
+                for f in names:
+                    column = np.concatenate([getattr(t, f) for t in kept] or [np.zeros(0)]).astype(dtype)
+                    self.fh.write(column)
+                    crc = zlib.crc32(column, crc)
             self.fh.flush()
-            self.meta["blocks"].append({"at": where, "rows": n, "crc32": zlib.crc32(raw)})
-            self.meta["files"] = [e for e in self.meta["files"] if e["name"] not in names] + entries
+            self.head["blocks"].append({"at": where, "rows": at, "crc32": crc})
+            for e in entries:
+                self._spool(e)
             if not self.fresh:
-                write_json(self.folder / "cache.json", self.meta)
+                self._write_json()
         except OSError as e:
             raise storage_error(CACHE_NAME, e) from None
 
-    def close(self, stamp: int | None = None, names: set[str] | None = None) -> None:
-        """Finish: keep only the entries of `names` (the files there now) and mark the cache as current for the
-        midi folder's stamp; a fresh cache takes the place of the old one."""
+    def _lines(self) -> Iterator[bytes]:
+        """The spool's entries, a line each (without the separator)."""
+        self.spool.flush()
+        self.spool.seek(0)
+        for line in self.spool:
+            yield line[:-2]
+        self.spool.seek(0, os.SEEK_END)
+
+    def _write_json(self) -> None:
+        """cache.json: the head, then the entries from the spool, a line at a time."""
+        def chunks():
+            yield _compact(self.head)[:-1] + b',"files":[\n'
+            for k, line in enumerate(self._lines()):
+                yield line if k == 0 else b",\n" + line
+            yield b"\n]}\n"
+
+        write_atomic(self.folder / "cache.json", chunks())
+
+    def covers(self, midi: Path) -> bool:
+        """Whether the cache has an entry for each file in the midi folder (each entry is a file's there)."""
+        return self.count == sum(1 for e in os.scandir(midi) if e.is_file() and not e.name.startswith("."))
+
+    def entries(self) -> Iterator[dict]:
+        """The cache's entries, one at a time (until close)."""
+        return (json.loads(line) for line in self._lines())
+
+    def close(self, stamp: int | None = None) -> None:
+        """Finish: mark the cache as current for the midi folder's stamp; a fresh cache takes the place of the
+        old one."""
         if stamp is not None:
-            self.meta["stamp"] = stamp
-        self.meta["files"] = sorted((e for e in self.meta["files"] if names is None or e["name"] in names),
-                                    key=lambda e: e["name"])
+            self.head["stamp"] = stamp
         try:
             self.fh.close()
             if self.fresh:
                 (self.folder / "cache.json").unlink(missing_ok=True)  # never the new rows with the old layout
                 os.replace(self.path, self.folder / "cache.bin")
-            write_json(self.folder / "cache.json", self.meta)
+            self._write_json()
         except OSError as e:
-            if self.fresh:
-                self.path.unlink(missing_ok=True)
+            self.abandon()
             raise storage_error(CACHE_NAME, e) from None
+        self.spool.close()
+        self.spool_path.unlink(missing_ok=True)
 
     def abandon(self) -> None:
-        self.fh.close()
+        for fh in (getattr(self, "fh", None), getattr(self, "spool", None)):
+            if fh is not None:
+                fh.close()
         if self.fresh:
             self.path.unlink(missing_ok=True)
+        self.spool_path.unlink(missing_ok=True)
 
 
 def _cache_batches(names: list[str], midi: Path, progress: Progress | None, pedal: bool):
@@ -584,8 +659,9 @@ def _cache_batches(names: list[str], midi: Path, progress: Progress | None, peda
 
 
 def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progress | None,
-                         pedal: bool = False) -> tuple[list[Piece], list[str]]:
-    """(pieces, problems) of the files in folder/midi, using and refreshing the parse cache.
+                         pedal: bool = False) -> tuple[list[Piece], list[str], MappedFile | None]:
+    """(pieces, problems, the cache file their notes are read from) of the files in folder/midi, using and
+    refreshing the parse cache.
 
     Like Python's own import cache, the cache is trusted while the midi folder's modification time is
     unchanged: musicgen adds, replaces and removes files by renaming, which always updates it.
@@ -613,19 +689,20 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progres
                 cache = _load_cache(folder)
         if cache is None:
             raise DatasetError(f"The dataset folder {folder} cannot be read back; is the disk full?")
-    meta, blocks = cache
+    meta, blocks, pages = cache
+    files = sorted(meta["files"], key=lambda f: f["name"])
     pieces = [Piece(f["name"], _cached_notes(blocks, f), splits.get(f["name"]), f.get("title"))
-              for f in meta["files"] if not f["error"]]
-    return pieces, [f["error"] for f in meta["files"] if f["error"]]
+              for f in files if not f["error"]]
+    return pieces, [f["error"] for f in files if f["error"]], pages
 
 
 def _read_uncached(midi: Path, splits: dict[str, str], progress: Progress | None,
-                   pedal: bool) -> tuple[list[Piece], list[str]]:
+                   pedal: bool) -> tuple[list[Piece], list[str], None]:
     """Every file parsed into memory (when the cache cannot be written)."""
     names = sorted(_midi_files(midi))
     results = parse_files([(n, midi / n) for n in names], progress, pedal)
     return ([Piece(n, r, splits.get(n), _file_title(midi / n)) for n, r in zip(names, results) if not isinstance(r, str)],
-            [r for r in results if isinstance(r, str)])
+            [r for r in results if isinstance(r, str)], None)
 
 
 def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None, pedal: bool) -> None:
@@ -649,7 +726,7 @@ def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progre
                 writer.add(entries, [None if e["error"] else _cached_notes(cache[1], e) for e in entries])
         for entries, tables in _cache_batches(fresh, midi, progress, pedal):
             writer.add(entries, tables)
-        writer.close(stamp, set(current))
+        writer.close(stamp)
     except BaseException:
         writer.abandon()
         raise
@@ -706,8 +783,10 @@ def open_dataset(name: str, progress: Progress | None = None, root: Path | None 
     if not meta:
         raise DatasetError(f"There is no dataset called '{name}'. "
                            f"Known datasets: {', '.join(i.name for i in list_datasets(root))}.")
-    pieces, problems = _read_folder_dataset(folder, meta.get("splits", {}), progress, meta.get("pedal") is True)
-    return Dataset(key, meta.get("title", key), pieces, meta.get("skipped", []) + problems, folder, key in BUILTINS)
+    pieces, problems, pages = _read_folder_dataset(folder, meta.get("splits", {}), progress,
+                                                   meta.get("pedal") is True)
+    return Dataset(key, meta.get("title", key), pieces, meta.get("skipped", []) + problems, folder, key in BUILTINS,
+                   pages)
 
 
 def is_ready(name: str, root: Path | None = None) -> bool:
@@ -763,14 +842,66 @@ def list_datasets(root: Path | None = None) -> list[DatasetInfo]:
 
 @dataclass
 class ImportReport:
-    dataset: Dataset
+    name: str  # the dataset's
     added: list[str]  # stored file names
     problems: list[str]  # files skipped, each with its sentence
     duplicates: int  # files already in the dataset
+    summary: object  # explore.Summary of the whole dataset now
+
+
+def _summary(entries: Iterable[dict]):
+    """explore.summarize of a cache's pieces, from its entries one at a time (no note table opened)."""
+    from array import array
+
+    from .explore import Summary
+
+    pieces, notes, seconds, low, high, tempi = 0, 0, 0.0, 127, 0, array("d")
+    for e in entries:
+        if e["error"]:
+            continue
+        pieces += 1
+        if e["count"]:
+            notes, seconds = notes + e["count"], seconds + e["seconds"]
+            low, high = min(low, e["low"]), max(high, e["high"])
+            tempi.append(TempoMap.from_json(e["tempo_map"]).first)
+    if not notes:
+        return Summary(pieces, 0, 0.0, None, None, None)
+    return Summary(pieces, notes, seconds, low, high, float(np.median(tempi)))
 
 
 IMPORT_BATCH_FILES = 500  # files parsed at a time by an import (in parallel when there are many)
 IMPORT_BATCH_BYTES = 64 * 2**20  # MIDI bytes held at a time: an import's memory does not grow with its size
+
+
+class _Contents:
+    """Which file contents a dataset holds, as 63 bits of their SHA-1: a sorted array (8 bytes a file) and a
+    set for the batch being read, so that a collection's import never holds a Python object per file."""
+
+    def __init__(self, midi: Path):
+        self.known = np.sort(np.fromiter((self.digest(e.path) for e in os.scandir(midi) if e.is_file()), np.int64)) \
+            if midi.is_dir() else np.zeros(0, np.int64)
+        self.recent: set[int] = set()
+
+    @staticmethod
+    def digest(data: bytes | str) -> int:
+        if isinstance(data, str):
+            with open(data, "rb") as fh:
+                data = fh.read()
+        return int.from_bytes(hashlib.sha1(data).digest()[:8], "little") >> 1
+
+    def add(self, data: bytes) -> bool:
+        """Whether data is new to the dataset (it is then counted in)."""
+        d = self.digest(data)
+        i = int(np.searchsorted(self.known, d))
+        if d in self.recent or (i < len(self.known) and self.known[i] == d):
+            return False
+        self.recent.add(d)
+        return True
+
+    def settle(self) -> None:
+        """At the end of a batch: the batch's contents join the array."""
+        self.known = np.union1d(self.known, np.fromiter(self.recent, np.int64, len(self.recent)))
+        self.recent.clear()
 
 
 def _batches(files: Iterator[MidiFile]) -> Iterator[list[MidiFile]]:
@@ -807,7 +938,7 @@ def import_files(name: str, sources: Iterable[Source], progress: Progress | None
         meta = _read_meta(folder) or {"name": key, "title": str(name).strip() or key, "splits": {}}
         reading = pedal if pedal is not None else meta.get("pedal") is True  # how the dataset reads its files
         added: list[str] = []
-        have, duplicates, usable, done, writer = None, 0, 0, 0, None
+        have, duplicates, usable, done, writer = None, 0, 0, 0, None  # have: the contents there
         try:
             for batch in _batches(iter_sources(sources, problems)):
                 def step(d, t, what, at=done):
@@ -822,22 +953,20 @@ def import_files(name: str, sources: Iterable[Source], progress: Progress | None
                         problems.append(r)
                         continue
                     usable += 1
-                    if have is None:  # what the dataset holds already, by content
-                        have = {hashlib.sha1(p.read_bytes()).hexdigest() for p in midi.iterdir() if p.is_file()} \
-                            if midi.is_dir() else set()
-                    digest = hashlib.sha1(f.data).hexdigest()
-                    if digest in have:
+                    if have is None:  # what the dataset holds already
+                        have = _Contents(midi)
+                    if not have.add(f.data):
                         duplicates += 1
                         continue
-                    have.add(digest)
                     stored = safe_file_name(f.relpath)
                     stem, suffix = stored.rsplit(".", 1)
                     k = 2
-                    while (midi / stored).exists():
+                    # a path made from one string: pathlib interns each name it is given, and `added` keeps them
+                    while (target := Path(os.path.join(midi, stored))).exists():
                         stored, k = f"{stem}-{k}.{suffix}", k + 1
-                    write_atomic(midi / stored, f.data)
+                    write_atomic(target, f.data)
                     added.append(stored)
-                    entries.append({"name": stored, "key": _file_key(midi / stored), "error": None,
+                    entries.append({"name": stored, "key": _file_key(target), "error": None,
                                     "title": midi_title(f.data[:1 << 16])})
                     tables.append(r)
                     if f.split:
@@ -848,6 +977,8 @@ def import_files(name: str, sources: Iterable[Source], progress: Progress | None
                         fresh = old is None or old.get("pedal", False) != reading
                         writer = _CacheWriter(folder, reading, None if fresh else old, fresh)
                     writer.add(entries, tables)
+                if have is not None:
+                    have.settle()
                 del batch, results, entries, tables
             if not usable:
                 detail = (f" {problems[0]}" if len(problems) == 1 else
@@ -855,7 +986,10 @@ def import_files(name: str, sources: Iterable[Source], progress: Progress | None
                 raise DatasetError(f"No usable MIDI file was found, so the dataset '{key}' was not changed.{detail}")
             if pedal is not None:
                 meta["pedal"] = pedal
+            summary = None
             if writer is not None:
+                if writer.covers(midi):  # else the cache is refreshed by opening the dataset, below
+                    summary = _summary(writer.entries())
                 writer.close()
                 writer = None
             _write_meta(folder, meta)
@@ -869,7 +1003,11 @@ def import_files(name: str, sources: Iterable[Source], progress: Progress | None
             if isinstance(e, StorageError):
                 raise DatasetError(f"Nothing was added to '{key}': {e}") from None
             raise
-    return ImportReport(open_dataset(key, progress, root), added, problems, duplicates)
+    if summary is None:
+        from .explore import summarize
+
+        summary = summarize([p.notes for p in open_dataset(key, progress, root).pieces])
+    return ImportReport(key, added, problems, duplicates, summary)
 
 
 def import_uploads(name: str, uploads: Iterable[tuple[str, object]], progress: Progress | None = None,

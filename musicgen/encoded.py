@@ -23,9 +23,11 @@ import numpy as np
 from .config import data_dir
 from .errors import storage_error
 from .families import Encoding, Windows, encode
+from .memory import MappedFile
 from .midi_io import Notes, write_json
 
 FORMAT = 1
+RELEASE_EVERY = 4  # batches drawn between handing back the pages they read
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,12 @@ class Encoded:
     inputs: np.ndarray  # memory-mapped, shape=(rows, columns)
     targets: np.ndarray  # memory-mapped, shape=(rows, heads)
     offsets: np.ndarray  # int64, shape=(pieces + 1,): piece k is rows offsets[k]:offsets[k + 1]
+    files: tuple = ()  # the memory.MappedFile of inputs and targets
+
+    def release(self) -> None:
+        """Hand back the pages read so far (resident memory stays flat however many windows are drawn)."""
+        for f in self.files:
+            f.release()
 
     @property
     def pieces(self) -> int:
@@ -96,13 +104,15 @@ def load(folder: Path) -> Encoded | None:
         if len(offsets) != int(meta["pieces"]) + 1 or (len(offsets) and offsets[-1] != rows):
             return None
 
-        def mapped(name: str, dtype: str, width: int) -> np.ndarray:
+        files = (MappedFile(folder / "inputs.bin"), MappedFile(folder / "targets.bin"))
+
+        def mapped(f: MappedFile, dtype: str, width: int) -> np.ndarray:
             if rows == 0:
                 return np.zeros((0, width), dtype=dtype)
-            return np.memmap(folder / name, dtype=dtype, mode="r", shape=(rows, width))
+            return f.bytes.view(dtype)[:rows * width].reshape(rows, width)
 
-        return Encoded(mapped("inputs.bin", meta["x_dtype"], cols), mapped("targets.bin", meta["y_dtype"], heads),
-                       offsets)
+        return Encoded(mapped(files[0], meta["x_dtype"], cols), mapped(files[1], meta["y_dtype"], heads), offsets,
+                       files)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -121,13 +131,21 @@ class WindowSource:
         else:
             counts = np.maximum(n - 1, 0)
         self.first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # first window of each piece
+        self.taken = 0  # calls of take since the pages read were last handed back
 
     def __len__(self) -> int:
         return int(self.first[-1])
 
     def take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(inputs, targets, weights or None) of the windows numbered idx, shape=(len(idx), seq_length, ...)."""
-        idx = np.asarray(idx, np.int64)
+        out = self._gather(np.asarray(idx, np.int64))
+        self.taken += 1
+        if self.taken >= RELEASE_EVERY:  # the windows are copies: the pages they came from can go
+            self.taken = 0
+            self.data.release()
+        return out
+
+    def _gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         piece = np.searchsorted(self.first, idx, side="right") - 1
         local = idx - self.first[piece]
         p0, p1 = self.data.offsets[piece], self.data.offsets[piece + 1]

@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -714,13 +715,15 @@ def write_json(path: Path, data) -> None:
     write_atomic(path, json.dumps(data, indent=1).encode())
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside path, then rename over it; a full disk or a read-only folder is a
-    StorageError and leaves neither a temporary file nor half a file."""
+def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write data (bytes, or chunks of bytes) to a temporary file beside path, then rename over it; a full disk
+    or a read-only folder is a StorageError and leaves neither a temporary file nor half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
+        with tmp.open("wb") as fh:
+            for chunk in [data] if isinstance(data, (bytes, bytearray)) else data:
+                fh.write(chunk)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)

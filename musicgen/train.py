@@ -73,19 +73,37 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
     if len(split["train"]) < 1 or len(split["validation"]) < 1:
         raise TrainingError(f"Training needs at least 2 usable pieces (one to learn from, one to check against); "
                             f"'{data.name}' has {len(data.pieces)}.")
-    training = [p.notes for p in split["train"]]
-    enc = enc or build_encoding(model, list(transposed(training, train.transpose)))
+    training = _Releasing((p.notes for p in split["train"]), data.release_pages)
+    enc = enc or build_encoding(model, _Releasing(transposed(training, train.transpose), data.release_pages))
 
     def source(tables, semitones):  # the encoding on disk, a piece at a time; windows drawn from it by index
         key = fingerprint(enc, tables, f"transpose={semitones}")
         return WindowSource(encoded(enc, transposed(tables, semitones), key), model.seq_length, model.every_step)
 
     tr = source(training, train.transpose)
-    va = source([p.notes for p in split["validation"]], 0)
+    va = source(_Releasing((p.notes for p in split["validation"]), data.release_pages), 0)
     if len(tr) < 4:
         raise TrainingError(f"'{data.name}' is too small to train on: it gives {len(tr)} training windows "
                             f"of {model.seq_length} notes. Add pieces or shorten the sequence length.")
     return Prepared(enc, tr, va, split)
+
+
+class _Releasing(list):
+    """Note tables read from a dataset's mapped cache; each pass over them hands back the pages it read every
+    RELEASE_EVERY tables, so that a pass over a whole collection leaves resident memory as it was."""
+
+    RELEASE_EVERY = 256
+
+    def __init__(self, tables, release):
+        super().__init__(tables)
+        self.release = release
+
+    def __iter__(self):
+        for k, table in enumerate(super().__iter__(), 1):
+            yield table
+            if k % self.RELEASE_EVERY == 0:
+                self.release()
+        self.release()
 
 
 def transposed(tables: list[Notes], semitones: int) -> Iterator[Notes]:

@@ -62,10 +62,10 @@ if st.session_state.get("may_change"):  # uploads need the password on a shared 
                                                  lambda done, total, what: bar.progress(done / max(total, 1), what),
                                                  pedal=pedal or None)
                     st.session_state["dataset_note"] = (
-                        f"Added {len(report.added)} file(s) to '{report.dataset.name}'"
+                        f"Added {len(report.added)} file(s) to '{report.name}'"
                         + (f"; {report.duplicates} were there already" if report.duplicates else "") + ".",
                         report.problems)
-                    st.session_state["dataset"] = report.dataset.name
+                    st.session_state["dataset"] = report.name
                     st.rerun()
                 except MusicgenError as e:
                     st.error(shell.plain(e))

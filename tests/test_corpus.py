@@ -7,6 +7,7 @@ import pytest
 from helpers import midi_bytes, scale
 
 from musicgen import corpus
+from musicgen.explore import summarize
 from musicgen.errors import DatasetError
 
 
@@ -24,10 +25,12 @@ def song(i: int, count=8) -> bytes:
 
 def test_import_uploads_makes_a_dataset(data_dir):
     report = corpus.import_files("My Songs", [("a.mid", song(0)), ("b.midi", song(1, count=5))])
-    assert report.dataset.name == "my-songs"
-    assert report.dataset.title == "My Songs"
+    assert report.name == "my-songs"
+    dataset = corpus.open_dataset("my-songs")
+    assert dataset.title == "My Songs"
     assert sorted(report.added) == ["a.mid", "b.midi"]
-    assert sorted(len(p.notes) for p in report.dataset.pieces) == [5, 8]
+    assert sorted(len(p.notes) for p in dataset.pieces) == [5, 8]
+    assert report.summary == summarize([p.notes for p in dataset.pieces])  # from the cache, no table opened
     assert (data_dir / "datasets" / "my-songs" / "midi" / "a.mid").exists()
 
 
@@ -36,7 +39,10 @@ def test_import_extends_and_skips_duplicates():
     report = corpus.import_files("mine", [("a.mid", song(0)), ("a.mid", song(2))])
     assert report.duplicates == 1
     assert report.added == ["a-2.mid"]  # same name, other music: kept under a new name
-    assert len(report.dataset.pieces) == 2
+    assert report.summary == summarize([p.notes for p in corpus.open_dataset("mine").pieces])
+    assert report.summary.pieces == 2
+    again = corpus.import_files("mine", [("b.mid", song(2))])  # nothing new: the summary is still the dataset's
+    assert again.added == [] and again.summary == report.summary
 
 
 def test_import_lists_bad_files_and_keeps_the_good():
@@ -129,7 +135,8 @@ def test_folder_with_maestro_csv_keeps_splits(tmp_path):
         'X,"B, op. 2",validation,2004,2004/b.midi,2004/b.wav,2.0\n'
         "X,C,test,2006,2006/c.midi,2006/c.wav,2.0\n")
     report = corpus.import_files("maestro", [src])
-    splits = {p.name: p.split for p in report.dataset.pieces}
+    assert report.summary.pieces == 3
+    splits = {p.name: p.split for p in corpus.open_dataset("maestro").pieces}
     assert splits == {"2004__a.midi": "train", "2004__b.midi": "validation", "2006__c.midi": "test"}
     reopened = corpus.open_dataset("maestro")
     assert {p.name: p.split for p in reopened.pieces} == splits
@@ -138,20 +145,21 @@ def test_folder_with_maestro_csv_keeps_splits(tmp_path):
 def test_maestro_zip_keeps_splits():
     z = make_zip({"m/m.csv": b"split,midi_filename\ntrain,2004/a.midi\ntest,2004/b.midi\n",
                   "m/2004/a.midi": song(0), "m/2004/b.midi": song(1)})
-    report = corpus.import_files("mz", [("m.zip", z)])
-    assert {p.name: p.split for p in report.dataset.pieces} == {"m__2004__a.midi": "train",
+    corpus.import_files("mz", [("m.zip", z)])
+    assert {p.name: p.split for p in corpus.open_dataset("mz").pieces} == {"m__2004__a.midi": "train",
                                                                 "m__2004__b.midi": "test"}
 
 
 def test_cache_reopen_does_not_parse(monkeypatch):
-    report = corpus.import_files("cached", [(f"{i}.mid", song(i)) for i in range(5)])
+    corpus.import_files("cached", [(f"{i}.mid", song(i)) for i in range(5)])
+    parsed = corpus.parse_files([(f"{i}.mid", song(i)) for i in range(5)])
     monkeypatch.setattr(corpus, "parse_files", lambda *a, **k: pytest.fail("parsed again"))
     again = corpus.open_dataset("cached")
-    assert [p.name for p in again.pieces] == [p.name for p in report.dataset.pieces]
-    for a, b in zip(again.pieces, report.dataset.pieces):
-        np.testing.assert_array_equal(a.notes.pitch, b.notes.pitch)
-        np.testing.assert_array_equal(a.notes.start, b.notes.start)
-        assert a.notes.tempo == b.notes.tempo
+    assert [p.name for p in again.pieces] == [f"{i}.mid" for i in range(5)]
+    for a, b in zip(again.pieces, parsed):
+        np.testing.assert_array_equal(a.notes.pitch, b.pitch)
+        np.testing.assert_array_equal(a.notes.start, b.start)
+        assert a.notes.tempo == b.tempo
 
 
 def test_cache_notices_changed_and_removed_files(data_dir):
@@ -186,11 +194,13 @@ def test_an_import_parses_each_file_once_and_adds_to_the_cache_without_reparsing
     report = corpus.import_files("once", [("3.mid", song(3)), ("4.mid", song(4, count=5))])
     assert sorted(seen) == ["3.mid", "4.mid"]  # the files there before are not read again
     assert cache.stat().st_size == size + 13 * 40  # appended: 13 notes of 40 bytes
-    assert [(p.name, len(p.notes)) for p in report.dataset.pieces] == [
+    assert (report.summary.pieces, report.summary.notes) == (5, 37)
+    d = corpus.open_dataset("once")
+    assert sorted(seen) == ["3.mid", "4.mid"]  # opening after the import parses nothing
+    assert [(p.name, len(p.notes)) for p in d.pieces] == [
         ("0.mid", 8), ("1.mid", 8), ("2.mid", 8), ("3.mid", 8), ("4.mid", 5)]
-    assert isinstance(report.dataset.pieces[0].notes.pitch.base, np.ndarray)  # a view of the mapped cache
-    again = corpus.open_dataset("once")
-    np.testing.assert_array_equal(again.pieces[3].notes.pitch, report.dataset.pieces[3].notes.pitch)
+    assert isinstance(d.pieces[0].notes.pitch.base, np.ndarray)  # a view of the mapped cache
+    np.testing.assert_array_equal(d.pieces[3].notes.pitch, 51 + np.arange(8))
 
 
 def test_a_half_written_block_is_ignored_and_files_gone_are_compacted_away(monkeypatch, data_dir):
@@ -332,26 +342,30 @@ def test_a_dataset_can_be_read_with_the_sustain_pedal():
     data = raw_midi([[mido.Message("control_change", control=64, value=127),
                       mido.Message("note_on", note=60, velocity=90), mido.Message("note_off", note=60, time=48),
                       mido.Message("control_change", control=64, value=0, time=144)]])
-    dry = corpus.import_files("keys", [("a.mid", data)]).dataset
+    corpus.import_files("keys", [("a.mid", data)])
+    dry = corpus.open_dataset("keys")
     assert dry.pieces[0].notes.end_beat.tolist() == [0.5]
-    wet = corpus.import_files("keys", [("b.mid", data + b"")], pedal=True).dataset  # same bytes: a duplicate
+    corpus.import_files("keys", [("b.mid", data + b"")], pedal=True)  # same bytes: a duplicate
+    wet = corpus.open_dataset("keys")
     assert [p.notes.end_beat.tolist() for p in wet.pieces] == [[2.0]]
 
 
 def _full_disk_after(monkeypatch, writes: int):
-    """Path.write_bytes fails with 'No space left on device' after `writes` successful writes."""
+    """Opening a file for writing with Path.open (as write_atomic and Path.write_bytes do) fails with 'No space
+    left on device' after `writes` successful openings."""
     import errno
     from pathlib import Path
 
-    real, count = Path.write_bytes, [0]
+    real, count = Path.open, [0]
 
-    def write_bytes(self, data):
-        count[0] += 1
-        if count[0] > writes:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, data)
+    def open_(self, mode="r", *args, **kwargs):
+        if "w" in mode:
+            count[0] += 1
+            if count[0] > writes:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, mode, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    monkeypatch.setattr(Path, "open", open_)
 
 
 def test_a_full_disk_during_import_leaves_nothing_half_made(monkeypatch):
@@ -408,6 +422,7 @@ def test_an_import_holds_one_batch_in_memory_not_the_whole_archive(tmp_path):
             zf.writestr(f"piece{i:02d}.mid", padded_song(i, 4 * 2**20))
     script = f"""
 from musicgen import corpus
+from musicgen.explore import summarize
 
 def peak():  # VmHWM: the most resident memory since the last reset, in MB
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024

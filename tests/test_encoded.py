@@ -18,7 +18,7 @@ def test_windows_drawn_by_index_are_the_windows_made_in_memory(tables, tmp_path,
     model, _ = preset(family)
     enc = build_encoding(model, tables)
     data = encoded.encoded(enc, iter(tables), encoded.fingerprint(enc, tables), tmp_path)
-    assert isinstance(data.inputs, np.memmap) and data.pieces == len(tables)
+    assert not data.inputs.flags.owndata and data.inputs.base is not None and data.pieces == len(tables)  # mapped
     source = encoded.WindowSource(data, model.seq_length, every_step)
     ref = windows([encode(enc, n) for n in tables], model.seq_length, every_step)
     got = source.all()
@@ -47,3 +47,53 @@ def test_an_encoding_is_written_once_and_rewritten_when_damaged(tables, tmp_path
     mended = encoded.encoded(enc, tables, key, tmp_path)
     np.testing.assert_array_equal(first.offsets, mended.offsets)
     assert not [p for p in (tmp_path / "encoded").iterdir() if p.name.startswith(".")]  # no half-made folders
+
+
+def resident_kb(path) -> int:
+    """Kilobytes of a mapped file resident in this process (Linux's /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in open("/proc/self/smaps"):
+        if "-" in line.split()[0] and len(line.split()) >= 5:  # a mapping's header line
+            inside = line.rstrip().endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_pages_read_are_handed_back(tmp_path):
+    """Reading a whole collection's encoding or notes leaves the process's resident memory as it was."""
+    from musicgen.memory import MappedFile
+
+    path = tmp_path / "rows.bin"
+    np.arange(2**21, dtype=np.int32).tofile(path)  # 8 MB
+    f = MappedFile(path)
+    assert int(f.bytes.view(np.int32).sum()) == (2**21 - 1) * 2**20  # every page read
+    assert resident_kb(path) >= 8000
+    f.release()
+    assert resident_kb(path) == 0
+    assert int(f.bytes.view(np.int32)[-1]) == 2**21 - 1  # still readable: the page comes back from the file
+
+
+def test_drawing_windows_keeps_few_pages(tables, tmp_path):
+    model, _ = preset("polyphony")
+    enc = build_encoding(model, tables)
+    data = encoded.encoded(enc, tables, encoded.fingerprint(enc, tables), tmp_path)
+    source = encoded.WindowSource(data, model.seq_length, True)
+    path = tmp_path / "encoded" / encoded.fingerprint(enc, tables) / "inputs.bin"
+    for k in range(encoded.RELEASE_EVERY - 1):
+        source.take(np.arange(len(source)))
+    assert resident_kb(path) > 0
+    source.take(np.arange(len(source)))
+    assert resident_kb(path) == 0
+
+
+def test_preparing_to_train_hands_back_the_notes_it_read(small_builtins, data_dir):
+    from musicgen import train
+    from musicgen.config import TrainConfig
+
+    data = corpus.open_dataset("bach-chorales", root=small_builtins)
+    model, _ = preset("notes-and-chords")
+    train.prepare(data, model, TrainConfig())
+    cache = small_builtins / "datasets" / "bach-chorales" / "cache.bin"
+    assert cache.exists() and resident_kb(cache) == 0
+    assert sum(int(p.notes.pitch.sum()) for p in data.pieces) > 0 and resident_kb(cache) > 0  # read: back again

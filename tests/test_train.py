@@ -113,7 +113,8 @@ def test_too_little_data(tmp_path):
 
     from musicgen.train import train
 
-    one = corpus.import_files("one", [("a.mid", midi_bytes(scale()))]).dataset
+    corpus.import_files("one", [("a.mid", midi_bytes(scale()))])
+    one = corpus.open_dataset("one")
     with pytest.raises(TrainingError, match="at least 2 usable pieces"):
         train(one, tmp_path / "m", TINY["pitch-step-duration"], FAST)
     assert not (tmp_path / "m").exists()

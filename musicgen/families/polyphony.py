@@ -12,7 +12,7 @@ import itertools
 
 import numpy as np
 
-from ..config import ModelConfig, SampleConfig
+from ..config import PITCH_MAX, PITCH_MIN, ModelConfig, SampleConfig
 from ..errors import MidiError
 from ..midi_io import Notes, TempoMap
 from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head, Rewind, Sampler,
@@ -116,13 +116,18 @@ class Polyphony(Family):
     }
 
     def build_encoding(self, config: ModelConfig, pieces: list[Notes]) -> Encoding:
-        used = [p.transposed(key_shift(p)) if config.normalize_key else p for p in pieces if len(p)]
-        lo = max(0, min((int(p.pitch.min()) for p in used), default=36) - PITCH_MARGIN)
-        hi = min(127, max((int(p.pitch.max()) for p in used), default=84) + PITCH_MARGIN)
+        low, high, bar = [], [], []  # of each piece, in C when keys are normalized: one pass, no copies
+        for p in pieces:
+            if len(p):
+                shift = key_shift(p) if config.normalize_key else 0
+                low.append(min(max(int(p.pitch.min()) + shift, PITCH_MIN), PITCH_MAX))
+                high.append(min(max(int(p.pitch.max()) + shift, PITCH_MIN), PITCH_MAX))
+                bar.append(p.bar_length() * config.grid)
+        lo = max(0, min(low, default=36) - PITCH_MARGIN)
+        hi = min(127, max(high, default=84) + PITCH_MARGIN)
         pitches = range(lo, hi + 1)
         tokens = SPECIALS + (STEP,) + tuple(new(p) for p in pitches) + tuple(held(p) for p in pitches)
-        bars = [p.bar_length() * config.grid for p in used] or [4 * config.grid]
-        positions = int(min(MAX_POSITIONS, max(bars)))
+        positions = int(min(MAX_POSITIONS, max(bar, default=4 * config.grid)))
         return Encoding(self.name, "categorical", tokens, tempo=tempo_of(pieces), steps_per_beat=config.grid,
                         positions=positions, normalize_key=config.normalize_key)
 
