@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 PITCH_MIN, PITCH_MAX = 0, 127  # MIDI note numbers
+PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of a piano's lowest and highest keys
 VELOCITY_MIN, VELOCITY_MAX = 1, 127  # velocity 0 would mean note-off
 DEFAULT_VELOCITY = 80
 DEFAULT_TEMPO_QPM = 100.0  # quarter notes per minute, for scores that state none

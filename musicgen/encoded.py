@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import data_dir
+from .config import PIANO_HIGH, PIANO_LOW, data_dir
 from .errors import storage_error
 from .families import Encoding, Windows, encode
 from .memory import MappedFile
@@ -120,9 +120,13 @@ def load(folder: Path) -> Encoded | None:
 class WindowSource:
     """The training windows of an encoding, drawn by index: the same windows as families.windows makes, never
     all in memory. every_step: chunks of seq_length rows (every seq_length // 2 rows) predicting the next row at
-    each position, a piece's last chunk padded and weighted 0 there; else one left-padded window per target."""
+    each position, a piece's last chunk padded and weighted 0 there; else one left-padded window per target.
 
-    def __init__(self, data: Encoded, seq_length: int, every_step: bool):
+    moves: (semitones, each piece's (lowest, highest) pitch, the family's transpose_rows for this encoding):
+    after the pieces as they are, each moved by -semitones..+semitones where it stays on the piano, in that
+    order (the windows of the moved pieces' encodings, made batch by batch from the pieces' own)."""
+
+    def __init__(self, data: Encoded, seq_length: int, every_step: bool, moves=None):
         self.data, self.seq_length, self.every_step = data, seq_length, every_step
         self.hop = max(1, seq_length // 2)
         n = np.diff(data.offsets)
@@ -130,7 +134,19 @@ class WindowSource:
             counts = np.where(n >= 2, 1 + np.maximum(0, -(-(n - 1 - seq_length) // self.hop)), 0)
         else:
             counts = np.maximum(n - 1, 0)
-        self.first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)  # first window of each piece
+        self.piece = np.arange(len(n), dtype=np.int64)  # the stored piece of each piece drawn from, and its move
+        self.shift = np.zeros(len(n), np.int64)
+        self.transpose = None
+        if moves is not None and moves[0]:
+            semitones, ranges, self.transpose = moves
+            ranges = np.asarray(ranges, np.int64).reshape(-1, 2)
+            for s in (s for s in range(-semitones, semitones + 1) if s):
+                fits = np.flatnonzero((ranges[:, 0] <= ranges[:, 1]) & (ranges[:, 0] + s >= PIANO_LOW) &
+                                      (ranges[:, 1] + s <= PIANO_HIGH))
+                self.piece = np.concatenate([self.piece, fits])
+                self.shift = np.concatenate([self.shift, np.full(len(fits), s)])
+        # first window of each piece drawn from
+        self.first = np.concatenate([[0], np.cumsum(counts[self.piece])]).astype(np.int64)
         self.taken = 0  # calls of take since the pages read were last handed back
 
     def __len__(self) -> int:
@@ -146,8 +162,9 @@ class WindowSource:
         return out
 
     def _gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        piece = np.searchsorted(self.first, idx, side="right") - 1
-        local = idx - self.first[piece]
+        drawn = np.searchsorted(self.first, idx, side="right") - 1
+        local = idx - self.first[drawn]
+        piece, shift = self.piece[drawn], self.shift[drawn]
         p0, p1 = self.data.offsets[piece], self.data.offsets[piece + 1]
         steps = np.arange(self.seq_length)
         pad = np.zeros(self.data.inputs.shape[1], self.data.inputs.dtype)
@@ -157,12 +174,22 @@ class WindowSource:
             valid = rows + 1 < p1[:, None]
             x = np.where(valid[..., None], self.data.inputs[np.where(valid, rows, p0[:, None])], pad)
             y = np.where(valid[..., None], self.data.targets[np.where(valid, rows + 1, p0[:, None])], 0)
-            return x, y.astype(self.data.targets.dtype), valid.astype(np.float32)
+            x, y = self._moved(x, y.astype(self.data.targets.dtype), shift, valid & (rows > p0[:, None]), valid)
+            return x, y, valid.astype(np.float32)
         target = p0 + local + 1
         rows = target[:, None] - self.seq_length + steps[None, :]
         valid = rows >= p0[:, None]
         x = np.where(valid[..., None], self.data.inputs[np.where(valid, rows, p0[:, None])], pad)
-        return x, np.asarray(self.data.targets[target]), None
+        x, y = self._moved(x, np.asarray(self.data.targets[target]), shift, valid & (rows > p0[:, None]),
+                           np.ones(len(idx), bool))
+        return x, y, None
+
+    def _moved(self, x, y, shift, x_events, y_events):
+        """The windows of moved pieces, moved (the family's transpose_rows, one call per distinct move)."""
+        for s in np.unique(shift[shift != 0]).tolist():
+            k = shift == s
+            x[k], y[k] = self.transpose(x[k], y[k], s, x_events[k], y_events[k])
+        return x, y
 
     def all(self) -> Windows:
         x, y, w = self.take(np.arange(len(self)))

@@ -15,20 +15,20 @@ import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from .config import ModelConfig, TrainConfig, data_dir
+from .config import PIANO_HIGH, PIANO_LOW, ModelConfig, TrainConfig, data_dir
 from .corpus import Dataset, Piece, dataset_name
 from . import families
 from .encoded import WindowSource, encoded, fingerprint
 from .families import Encoding, build_encoding, encode
-from .errors import MusicgenError, TrainingError, storage_error
+from .errors import ConfigError, MusicgenError, TrainingError, storage_error
 from .midi_io import Notes
 from .store import RunFolder, check_model, process_start, read_configs, read_history, read_json, read_status, write_json
 
-PIANO_LOW, PIANO_HIGH = 21, 108  # MIDI pitches of a piano's lowest and highest keys
 STEPS_PER_EXECUTION = 8  # batches per compiled call: small LSTMs on a CPU spend much time between calls
 PROGRESS_EVERY_S = 1.0  # how often a progress line goes to history.jsonl within an epoch
 VALIDATION_WINDOWS = 4096  # windows of held-out pieces measured after each epoch (all of them at the end)
@@ -73,33 +73,46 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
     if len(split["train"]) < 1 or len(split["validation"]) < 1:
         raise TrainingError(f"Training needs at least 2 usable pieces (one to learn from, one to check against); "
                             f"'{data.name}' has {len(data.pieces)}.")
-    training = _Releasing((p.notes for p in split["train"]), data.release_pages)
-    enc = enc or build_encoding(model, _Releasing(transposed(training, train.transpose), data.release_pages))
+    if train.transpose and model.normalize_key:
+        raise ConfigError("Moving pieces up and down (transpose) changes nothing when every piece is moved to "
+                          "C major / A minor first; turn key normalization off (--no-normalize-key) to train on "
+                          "transposed copies.")
+    training = [p.notes for p in split["train"]]
+    enc = enc or build_encoding(model, _Tables(training, train.transpose, data.release_pages))
 
-    def source(tables, semitones):  # the encoding on disk, a piece at a time; windows drawn from it by index
-        key = fingerprint(enc, tables, f"transpose={semitones}")
-        return WindowSource(encoded(enc, transposed(tables, semitones), key), model.seq_length, model.every_step)
+    def source(tables, moves=None):  # the encoding on disk, a piece at a time; windows drawn from it by index
+        tables = _Tables(tables, 0, data.release_pages)
+        return WindowSource(encoded(enc, tables, fingerprint(enc, tables)), model.seq_length, model.every_step,
+                            moves)
 
-    tr = source(training, train.transpose)
-    va = source(_Releasing((p.notes for p in split["validation"]), data.release_pages), 0)
+    moves = None
+    if train.transpose:  # moved copies are made batch by batch from the pieces' own windows
+        ranges = [(int(n.pitch.min()), int(n.pitch.max())) if len(n) else (1, 0)
+                  for n in _Tables(training, 0, data.release_pages)]
+        moves = (train.transpose, ranges, partial(families.get(model.family).transpose_rows, enc))
+    tr = source(training, moves)
+    va = source([p.notes for p in split["validation"]])
     if len(tr) < 4:
         raise TrainingError(f"'{data.name}' is too small to train on: it gives {len(tr)} training windows "
                             f"of {model.seq_length} notes. Add pieces or shorten the sequence length.")
     return Prepared(enc, tr, va, split)
 
 
-class _Releasing(list):
-    """Note tables read from a dataset's mapped cache; each pass over them hands back the pages it read every
-    RELEASE_EVERY tables, so that a pass over a whole collection leaves resident memory as it was."""
+class _Tables:
+    """Note tables read from a dataset's mapped cache, then (semitones > 0) their moved copies, made one at a
+    time on each pass; a pass hands back the pages it read every RELEASE_EVERY tables, so that a pass over a
+    whole collection leaves resident memory as it was."""
 
     RELEASE_EVERY = 256
 
-    def __init__(self, tables, release):
-        super().__init__(tables)
-        self.release = release
+    def __init__(self, tables: list[Notes], semitones: int, release):
+        self.tables, self.semitones, self.release = tables, semitones, release
+
+    def __len__(self) -> int:
+        return len(self.tables)  # how many pieces (a family's `if pieces`), not how many copies
 
     def __iter__(self):
-        for k, table in enumerate(super().__iter__(), 1):
+        for k, table in enumerate(transposed(self.tables, self.semitones), 1):
             yield table
             if k % self.RELEASE_EVERY == 0:
                 self.release()

@@ -1,5 +1,8 @@
 """The encoding on disk: the same windows as in memory, written once, reread, rewritten when damaged."""
 
+from dataclasses import replace
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -97,3 +100,42 @@ def test_preparing_to_train_hands_back_the_notes_it_read(small_builtins, data_di
     cache = small_builtins / "datasets" / "bach-chorales" / "cache.bin"
     assert cache.exists() and resident_kb(cache) == 0
     assert sum(int(p.notes.pitch.sum()) for p in data.pieces) > 0 and resident_kb(cache) > 0  # read: back again
+
+
+@pytest.mark.parametrize("family,every_step", [("pitch-step-duration", True), ("pitch-step-duration", False),
+                                               ("notes-and-chords", True), ("notes-and-chords", False),
+                                               ("polyphony", True)])
+def test_windows_moved_batch_by_batch_are_those_of_the_moved_pieces(tables, tmp_path, family, every_step):
+    """Transposition at batch time: the pieces' own encoding, moved as windows are drawn, gives the windows of
+    the moved pieces' encodings, in the same order (the copies are never written)."""
+    from musicgen import families
+    from musicgen.train import transposed
+
+    model, _ = preset(family)
+    model = replace(model, normalize_key=False, min_count=1)
+    tables = tables + [tables[0].transposed(40)]  # high up: it moves down only (up would leave the piano)
+    enc = build_encoding(model, list(transposed(tables, 2)))
+    copies = list(transposed(tables, 2))
+    ref = encoded.WindowSource(encoded.encoded(enc, copies, encoded.fingerprint(enc, copies), tmp_path),
+                               model.seq_length, every_step).all()
+    ranges = [(int(n.pitch.min()), int(n.pitch.max())) for n in tables]
+    own = encoded.encoded(enc, tables, encoded.fingerprint(enc, tables), tmp_path)
+    source = encoded.WindowSource(own, model.seq_length, every_step,
+                                  (2, ranges, partial(families.get(family).transpose_rows, enc)))
+    assert len(source) == len(ref.x) > len(encoded.WindowSource(own, model.seq_length, every_step))
+    got = source.all()
+    np.testing.assert_array_equal(got.x, ref.x)
+    np.testing.assert_array_equal(got.y, ref.y)
+    some = np.array([len(source) - 1, 3, len(source) // 2])
+    np.testing.assert_array_equal(source.take(some)[1], ref.y[some])
+
+
+def test_transposing_with_keys_normalized_is_a_sentence(small_builtins):
+    from musicgen import train
+    from musicgen.config import TrainConfig
+    from musicgen.errors import ConfigError
+
+    data = corpus.open_dataset("bach-chorales", root=small_builtins)
+    model, _ = preset("polyphony")
+    with pytest.raises(ConfigError, match="no-normalize-key"):
+        train.prepare(data, model, TrainConfig(transpose=2))

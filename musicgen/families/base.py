@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -224,6 +225,13 @@ class Family(ABC):
     def sampler(self, enc: Encoding, sampling: SampleConfig, primer: Notes | None) -> Sampler:
         """A new generation with these settings, after the primer if there is one."""
 
+    @abstractmethod
+    def transpose_rows(self, enc: Encoding, x: np.ndarray, y: np.ndarray, semitones: int, x_events: np.ndarray,
+                       y_events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded rows (inputs x, targets y, of windows) as the rows the same music moved by `semitones` encodes
+        to; x_events and y_events mark the rows that hold a piece's events (not its start row or padding).
+        Training moves its windows batch by batch this way, so transposed copies are never stored."""
+
 
     def step_of(self, enc: Encoding, row) -> float:
         """The time from the previous onset that a sampled row of head values stands for, in `unit`."""
@@ -244,6 +252,19 @@ class Family(ABC):
             return "-".join(note_name(int(p)) for p in token.split("."))
         except ValueError:
             return token
+
+
+@lru_cache(maxsize=64)
+def moved_ids(tokens: tuple[str, ...], semitones: int, move) -> np.ndarray:
+    """For each token id, the id of the token `move(token, semitones)` names (None or one not in the vocabulary:
+    <unk>); the special tokens stay as they are."""
+    index = {t: i for i, t in enumerate(tokens)}
+    out = np.arange(len(tokens))
+    for i, t in enumerate(tokens):
+        if t not in SPECIALS:
+            moved = move(t, semitones)
+            out[i] = index.get(moved, index[UNK]) if moved is not None else index[UNK]
+    return out
 
 
 def tempo_of(pieces: list[Notes]) -> float:

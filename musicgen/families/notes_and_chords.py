@@ -9,8 +9,8 @@ import numpy as np
 
 from ..config import ModelConfig, SampleConfig
 from ..midi_io import Notes, TempoMap
-from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, EventSampler, Family, Head, nearest_bin,
-                   pick, tempo_of)
+from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, EventSampler, Family, Head, moved_ids,
+                   nearest_bin, pick, tempo_of)
 
 # the time grid (beats): the usual note values, triplets and dotted ones included
 BEAT_GRID = (0.0, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 3 / 8, 1 / 2, 2 / 3, 3 / 4, 1.0, 5 / 4, 4 / 3, 3 / 2, 7 / 4, 2.0,
@@ -41,6 +41,11 @@ def events(notes: Notes) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def _split_token(token: str) -> list[int]:
     return [int(p) for p in token.split(".")]
+
+
+def _moved_token(token: str, semitones: int) -> str | None:
+    pitches = [p + semitones for p in _split_token(token)]
+    return ".".join(map(str, pitches)) if 0 <= min(pitches) and max(pitches) <= 127 else None
 
 
 class NotesAndChords(Family):
@@ -82,6 +87,13 @@ class NotesAndChords(Family):
         dur_bins = np.concatenate([[0], nearest_bin(dur, enc.duration_bins), [0]])
         rows = np.stack([ids, step_bins, dur_bins], axis=1).astype(np.int32)
         return rows, rows.astype(np.float32)
+
+    def transpose_rows(self, enc, x, y, semitones, x_events, y_events):
+        ids = moved_ids(enc.tokens, semitones, _moved_token)
+        x, y = x.copy(), y.copy()
+        x[..., 0] = ids[x[..., 0].astype(np.int64)]
+        y[..., 0] = ids[y[..., 0].astype(np.int64)]
+        return x, y
 
     def decode(self, enc: Encoding, values: np.ndarray, velocity: int = 80) -> Notes:
         """Generated (token, step bin, duration bin) rows as a note table starting at beat 0."""

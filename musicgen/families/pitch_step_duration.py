@@ -71,6 +71,12 @@ class PitchStepDuration(Family):
         start = np.cumsum(step) - (step[0] if len(step) else 0.0)
         return Notes.build(values[:, 0], start, start + dur, tempo=enc.tempo)
 
+    def transpose_rows(self, enc, x, y, semitones, x_events, y_events):
+        x, y = x.copy(), y.copy()  # exact: pitch / 128 and semitones / 128 are short binary fractions
+        x[..., 0] += np.where(x_events, semitones / 128.0, 0.0).astype(x.dtype)
+        y[..., 0] += np.where(y_events, semitones, 0).astype(y.dtype)
+        return x, y
+
     def step_of(self, enc, row):
         return max(float(row[1]), 0.0) if enc.time_heads == "regression" else float(enc.step_bins[int(row[1])])
 
