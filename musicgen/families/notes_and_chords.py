@@ -9,7 +9,7 @@ import numpy as np
 
 from ..config import ModelConfig, SampleConfig
 from ..midi_io import Notes, TempoMap
-from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, EventSampler, Family, Head, moved_ids,
+from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, EventSampler, Family, Head,
                    nearest_bin, pick, tempo_of)
 
 # the time grid (beats): the usual note values, triplets and dotted ones included
@@ -41,11 +41,6 @@ def events(notes: Notes) -> tuple[list[str], np.ndarray, np.ndarray]:
 
 def _split_token(token: str) -> list[int]:
     return [int(p) for p in token.split(".")]
-
-
-def _moved_token(token: str, semitones: int) -> str | None:
-    pitches = [p + semitones for p in _split_token(token)]
-    return ".".join(map(str, pitches)) if 0 <= min(pitches) and max(pitches) <= 127 else None
 
 
 class NotesAndChords(Family):
@@ -88,12 +83,9 @@ class NotesAndChords(Family):
         rows = np.stack([ids, step_bins, dur_bins], axis=1).astype(np.int32)
         return rows, rows.astype(np.float32)
 
-    def transpose_rows(self, enc, x, y, semitones, x_events, y_events):
-        ids = moved_ids(enc.tokens, semitones, _moved_token)
-        x, y = x.copy(), y.copy()
-        x[..., 0] = ids[x[..., 0].astype(np.int64)]
-        y[..., 0] = ids[y[..., 0].astype(np.int64)]
-        return x, y
+    def moved_token(self, token, semitones):
+        pitches = [p + semitones for p in _split_token(token)]
+        return ".".join(map(str, pitches)) if 0 <= min(pitches) and max(pitches) <= 127 else None
 
     def decode(self, enc: Encoding, values: np.ndarray, velocity: int = 80) -> Notes:
         """Generated (token, step bin, duration bin) rows as a note table starting at beat 0."""

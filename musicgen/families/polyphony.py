@@ -16,7 +16,7 @@ from ..config import PITCH_MAX, PITCH_MIN, ModelConfig, SampleConfig
 from ..errors import MidiError
 from ..midi_io import Notes, TempoMap
 from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head, Rewind, Sampler,
-                   log_probability, moved_ids, pick, tempo_of)
+                   log_probability, pick, tempo_of)
 
 STEP = "<step>"
 POSITION_EMBEDDING = 8
@@ -35,14 +35,6 @@ def new(p: int) -> str:
 
 def held(p: int) -> str:
     return f"held {p}"
-
-
-def _moved_token(token: str, semitones: int) -> str | None:
-    """'new P' or 'held P' moved by semitones; the step token stays."""
-    if token == STEP:
-        return token
-    kind, p = token.split()
-    return f"{kind} {int(p) + semitones}"
 
 
 # ---------------------------------------------------------------- the grid
@@ -173,12 +165,11 @@ class Polyphony(Family):
         rows[:-1, 1] = pos[np.minimum(next_step, n_steps)]
         return rows, rows[:, :1].astype(np.float32)
 
-    def transpose_rows(self, enc, x, y, semitones, x_events, y_events):
-        ids = moved_ids(enc.tokens, semitones, _moved_token)
-        x, y = x.copy(), y.copy()
-        x[..., 0] = ids[x[..., 0].astype(np.int64)]
-        y[..., 0] = ids[y[..., 0].astype(np.int64)]
-        return x, y
+    def moved_token(self, token, semitones):
+        if token == STEP:
+            return token
+        kind, p = token.split()
+        return f"{kind} {int(p) + semitones}"
 
     def decode(self, enc: Encoding, steps: list[list[tuple[int, bool]]], meter=(), keys=(),
                tempo_map: TempoMap | None = None, melody_steps: frozenset = frozenset()) -> Notes:
