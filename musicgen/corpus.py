@@ -461,7 +461,7 @@ def _cache_meta(folder: Path) -> dict | None:
     try:
         meta = json.loads((folder / "cache.json").read_text())
         if meta.get("version") != CACHE_VERSION or not isinstance(meta["files"], list) or \
-                not isinstance(meta["blocks"], list):
+                not isinstance(meta["blocks"], list) or not isinstance(meta.get("sizes"), dict):
             return None
         for b in meta["blocks"]:
             if not all(isinstance(b[k], int) and b[k] >= 0 for k in ("at", "rows", "crc32")):
@@ -514,6 +514,24 @@ def _cached_notes(blocks: list[dict[str, np.ndarray]], e: dict) -> Notes:
                  keys=tuple((float(b), int(k), bool(m)) for b, k, m in e["keys"]))
 
 
+_HEAD_END = b',"files":[\n'  # how cache.json's first line ends
+
+
+def _cache_head(folder: Path) -> dict | None:
+    """cache.json without its entries (version, stamp, pedal, blocks, sizes), from its first line alone: a
+    collection's listing reads a line, not every file's entry. None when missing or not of this layout."""
+    try:
+        with open(folder / "cache.json", "rb") as fh:
+            line = fh.readline(1 << 22)
+        if not line.endswith(_HEAD_END):
+            return None
+        head = json.loads(line[:-len(_HEAD_END)] + b"}")
+        ok = isinstance(head, dict) and head.get("version") == CACHE_VERSION and isinstance(head.get("sizes"), dict)
+        return head if ok else None
+    except (OSError, ValueError):
+        return None
+
+
 def _compact(entry: dict) -> bytes:
     return json.dumps(entry, separators=(",", ":")).encode()
 
@@ -535,6 +553,7 @@ class _CacheWriter:
         self.path = folder / (f".cache.{os.getpid()}.tmp" if self.fresh else "cache.bin")
         self.spool_path = folder / f".cache.{os.getpid()}.entries.tmp"
         self.count = 0  # entries in the spool
+        self.head["sizes"] = {"pieces": 0, "notes": 0, "seconds": 0.0}  # of the usable files: what a listing shows
         end = max((b["at"] + b["rows"] * _ROW_BYTES for b in self.head["blocks"]), default=0)
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -554,6 +573,11 @@ class _CacheWriter:
     def _spool(self, entry: dict) -> None:
         self.spool.write(_compact(entry) + b",\n")
         self.count += 1
+        if not entry["error"]:
+            sizes = self.head["sizes"]
+            sizes["pieces"] += 1
+            sizes["notes"] += entry["count"]
+            sizes["seconds"] += float(entry.get("seconds", 0.0))
 
     def add(self, entries: list[dict], tables: list[Notes | None]) -> None:
         """One block: the entries (name, key, error, title) of files not in the cache, with their note tables
@@ -592,9 +616,10 @@ class _CacheWriter:
         self.spool.seek(0, os.SEEK_END)
 
     def _write_json(self) -> None:
-        """cache.json: the head, then the entries from the spool, a line at a time."""
+        """cache.json: the head on the first line (see _cache_head), then the entries from the spool, a line
+        at a time."""
         def chunks():
-            yield _compact(self.head)[:-1] + b',"files":[\n'
+            yield _compact(self.head)[:-1] + _HEAD_END
             for k, line in enumerate(self._lines()):
                 yield line if k == 0 else b",\n" + line
             yield b"\n]}\n"
@@ -797,11 +822,11 @@ def is_ready(name: str, root: Path | None = None) -> bool:
     meta = _read_meta(folder)
     if not meta:
         return key not in BUILTINS
+    head = _cache_head(folder)
     try:
-        cache = json.loads((folder / "cache.json").read_text())
-        return (cache.get("version") == CACHE_VERSION and cache.get("stamp") == os.stat(folder / "midi").st_mtime_ns
-                and cache.get("pedal", False) == (meta.get("pedal") is True))
-    except (OSError, ValueError, AttributeError):
+        return (head is not None and head.get("stamp") == os.stat(folder / "midi").st_mtime_ns
+                and head.get("pedal", False) == (meta.get("pedal") is True))
+    except OSError:
         return False
 
 
@@ -831,12 +856,11 @@ def list_datasets(root: Path | None = None) -> list[DatasetInfo]:
     for name in list(BUILTINS) + [n for n in user if n not in BUILTINS]:
         folder = base / name
         meta = _read_meta(folder)
-        cache = _cache_meta(folder)  # the sizes it lists; opening the dataset checks the notes themselves
-        entries = [e for e in cache["files"] if not e["error"]] if cache else []
-        seconds = sum(float(e.get("seconds", 0.0)) for e in entries)
+        head = _cache_head(folder)  # the sizes it lists; opening the dataset checks the notes themselves
+        sizes = head["sizes"] if head else {}
         out.append(DatasetInfo(name, meta.get("title") or (BUILTINS[name].title if name in BUILTINS else name),
-                               name in BUILTINS, bool(meta), len(entries), sum(e["count"] for e in entries),
-                               seconds))
+                               name in BUILTINS, bool(meta), int(sizes.get("pieces", 0)),
+                               int(sizes.get("notes", 0)), float(sizes.get("seconds", 0.0))))
     return out
 
 
@@ -988,9 +1012,12 @@ def import_files(name: str, sources: Iterable[Source], progress: Progress | None
                 meta["pedal"] = pedal
             summary = None
             if writer is not None:
-                if writer.covers(midi):  # else the cache is refreshed by opening the dataset, below
+                stamp = os.stat(midi).st_mtime_ns  # before looking: a file added after it is seen next time
+                if writer.covers(midi):  # the cache is current: no refresh on opening
                     summary = _summary(writer.entries())
-                writer.close()
+                    writer.close(stamp)
+                else:  # files the cache has not seen: opening the dataset (below) refreshes it
+                    writer.close()
                 writer = None
             _write_meta(folder, meta)
         except BaseException as e:  # nothing half-made: the files of this import go again

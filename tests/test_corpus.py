@@ -170,6 +170,8 @@ def test_cache_notices_changed_and_removed_files(data_dir):
     (midi / "b.mid").unlink()
     d = corpus.open_dataset("changing")
     assert [(p.name, len(p.notes)) for p in d.pieces] == [("a.mid", 3)]
+    info = {i.name: i for i in corpus.list_datasets()}["changing"]  # sizes from the cache's first line
+    assert (info.pieces, info.notes, info.seconds) == (1, 3, d.pieces[0].notes.seconds)
 
 
 def counting_reads(monkeypatch) -> list[str]:
@@ -195,6 +197,7 @@ def test_an_import_parses_each_file_once_and_adds_to_the_cache_without_reparsing
     assert sorted(seen) == ["3.mid", "4.mid"]  # the files there before are not read again
     assert cache.stat().st_size == size + 13 * 40  # appended: 13 notes of 40 bytes
     assert (report.summary.pieces, report.summary.notes) == (5, 37)
+    assert corpus.is_ready("once")  # the import left its cache current: opening reads no folder again
     d = corpus.open_dataset("once")
     assert sorted(seen) == ["3.mid", "4.mid"]  # opening after the import parses nothing
     assert [(p.name, len(p.notes)) for p in d.pieces] == [
@@ -264,6 +267,8 @@ def test_builtin_corpora_from_music21(small_builtins):
     assert infos["bach-chorales"].built and infos["essen-folk"].built
     bach = corpus.open_dataset("bach-chorales", root=small_builtins)
     assert len(bach.pieces) == 6 and not bach.problems
+    listed = {i.name: i for i in corpus.list_datasets(small_builtins)}["bach-chorales"]  # opened: its cache is made
+    assert (listed.pieces, listed.notes) == (6, sum(len(p.notes) for p in bach.pieces))
     first = bach.pieces[0]
     assert first.name.startswith("bwv") and len(first.notes) > 50
     from musicgen.midi_io import read_parts
