@@ -279,7 +279,7 @@ def cmd_evaluate(args) -> int:
         args.temperature = store.default_temperature(folder)
     checked(SampleConfig(), length=args.length, temperature=args.temperature, seed=args.seed, voices=args.voices)
     data = corpus.load_data(args.data) if args.data else None
-    r = evaluate(folder, data)
+    r = evaluate(folder, data, release=data.release_pages if data else None)
     print(f"{folder.name}: {r['pieces']} held-out pieces, {r['events']} predictions, each from the piece's start")
     for head, loss in r["loss"].items():
         print(f"  {head:9s} loss {loss:.4f}")

@@ -64,6 +64,7 @@ class Prepared:
     train: WindowSource  # drawn by index from the encoding on disk
     validation: WindowSource
     split: dict[str, list[Piece]]
+    release: object = None  # hands back the pages of the pieces' notes read (Dataset.release_pages)
 
 
 def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding | None = None,
@@ -95,7 +96,7 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
     if len(tr) < 4:
         raise TrainingError(f"'{data.name}' is too small to train on: it gives {len(tr)} training windows "
                             f"of {model.seq_length} notes. Add pieces or shorten the sequence length.")
-    return Prepared(enc, tr, va, split)
+    return Prepared(enc, tr, va, split, data.release_pages)
 
 
 class _Tables:
@@ -482,19 +483,22 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
     else:
         why = "stopped early: no better validation loss" if early else "all epochs done"
         (run.folder / "last.keras").unlink(missing_ok=True)  # only a stopped run needs it
-        write_json(run.folder / "heldout.json", evaluate(run.folder, pieces=prepared.split["validation"]))
+        write_json(run.folder / "heldout.json", evaluate(run.folder, pieces=prepared.split["validation"],
+                                                         release=prepared.release))
         run.status("finished", f"Finished after {epochs_done} epochs ({why}).", best_val_loss=best_val)
     return read_status(run.folder)
 
 
 # ---------------------------------------------------------------- held-out figures
 
-def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: list[Piece] | None = None) -> dict:
+def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: list[Piece] | None = None,
+             release=None) -> dict:
     """Held-out figures of a saved model: loss per head, next-pitch (or next-token) accuracy, time errors.
 
     Each held-out piece is run from its start through the step-wise sampler's network, every note predicted
     once from all notes before it: the way music is generated, and no TensorFlow needed.
-    On the model's own validation pieces unless data (every piece of it) or pieces are given.
+    On the model's own validation pieces unless data (every piece of it) or pieces are given; release: called
+    now and then to hand back the pages of notes read (Dataset.release_pages).
     """
     from .store import load_step_model, model_pieces
 
@@ -506,38 +510,45 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
         tables = [p.notes for p in data.pieces] if data else list(model_pieces(folder, "validation").values())
     step_model = load_step_model(folder)
     heads = step_model.family.heads(enc)
-    # per event only its loss and the guess, a piece at a time: the outputs of a collection's held-out pieces
-    # (events x classes) would not fit in memory
-    losses, guesses, trues = [[] for _ in heads], [[] for _ in heads], []
-    for notes in tables:
+    # sums over the events, a piece at a time: a collection's held-out events never all in memory
+    events, loss, correct = 0, np.zeros(len(heads)), 0
+    error, moments = np.zeros(len(heads)), np.zeros((len(heads), 4))  # |guess - truth|; sums of g, g^2, t, t^2
+    for k, notes in enumerate(tables, 1):
         inputs, targets = encode(enc, notes)
         state = step_model.zero_state()
         outs = [[] for _ in heads]
         for j in range(len(inputs) - 1):
             out, state = step_model.step(inputs[j], state)
-            for k in range(len(heads)):
-                outs[k].append(out[k])
-        if len(inputs) > 1:
-            for k, head in enumerate(heads):
-                pred = np.array(outs[k], dtype=np.float64)
-                losses[k].append(head.numpy_loss(pred, targets[1:, k]))
-                guesses[k].append(head.guess(pred))
-            trues.append(targets[1:])
-    if not trues:
+            for h in range(len(heads)):
+                outs[h].append(out[h])
+        if release is not None and k % 256 == 0:
+            release()
+        if len(inputs) < 2:
+            continue
+        events += len(inputs) - 1
+        for h, head in enumerate(heads):
+            pred, t = np.array(outs[h], dtype=np.float64), targets[1:, h]
+            loss[h] += float(head.numpy_loss(pred, t).sum())
+            guess = head.guess(pred)
+            if h == 0:
+                correct += int((guess == t).sum())
+            elif head.regression or head.centers:
+                centers = np.asarray(head.centers)
+                value, truth = (guess, t) if head.regression else (centers[guess], centers[t.astype(np.int64)])
+                value, truth = np.asarray(value, np.float64), np.asarray(truth, np.float64)
+                error[h] += float(np.abs(value - truth).sum())
+                moments[h] += (value.sum(), (value ** 2).sum(), truth.sum(), (truth ** 2).sum())
+    if not events:
         raise TrainingError("There is nothing to evaluate on: the pieces have no notes.")
-    true = np.concatenate(trues)
-    result = {"pieces": len(tables), "events": int(len(true)), "loss": {}, "unit": step_model.family.unit}
-    for k, head in enumerate(heads):
-        t = true[:, k]
-        result["loss"][head.name] = float(np.concatenate(losses[k]).mean())
-        guess = np.concatenate(guesses[k])
-        if k == 0:
-            result["accuracy"] = float((guess == t).mean())
+    result = {"pieces": len(tables), "events": events, "loss": {}, "unit": step_model.family.unit}
+    for h, head in enumerate(heads):
+        result["loss"][head.name] = float(loss[h] / events)
+        if h == 0:
+            result["accuracy"] = correct / events
         elif head.regression or head.centers:
-            centers = np.asarray(head.centers)
-            value, truth = (guess, t) if head.regression else (centers[guess], centers[t.astype(np.int64)])
-            result[f"{head.name}_mae"] = float(np.abs(value - truth).mean())
-            result[f"{head.name}_spread"] = float(value.std() / max(truth.std(), 1e-9))
+            g, g2, t, t2 = moments[h] / events
+            result[f"{head.name}_mae"] = float(error[h] / events)
+            result[f"{head.name}_spread"] = float(np.sqrt(max(g2 - g * g, 0.0)) / max(np.sqrt(max(t2 - t * t, 0.0)), 1e-9))
     return result
 
 
