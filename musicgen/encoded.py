@@ -117,6 +117,11 @@ def load(folder: Path) -> Encoded | None:
         return None
 
 
+def on_piano(low, high, semitones: int):
+    """Whether music from pitch `low` to `high` stays on a piano's keys moved by `semitones` (arrays too)."""
+    return (low + semitones >= PIANO_LOW) & (high + semitones <= PIANO_HIGH)
+
+
 class WindowSource:
     """The training windows of an encoding, drawn by index: the same windows as families.windows makes, never
     all in memory. every_step: chunks of seq_length rows (every seq_length // 2 rows) predicting the next row at
@@ -141,8 +146,7 @@ class WindowSource:
             semitones, ranges, self.transpose = moves
             ranges = np.asarray(ranges, np.int64).reshape(-1, 2)
             for s in (s for s in range(-semitones, semitones + 1) if s):
-                fits = np.flatnonzero((ranges[:, 0] <= ranges[:, 1]) & (ranges[:, 0] + s >= PIANO_LOW) &
-                                      (ranges[:, 1] + s <= PIANO_HIGH))
+                fits = np.flatnonzero((ranges[:, 0] <= ranges[:, 1]) & on_piano(ranges[:, 0], ranges[:, 1], s))
                 self.piece = np.concatenate([self.piece, fits])
                 self.shift = np.concatenate([self.shift, np.full(len(fits), s)])
         # first window of each piece drawn from

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PIANO_HIGH, PIANO_LOW, ModelConfig, TrainConfig, data_dir
+from .config import ModelConfig, TrainConfig, data_dir
 from .corpus import Dataset, Piece, dataset_name
 from . import families
-from .encoded import WindowSource, encoded, fingerprint
+from .encoded import WindowSource, encoded, fingerprint, on_piano
 from .families import Encoding, build_encoding, encode
 from .errors import ConfigError, MusicgenError, TrainingError, storage_error
 from .midi_io import Notes
@@ -126,7 +126,7 @@ def transposed(tables: list[Notes], semitones: int) -> Iterator[Notes]:
     yield from tables
     for shift in (s for s in range(-semitones, semitones + 1) if s):
         yield from (n.transposed(shift) for n in tables
-                    if len(n) and n.pitch.min() + shift >= PIANO_LOW and n.pitch.max() + shift <= PIANO_HIGH)
+                    if len(n) and on_piano(int(n.pitch.min()), int(n.pitch.max()), shift))
 
 
 def _windows(source: WindowSource, batch: int, seed: int, shuffle: bool, limit: int | None = None):

@@ -225,21 +225,12 @@ class Family(ABC):
     def sampler(self, enc: Encoding, sampling: SampleConfig, primer: Notes | None) -> Sampler:
         """A new generation with these settings, after the primer if there is one."""
 
+    @abstractmethod
     def transpose_rows(self, enc: Encoding, x: np.ndarray, y: np.ndarray, semitones: int, x_events: np.ndarray,
                        y_events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Encoded rows (inputs x, targets y, of windows) as the rows the same music moved by `semitones` encodes
         to; x_events and y_events mark the rows that hold a piece's events (not its start row or padding).
-        Training moves its windows batch by batch this way, so transposed copies are never stored.
-        Here: the token column (the first) of both, each token through moved_token."""
-        ids = moved_ids(enc.tokens, semitones, self.moved_token)
-        x, y = x.copy(), y.copy()
-        x[..., 0] = ids[x[..., 0].astype(np.int64)]
-        y[..., 0] = ids[y[..., 0].astype(np.int64)]
-        return x, y
-
-    def moved_token(self, token: str, semitones: int) -> str | None:
-        """A vocabulary's token (not a special one) for the music moved by `semitones`; None where none is."""
-        raise NotImplementedError
+        Training moves its windows batch by batch this way, so transposed copies are never stored."""
 
 
     def step_of(self, enc: Encoding, row) -> float:
@@ -261,6 +252,16 @@ class Family(ABC):
             return "-".join(note_name(int(p)) for p in token.split("."))
         except ValueError:
             return token
+
+
+def moved_token_rows(enc: Encoding, x: np.ndarray, y: np.ndarray, semitones: int, move) -> tuple[np.ndarray, np.ndarray]:
+    """transpose_rows of a token vocabulary: the token column (the first) of inputs and targets, each token
+    through move(token, semitones)."""
+    ids = moved_ids(enc.tokens, semitones, move)
+    x, y = x.copy(), y.copy()
+    x[..., 0] = ids[x[..., 0].astype(np.int64)]
+    y[..., 0] = ids[y[..., 0].astype(np.int64)]
+    return x, y
 
 
 @lru_cache(maxsize=64)

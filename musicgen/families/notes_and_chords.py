@@ -10,7 +10,7 @@ import numpy as np
 from ..config import ModelConfig, SampleConfig
 from ..midi_io import Notes, TempoMap
 from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, EventSampler, Family, Head,
-                   nearest_bin, pick, tempo_of)
+                   moved_token_rows, nearest_bin, pick, tempo_of)
 
 # the time grid (beats): the usual note values, triplets and dotted ones included
 BEAT_GRID = (0.0, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 3 / 8, 1 / 2, 2 / 3, 3 / 4, 1.0, 5 / 4, 4 / 3, 3 / 2, 7 / 4, 2.0,
@@ -83,7 +83,11 @@ class NotesAndChords(Family):
         rows = np.stack([ids, step_bins, dur_bins], axis=1).astype(np.int32)
         return rows, rows.astype(np.float32)
 
-    def moved_token(self, token, semitones):
+    def transpose_rows(self, enc, x, y, semitones, x_events, y_events):
+        return moved_token_rows(enc, x, y, semitones, self.moved_token)
+
+    @staticmethod
+    def moved_token(token: str, semitones: int) -> str | None:
         pitches = [p + semitones for p in _split_token(token)]
         return ".".join(map(str, pitches)) if 0 <= min(pitches) and max(pitches) <= 127 else None
 

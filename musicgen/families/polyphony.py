@@ -16,7 +16,7 @@ from ..config import PITCH_MAX, PITCH_MIN, ModelConfig, SampleConfig
 from ..errors import MidiError
 from ..midi_io import Notes, TempoMap
 from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head, Rewind, Sampler,
-                   log_probability, pick, tempo_of)
+                   log_probability, moved_token_rows, pick, tempo_of)
 
 STEP = "<step>"
 POSITION_EMBEDDING = 8
@@ -165,7 +165,11 @@ class Polyphony(Family):
         rows[:-1, 1] = pos[np.minimum(next_step, n_steps)]
         return rows, rows[:, :1].astype(np.float32)
 
-    def moved_token(self, token, semitones):
+    def transpose_rows(self, enc, x, y, semitones, x_events, y_events):
+        return moved_token_rows(enc, x, y, semitones, self.moved_token)
+
+    @staticmethod
+    def moved_token(token: str, semitones: int) -> str | None:
         if token == STEP:
             return token
         kind, p = token.split()
