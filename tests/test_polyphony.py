@@ -287,3 +287,15 @@ def test_a_rewind_gives_back_the_state_before_the_rows_taken_back(step_model):
     for d, s in ((0, 0), (1, 1), (4, 1), (5, 2), (6, 3)):
         np.testing.assert_allclose(detour.seen[d], straight.seen[s], rtol=1e-6)
     assert not np.allclose(detour.seen[2], straight.seen[2])  # the detour did go elsewhere
+
+
+def test_a_free_piece_begins_in_its_first_bar_and_ends_where_a_bar_does(step_model):
+    """Ended by the model or by the length asked, a piece stops on a bar line or where in the bar it began
+    (its last bar completes the pickup, as the chorales do), never half-way; no whole bar of silence opens it."""
+    from musicgen.sample import generate
+
+    for seed in range(8):
+        g = generate(step_model, SampleConfig(length=16, temperature=1.5, seed=seed), None)
+        first, end = float(g.notes.start_beat.min()), float(g.notes.end_beat.max())
+        assert first < 4.0, seed
+        assert end % 4.0 in (0.0, first % 4.0), (seed, first, end)

@@ -243,6 +243,7 @@ class _Sampler(Sampler):
         self.offset = 0  # grid steps of the primer before the generated ones
         self.closing: list[int] | None = None  # the pitches held to the bar line once the piece is long enough
         self.positions = np.zeros(1, np.int32)
+        self.begun: int | None = None  # where in its bar the piece's first note starts (a pickup's length)
         self.played: list[int] = []  # the new notes' pitches so far, in note-table order (onset, then pitch)
         self.refused: dict[tuple, set[int]] = {}  # this step's tokens refused after a prefix: they made a quote
         self.tries = 0
@@ -264,10 +265,18 @@ class _Sampler(Sampler):
         self.positions = bar_positions(self.offset + self.max_steps() + self.bar + 1, self.enc.steps_per_beat,
                                        self.meter, self.enc.positions)
         rows[0][1] = self.positions[0]
+        first = next((i for i, t in enumerate(body) if t in self.pitch_of), None) if self.offset else None
+        if first is not None:  # the primer's first note: where the piece began
+            self.begun = int(self.positions[body[:first].count(self.step_id)])
         return rows
 
     def _position(self) -> int:
         return int(self.positions[min(self.offset + len(self.steps), len(self.positions) - 1)])
+
+    def _may_end(self) -> bool:
+        """Whether the piece may end here: on a bar line, or where in the bar it began (a last bar that
+        completes the pickup), as 98% of the chorales end; elsewhere a last bar stops half-way."""
+        return self._position() in (0, self.begun)
 
     def allowed(self) -> list[int]:
         """Token ids that may come next."""
@@ -277,7 +286,7 @@ class _Sampler(Sampler):
         out = [self.step_id]
         out += [self.new_ids[p] for p in self.without_parallels([p for p in self.new_ids if p < ceiling])]
         out += [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
-        if not self.current and self.onsets >= END_ALLOWED_AFTER * self.sampling.length:
+        if not self.current and self.onsets >= END_ALLOWED_AFTER * self.sampling.length and self._may_end():
             out.append(self.end_id)
         refused = self.refused.get(tuple(self.current))
         return [t for t in out if t not in refused] if refused else out
@@ -321,11 +330,11 @@ class _Sampler(Sampler):
         if self.ended:
             return None
         if not self.current and self.done() and self.closing is None:
-            if self._position() == 0 or not self.previous or len(self.steps) >= self.max_steps():
+            if self._may_end() or not self.previous or len(self.steps) >= self.max_steps():
                 return None
             self.closing = sorted(self.previous, reverse=True)  # the last chord is held to the bar line
         if self.closing is not None:
-            if not self.current and (self._position() == 0 or len(self.steps) >= self.max_steps() + self.bar):
+            if not self.current and (self._may_end() or len(self.steps) >= self.max_steps() + self.bar):
                 return None
             k = len(self.current)
             return self.emit(self.held_ids[self.closing[k]] if k < len(self.closing) else self.step_id)
@@ -344,6 +353,8 @@ class _Sampler(Sampler):
             self.played += sorted(p for p, is_new in self.current if is_new)
             self.refused, self.tries = {}, 0
             if any(is_new for _, is_new in self.current):
+                if self.begun is None:
+                    self.begun = self._position()
                 self.onsets += 1
             self.steps.append(self.current)
             self.previous = {p for p, _ in self.current}
@@ -361,7 +372,11 @@ class _Sampler(Sampler):
     def result(self):
         # after a primer the piece goes on from where it stopped in the bar: that much silence before it
         lead = [[] for _ in range(self.offset % self.bar)] if self.offset else []
-        notes = self.family.decode(self.enc, lead + self.steps, self.meter, (), self.tempo_map(),
+        steps = self.steps
+        if self.context is None:  # whole bars of silence before the first note are left out
+            silent = next((i for i, step in enumerate(steps) if step), len(steps))
+            steps = steps[silent // self.bar * self.bar:]
+        notes = self.family.decode(self.enc, lead + steps, self.meter, (), self.tempo_map(),
                                    frozenset(s + len(lead) for s in self.melody_steps()))
         notes = notes.transposed(-self.shift).replace(keys=self.keys)  # back in the primer's or melody's key
         after = (self.offset - len(lead)) / self.enc.steps_per_beat if self.offset else None
