@@ -6,7 +6,7 @@ import re
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from musicgen import access, memory
+from musicgen import access, corpus, memory
 
 memory.return_large_blocks()  # uploads and pieces of hundreds of MB: freed, they go back to the system
 
@@ -47,6 +47,17 @@ def forget_uploads(key: str) -> None:
         del st.session_state[key]
     del files
     memory.release()
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _opened(name: str, stamp: tuple | None):
+    return corpus.open_dataset(name)
+
+
+def dataset(name: str):
+    """The dataset, opened once for every session while it is unchanged (20,000 pieces take half a second)."""
+    key = corpus.stamp(name)
+    return corpus.open_dataset(name) if key is None else _opened(name, key)  # None: not made yet, or gone
 
 
 _navigated = False  # whether this server has drawn the navigation yet

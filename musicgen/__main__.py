@@ -47,7 +47,7 @@ def cmd_inspect(args) -> int:
             for problem in data.problems:
                 print(f"error: {data.name}/{problem}", file=sys.stderr)
             usable += len(data.pieces)
-            print(f"{data.name}: {summarize([p.notes for p in data.pieces]).text()}", file=sys.stderr)
+            print(f"{data.name}: {data.summary().text()}", file=sys.stderr)
             continue
         files, problems = corpus.read_sources([spec])
         for problem in problems:

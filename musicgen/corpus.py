@@ -106,6 +106,16 @@ class Dataset:
     folder: Path | None = None  # None for files read straight from paths
     builtin: bool = False
     pages: MappedFile | None = None  # the cache file the notes are read from, when they are
+    sizes: object = None  # explore.Summary of every piece, once known (from the cache's entries when cached)
+
+    def summary(self):
+        """explore.summarize of every piece; a cached dataset's comes from its cache entries, so a collection
+        of 20,000 files is summed up without a note table made."""
+        if self.sizes is None:
+            from .explore import summarize
+
+            self.sizes = summarize([p.notes for p in self.pieces])
+        return self.sizes
 
     def release_pages(self) -> None:
         """Hand back the pages of notes read so far (a pass over a collection then keeps memory flat)."""
@@ -726,9 +736,9 @@ def _cache_batches(names: list[str], midi: Path, progress: Progress | None, peda
 
 
 def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progress | None,
-                         pedal: bool = False) -> tuple[list[Piece], list[str], MappedFile | None]:
-    """(pieces, problems, the cache file their notes are read from) of the files in folder/midi, using and
-    refreshing the parse cache.
+                         pedal: bool = False) -> tuple[list[Piece], list[str], MappedFile | None, object]:
+    """(pieces, problems, the cache file their notes are read from, their summary) of the files in
+    folder/midi, using and refreshing the parse cache.
 
     Like Python's own import cache, the cache is trusted while the midi folder's modification time is
     unchanged: musicgen adds, replaces and removes files by renaming, which always updates it.
@@ -762,16 +772,16 @@ def _read_folder_dataset(folder: Path, splits: dict[str, str], progress: Progres
     with _without_gc():
         pieces = [Piece(f["name"], _Stored(blocks[f["block"]], f), splits.get(f["name"]), f.get("title"))
                   for f in files if not f["error"]]
-    return pieces, [f["error"] for f in files if f["error"]], pages
+    return pieces, [f["error"] for f in files if f["error"]], pages, _summary(files)
 
 
 def _read_uncached(midi: Path, splits: dict[str, str], progress: Progress | None,
-                   pedal: bool) -> tuple[list[Piece], list[str], None]:
+                   pedal: bool) -> tuple[list[Piece], list[str], None, None]:
     """Every file parsed into memory (when the cache cannot be written)."""
     names = sorted(_midi_files(midi))
     results = parse_files([(n, midi / n) for n in names], progress, pedal)
     return ([Piece(n, r, splits.get(n), _file_title(midi / n)) for n, r in zip(names, results) if not isinstance(r, str)],
-            [r for r in results if isinstance(r, str)], None)
+            [r for r in results if isinstance(r, str)], None, None)
 
 
 def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progress | None, pedal: bool) -> None:
@@ -852,10 +862,10 @@ def open_dataset(name: str, progress: Progress | None = None, root: Path | None 
     if not meta:
         raise DatasetError(f"There is no dataset called '{name}'. "
                            f"Known datasets: {', '.join(i.name for i in list_datasets(root))}.")
-    pieces, problems, pages = _read_folder_dataset(folder, meta.get("splits", {}), progress,
-                                                   meta.get("pedal") is True)
+    pieces, problems, pages, sizes = _read_folder_dataset(folder, meta.get("splits", {}), progress,
+                                                          meta.get("pedal") is True)
     return Dataset(key, meta.get("title", key), pieces, meta.get("skipped", []) + problems, folder, key in BUILTINS,
-                   pages)
+                   pages, sizes)
 
 
 def is_ready(name: str, root: Path | None = None) -> bool:
@@ -872,6 +882,17 @@ def is_ready(name: str, root: Path | None = None) -> bool:
                 and head.get("pedal", False) == (meta.get("pedal") is True))
     except OSError:
         return False
+
+
+def stamp(name: str, root: Path | None = None) -> tuple | None:
+    """What changes whenever a stored dataset does (its settings, its files, its cache): a key for keeping it
+    open between uses; None when there is no such dataset."""
+    folder = _folder(dataset_name(name), root)
+    try:
+        return tuple((s.st_mtime_ns, s.st_size, s.st_ino) for s in
+                     (os.stat(folder / "dataset.json"), os.stat(folder / "midi"), os.stat(folder / "cache.json")))
+    except OSError:
+        return None
 
 
 def is_dataset_name(spec: str) -> bool:
@@ -931,7 +952,7 @@ def _summary(entries: Iterable[dict]):
         if e["count"]:
             notes, seconds = notes + e["count"], seconds + e["seconds"]
             low, high = min(low, e["low"]), max(high, e["high"])
-            tempi.append(TempoMap.from_json(e["tempo_map"]).first)
+            tempi.append(round(float(e["tempo_map"][0][1]), 3))  # TempoMap.first of a map as stored: at beat 0
     if not notes:
         return Summary(pieces, 0, 0.0, None, None, None)
     return Summary(pieces, notes, seconds, low, high, float(np.median(tempi)))
@@ -1075,9 +1096,7 @@ def import_files(name: str, sources: Iterable[Source], progress: Progress | None
                 raise DatasetError(f"Nothing was added to '{key}': {e}") from None
             raise
     if summary is None:
-        from .explore import summarize
-
-        summary = summarize([p.notes for p in open_dataset(key, progress, root).pieces])
+        summary = open_dataset(key, progress, root).summary()
     return ImportReport(key, added, problems, duplicates, summary)
 
 

@@ -11,7 +11,7 @@ shell.enter()
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def histogram_pngs(name: str, version: str, piece: str | None) -> list[bytes]:
-    data = corpus.open_dataset(name)
+    data = shell.dataset(name)
     tables = [data.piece(piece).notes] if piece else [p.notes for p in data.pieces]
     hists = histograms(tables)
     titles = {"pitch": "Pitch", "step": "Time between notes (s)", "duration": "Note length (s)"}
@@ -20,7 +20,7 @@ def histogram_pngs(name: str, version: str, piece: str | None) -> list[bytes]:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def piece_score(name: str, version: str, piece: str, first: int | None, window: tuple[float, float] | None) -> str:
-    found = corpus.open_dataset(name).piece(piece)
+    found = shell.dataset(name).piece(piece)
     notes = found.notes
     if window:  # from the bar line before the window, so the bars stay where they are
         start = notes.bar_start(window[0])
@@ -31,7 +31,7 @@ def piece_score(name: str, version: str, piece: str, first: int | None, window: 
 @st.cache_data(max_entries=32, show_spinner=False)
 def piece_media(name: str, version: str, piece: str, first: int | None,
                 window: tuple[float, float] | None) -> tuple[bytes, bytes, str | None]:
-    found = corpus.open_dataset(name).piece(piece)
+    found = shell.dataset(name).piece(piece)
     notes = found.notes
     shown = notes.window(*window).shifted(-window[0]) if window else notes.head(first)
     sound = render.audio(shown)
@@ -112,7 +112,7 @@ if not corpus.is_ready(name) and name not in uncached:
         follow_build(name)
     st.stop()
 try:
-    data = corpus.open_dataset(name)
+    data = shell.dataset(name)
 except MusicgenError as e:
     st.error(shell.plain(e))
     st.stop()
@@ -120,7 +120,7 @@ if not data.pieces:
     st.warning("This dataset has no usable pieces.")
     st.stop()
 
-summary = summarize([p.notes for p in data.pieces])
+summary = data.summary()
 version = summary.text()
 cols = st.columns(5)
 cols[0].metric("Pieces", f"{summary.pieces:,}")

@@ -123,7 +123,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
     try:
         if kind in ("A German folk song", "A chorale's soprano"):
             key = "essen-folk" if kind == "A German folk song" else "bach-chorales"
-            data = corpus.open_dataset(key)
+            data = shell.dataset(key)
             labels = {p.name: p.label for p in data.pieces}
             given_name = st.selectbox("Melody", list(labels), format_func=labels.get)
             given = data.piece(given_name).notes
@@ -133,7 +133,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
             c1, c2 = st.columns(2)
             infos = [i.name for i in corpus.list_datasets() if i.built]
             ds = c1.selectbox("Dataset", infos)
-            data = corpus.open_dataset(ds) if ds else None
+            data = shell.dataset(ds) if ds else None
             labels = {p.name: p.label for p in data.pieces} if data else {}
             given_name = c2.selectbox("Piece", list(labels), format_func=labels.get) if data else None
             source = data.piece(given_name).notes if given_name else None

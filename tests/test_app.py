@@ -253,3 +253,19 @@ def test_projector_view_folds_the_settings_away(app_env):
     # the music first: sound, score and piano roll in one block that follows the playing
     assert not at.get("audio") and at.get("iframe") and "player" in at.get("iframe")[0].proto.srcdoc
     assert not at.exception
+
+
+def test_the_app_keeps_a_dataset_open_until_it_changes():
+    """Pages reopen the dataset on every click: the app keeps it open (a collection of 20,000 pieces takes half
+    a second to open) and opens it again once files are added."""
+    from helpers import midi_bytes, scale
+
+    import shell
+    from musicgen import corpus
+
+    corpus.import_files("kept", [(f"{i}.mid", midi_bytes(scale(50 + i))) for i in range(2)])
+    first = shell.dataset("kept")
+    assert shell.dataset("kept") is first
+    corpus.import_files("kept", [("new.mid", midi_bytes(scale(70)))])
+    again = shell.dataset("kept")
+    assert again is not first and [p.name for p in again.pieces] == ["0.mid", "1.mid", "new.mid"]

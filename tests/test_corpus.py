@@ -162,6 +162,18 @@ def test_cache_reopen_does_not_parse(monkeypatch):
         assert a.notes.tempo == b.tempo
 
 
+def test_a_cached_dataset_is_summed_up_from_its_cache_and_makes_its_notes_on_use(monkeypatch):
+    corpus.import_files("sums", [(f"{i}.mid", song(i, count=4 + i)) for i in range(4)] + [("x.mid", b"bad")])
+    data = corpus.open_dataset("sums")
+    made = []
+    real = corpus.Notes.__init__
+    monkeypatch.setattr(corpus.Notes, "__init__", lambda self, *a, **k: made.append(1) or real(self, *a, **k))
+    summary = data.summary()
+    assert not made  # from the cache entries, not the note tables
+    assert data.pieces[2].notes.pitch.tolist() == list(range(50, 56)) and made  # made when asked for
+    assert summary == summarize([p.notes for p in data.pieces]) and summary.pieces == 4 and summary.notes == 22
+
+
 def test_cache_notices_changed_and_removed_files(data_dir):
     corpus.import_files("changing", [("a.mid", song(0)), ("b.mid", song(1))])
     midi = data_dir / "datasets" / "changing" / "midi"
