@@ -289,6 +289,14 @@ class Notes:
                             end_beat=self.end_beat + beats, tempo_map=self.tempo_map.shifted(beats),
                             meter=_moved(self.meter, beats), keys=_moved(self.keys, beats))
 
+    def rescaled(self, factor: float) -> Notes:
+        """The same music written in note values `factor` times as long, sounding at the same times: 4/2 with
+        factor 1/2 becomes 4/4, its half notes quarters (time signatures and tempo in quarters follow)."""
+        meter = tuple((b * factor, n, int(round(d / factor))) for b, n, d in self.meter)
+        tempo_map = TempoMap(self.tempo_map.beat * factor, self.tempo_map.qpm * factor)
+        return self.replace(start_beat=self.start_beat * factor, end_beat=self.end_beat * factor,
+                            tempo_map=tempo_map, meter=meter, keys=tuple((b * factor, k, m) for b, k, m in self.keys))
+
     def bar_start(self, seconds: float) -> float:
         """Seconds at the start of the bar that holds `seconds` (the first time signature's bars)."""
         beat = float(self.tempo_map.beats(max(0.0, seconds)))

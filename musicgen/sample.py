@@ -143,8 +143,11 @@ def harmonize(step_model: StepModel, melody: Notes, sampling: SampleConfig, prog
         raise ModelError(f"A {step_model.config.family} model cannot harmonize a melody; "
                          f"choose a polyphony model (such as bach-voices).")
     line, note = top_line(melody)
-    result = run(step_model, maker(step_model.enc, sampling, line), sampling.seed, progress)
-    return Generated(result.notes, result.events, result.ended, note)
+    # a tune written in half or whole notes (4/2, 3/1: most of the Essen songs) is harmonized as the same tune in
+    # quarters, the beat the models learned, and written back in its own values: voices that move with its beat
+    beat = {1: 4, 2: 2}.get(line.meter[0][2], 1) if line.meter else 1
+    result = run(step_model, maker(step_model.enc, sampling, line.rescaled(1 / beat)), sampling.seed, progress)
+    return Generated(result.notes.rescaled(beat), result.events, result.ended, note)
 
 
 def top_line(notes: Notes) -> tuple[Notes, str | None]:

@@ -299,3 +299,19 @@ def test_a_free_piece_begins_in_its_first_bar_and_ends_where_a_bar_does(step_mod
         first, end = float(g.notes.start_beat.min()), float(g.notes.end_beat.max())
         assert first < 4.0, seed
         assert end % 4.0 in (0.0, first % 4.0), (seed, first, end)
+
+
+def test_a_tune_in_half_or_whole_notes_is_harmonized_as_the_same_tune_in_quarters(step_model):
+    """4/2 or 3/1 (most of the Essen songs): the voices move with the tune's own beat, as under the same tune
+    written in quarters, and are written back in its note values."""
+    tune = melody()  # 3/4
+    in_quarters = harmonize(step_model, tune, SampleConfig(seed=4, voices=4)).notes
+    for factor, meter in ((2, (0.0, 3, 2)), (4, (0.0, 3, 1))):
+        long = tune.rescaled(factor)
+        assert long.meter == (meter,) and np.allclose(long.start, tune.start)  # the same tune, sounding the same
+        got = harmonize(step_model, long, SampleConfig(seed=4, voices=4)).notes
+        assert got.meter == (meter,)
+        np.testing.assert_array_equal(got.pitch, in_quarters.pitch)
+        np.testing.assert_allclose(got.start_beat, in_quarters.start_beat * factor)
+        np.testing.assert_allclose(got.end_beat, in_quarters.end_beat * factor)
+        np.testing.assert_allclose(got.start, in_quarters.start)
