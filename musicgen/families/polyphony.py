@@ -241,7 +241,7 @@ class _Sampler(Sampler):
         self.onsets = 0
         self.ended = False
         self.offset = 0  # grid steps of the primer before the generated ones
-        self.closing: list[int] | None = None  # the pitches held to the bar line once the piece is long enough
+        self.closing: list[int] | None = None  # the pitches held to the end once the piece is long enough
         self.positions = np.zeros(1, np.int32)
         self.begun: int | None = None  # where in its bar the piece's first note starts (a pickup's length)
         self.played: list[int] = []  # the new notes' pitches so far, in note-table order (onset, then pitch)
@@ -332,7 +332,7 @@ class _Sampler(Sampler):
         if not self.current and self.done() and self.closing is None:
             if self._may_end() or not self.previous or len(self.steps) >= self.max_steps():
                 return None
-            self.closing = sorted(self.previous, reverse=True)  # the last chord is held to the bar line
+            self.closing = sorted(self.previous, reverse=True)  # the last chord is held to where it may end
         if self.closing is not None:
             if not self.current and (self._may_end() or len(self.steps) >= self.max_steps() + self.bar):
                 return None
