@@ -247,16 +247,40 @@ def _voice_line(notes: Notes, grid: int, total: float):
         if k + 1 < len(onsets):
             end = min(end, onsets[k + 1])
         length = max(end - at, 1 / grid)
-        if at > at_end:
-            line.insert(at_end, note.Rest(quarterLength=float(at - at_end)))
+        for rest_at, rest in _rests(at_end, float(at), notes):
+            line.insert(rest_at, note.Rest(quarterLength=rest))
         pitches = sorted(set(notes.pitch[here].tolist()))
         el = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
         el.quarterLength = length
         line.insert(float(at), el)
         at_end = float(at) + float(el.quarterLength)
-    if total > at_end:
-        line.insert(at_end, note.Rest(quarterLength=total - at_end))
+    for rest_at, rest in _rests(at_end, float(total), notes):
+        line.insert(rest_at, note.Rest(quarterLength=rest))
     return line
+
+
+def _rests(start: float, end: float, notes: Notes) -> list[tuple[float, float]]:
+    """(offset, length) of the rests that fill start..end as a score writes them in a simple meter: a whole
+    bar, else up to the next beat, then whole beats (two from the middle or the start of a 4/4 bar as a half);
+    never a double-dotted rest that hides the middle of the bar. Compound meters get one rest a bar."""
+    bar = notes.bar_length()
+    num, den = (notes.meter[0][1], notes.meter[0][2]) if notes.meter else (4, 4)
+    beat = 4.0 / den if num in (2, 3, 4) else bar
+    out, t = [], start
+    while t < end - 1e-9:
+        into = t % bar
+        bar_end = t - into + bar
+        if into < 1e-9 and end >= bar_end - 1e-9:
+            stop = bar_end  # a whole bar
+        elif into % beat > 1e-9:
+            stop = min(end, t - into % beat + beat)  # off the beat: up to the next one
+        else:
+            beats = int((min(end, bar_end) - t + 1e-9) // beat)
+            two = beats >= 2 and num == 4 and (into / beat) % 2 < 1e-9
+            stop = t + (2 if two else 1) * beat if beats else min(end, bar_end)
+        out.append((t, stop - t))
+        t = stop
+    return out
 
 
 def _voice_staves(notes: Notes, grid: int, found) -> list:
@@ -324,6 +348,9 @@ def _cut_ending(measure, length: float) -> None:
                 holder.remove(el)
             elif el.isRest and el.offset + el.quarterLength > length + 1e-6:
                 el.quarterLength = length - el.offset  # a rest that runs past the end ends there
+        left = list(holder.notesAndRests)
+        if len(left) == 1 and left[0].isRest:  # silent all through the short last bar: a whole-bar rest
+            left[0].fullMeasure = True
 
 
 def _as_pickup(measure, rest: float) -> None:

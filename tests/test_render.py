@@ -191,3 +191,24 @@ def test_the_cursor_knows_when_each_engraved_note_sounds():
     assert 0 < x0 < x1 < 1 and t0 == n.start[0] and t1 == n.head(12).end.max()
     html = follow_html(r, r.sheet)
     assert all(f'id="{i}"' in html for i, _, _ in r.sheet.cues) and "data:audio/ogg;base64," in html
+
+
+def test_rests_are_written_by_the_beat():
+    """A voice's silence as a score writes it: half, quarter and eighth, not one double-dotted half hiding the
+    middle of the bar; a silent short last bar is one whole-bar rest."""
+    from music21 import converter
+
+    from musicgen.midi_io import Notes
+    from musicgen.render import musicxml
+
+    rows = [(72, 0.0, 4.0, 0), (74, 4.0, 7.0, 0),  # soprano: a whole note, then three beats (the last bar)
+            (48, 3.5, 4.0, 1), (50, 4.0, 7.0, 1)]  # bass: silent for three and a half beats, then an eighth
+    arr = np.array(rows, np.float64)
+    n = Notes.from_beats(arr[:, 0], arr[:, 1], arr[:, 2], voice=arr[:, 3], meter=((0.0, 4, 4),))
+    bass = converter.parse(musicxml(n)).parts[1].getElementsByClass("Measure")[0]
+    assert [(r.offset, r.quarterLength) for r in bass.recurse().notesAndRests if r.isRest] == \
+        [(0.0, 2.0), (2.0, 1.0), (3.0, 0.5)]
+    silent = Notes.from_beats(arr[:2, 0], arr[:2, 1], arr[:2, 2], voice=[0, 0], meter=((0.0, 4, 4),))
+    both = silent.joined(Notes.from_beats([48], [0.0], [1.0], voice=[1]), 0.0)  # a bass only in the first beat
+    xml = musicxml(both).decode()
+    assert xml.count('<rest measure="yes"') == 1  # its silent last bar (three beats) is a whole-bar rest
