@@ -140,6 +140,9 @@ MAX_ENGRAVED_VOICES = 4  # more parts than this are drawn as chords on a grand s
 SEAM_TEXT = "the model from here"  # written over the staff where a continuation leaves its primer
 
 
+TITLE_CHARS = 72  # about the longest title an engraved page shows whole
+
+
 def score(notes: Notes, title: str = "musicgen", seam: float | None = None):
     """A music21 Score that reads like sheet music: the file's (or an estimated) key and time signature,
     quantized rhythm, treble and bass staves. Up to four voices are drawn as voices, two per staff
@@ -149,7 +152,11 @@ def score(notes: Notes, title: str = "musicgen", seam: float | None = None):
 
     grid = _grid(np.concatenate([notes.start_beat, notes.end_beat]))
     sc = stream.Score()
-    sc.metadata = metadata.Metadata(title=title, composer="musicgen")
+    # verovio draws the movement title on one line, however wide: a long one is drawn up to its first comma
+    # (the model or the melody) with its section's bars, and the whole title stays the work's in the MusicXML
+    bars = title[title.rfind(" (bars "):] if title.endswith(")") and " (bars " in title else ""
+    shown = title.partition(", ")[0].removesuffix(bars) + bars if len(title) > TITLE_CHARS else None
+    sc.metadata = metadata.Metadata(title=title, movementName=shown, composer="musicgen")
     found = _key(notes)
     voiced = 1 < notes.voices <= MAX_ENGRAVED_VOICES
     for staff in _voice_staves(notes, grid, found) if voiced else _chord_staves(notes, grid, found):

@@ -212,3 +212,12 @@ def test_rests_are_written_by_the_beat():
     both = silent.joined(Notes.from_beats([48], [0.0], [1.0], voice=[1]), 0.0)  # a bass only in the first beat
     xml = musicxml(both).decode()
     assert xml.count('<rest measure="yes"') == 1  # its silent last bar (three beats) is a whole-bar rest
+
+
+def test_a_long_title_is_engraved_up_to_its_first_comma_and_kept_whole_in_the_musicxml():
+    from musicgen.render import sheet
+
+    title = "a folk song harmonized by bach-voices, 4 voices, temperature 0.7, seed 123456, church organ"
+    s = sheet(notes(scale()), title)
+    assert "a folk song harmonized by bach-voices" in s.svg and "church organ" not in s.svg  # one line that fits
+    assert f"<work-title>{title}</work-title>".encode() in s.musicxml
