@@ -543,10 +543,6 @@ def _load_cache(folder: Path) -> tuple[dict, list[dict[str, np.ndarray]], Mapped
     return meta, blocks, pages
 
 
-def _cached_notes(blocks: list[dict[str, np.ndarray]], e: dict) -> Notes:
-    return _Stored(blocks[e["block"]], e)()
-
-
 class _Stored:
     """How to make one cached piece's notes: where its rows lie and its timing as read from cache.json."""
 
@@ -802,7 +798,7 @@ def _refresh_cache(folder: Path, midi: Path, stamp: int, cache, progress: Progre
                 if current.get(n) == e["key"]:
                     by_block.setdefault(e.get("block", -1), []).append(dict(e))
             for b, entries in sorted(by_block.items()):
-                writer.add(entries, [None if e["error"] else _cached_notes(cache[1], e) for e in entries])
+                writer.add(entries, [None if e["error"] else _Stored(cache[1][e["block"]], e)() for e in entries])
         for entries, tables in _cache_batches(fresh, midi, progress, pedal):
             writer.add(entries, tables)
         writer.close(stamp)
