@@ -325,7 +325,10 @@ def make_piece(request: PieceRequest, progress=None) -> Piece:
     if request.melody is not None:
         result = harmonize(model, request.melody, request.sampling, progress=composing)
     else:
-        quotes = request.quotes if request.quotes is not None else store.model_quotes(Path(request.model))
+        quotes = request.quotes
+        if quotes is None:
+            say(0.0, "reading the model's training music")
+            quotes = store.model_quotes(Path(request.model))
         result = generate(model, request.sampling, request.primer, quotes, progress=composing)
     notes, seam = result.notes, None
     if request.primer is not None and result.after is not None:  # the primer plays and engraves too

@@ -330,6 +330,18 @@ def model_pieces(folder: Path, split: str) -> dict:
     return {p.name: p.notes for p in data.pieces if p.name in names}
 
 
+def training_data_ready(folder: Path) -> bool:
+    """Whether the model's training dataset opens quickly (made, its cache current), so a page may read it;
+    else a job does, in its own process (building a corpus takes a minute)."""
+    from . import corpus
+
+    try:
+        name = read_json(Path(folder) / "data.json")["dataset"]
+    except (MusicgenError, OSError, KeyError, TypeError, ValueError):
+        return True  # nothing to read: model_quotes says None at once
+    return not corpus.is_dataset_name(name) or corpus.is_ready(name)
+
+
 def model_quotes(folder: Path):
     """The runs of the model's training music (metrics.Quotes) its pieces keep clear of; None when its
     dataset is not on this computer (then nothing is checked)."""

@@ -189,7 +189,9 @@ def request(folder: Path, t: float) -> jobs.PieceRequest:
         title = f"{name}, {length} events" + (f", after {primer_label}" if given is not None else "")
     title += f", temperature {t:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"
     settings = SampleConfig(length=length, temperature=t, seed=int(seed), voices=voices)
-    quotes = None if harmonizing else training_quotes(str(folder), data_stamp(folder))
+    # A training dataset not yet made (or re-read) is read by the piece's own process, not by this page.
+    quotes = training_quotes(str(folder), data_stamp(folder)) \
+        if not harmonizing and store.training_data_ready(folder) else None
     return jobs.PieceRequest(str(folder), settings, title, program, primer=None if harmonizing else given,
                              melody=given if harmonizing else None, quotes=quotes)
 
@@ -323,7 +325,8 @@ for i, made in enumerate(st.session_state.get("results", [])):
                 st.dataframe(note_rows(r.notes), hide_index=True)
             if st.button("Compare with the music the model learned from", key="compare"):
                 folder = Path(made[0].model)
-                known = training_music(str(folder), data_stamp(folder))
+                with st.spinner("Reading the music the model learned from"):
+                    known = training_music(str(folder), data_stamp(folder))
                 if known is None:
                     st.session_state["comparison"] = (r.title, None, "The model's training dataset is not on "
                                                       "this computer, so there is nothing to compare with.")

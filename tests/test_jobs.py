@@ -170,3 +170,14 @@ def test_a_shared_job_is_started_once_and_keeps_a_failure(tmp_path, monkeypatch)
     assert shared.finish("a") and "a" not in shared.failed
     wait(shared.job("b", failing))
     assert not shared.finish("b") and "not a MIDI file" in shared.failed["b"]
+
+
+def test_a_page_reads_a_models_training_music_only_when_it_opens_quickly(tiny_models, small_builtins,
+                                                                         monkeypatch):
+    from musicgen import store
+
+    model = tiny_models / "tiny-poly"
+    assert not store.training_data_ready(model)  # its corpus is not made in this data folder: a job makes it
+    monkeypatch.setenv("MUSICGEN_DATA_DIR", str(small_builtins))
+    assert store.training_data_ready(model) and store.model_quotes(model) is not None
+    assert store.training_data_ready(model.parent / "no-such-model")  # nothing to read: answered at once
