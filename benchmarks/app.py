@@ -140,10 +140,13 @@ def main() -> None:
             page.get_by_role("button", name="Generate").click()
             page.get_by_role("button", name="Cancel").wait_for(timeout=30_000)
             time.sleep(1.0)  # into the composing
-            start = time.perf_counter()
-            other.goto(f"{url}/dataset")
-            other.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=60_000)
-            answered = time.perf_counter() - start
+            during = []
+            for _ in range(3):
+                start = time.perf_counter()
+                other.goto(f"{url}/dataset")
+                other.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=60_000)
+                during.append(time.perf_counter() - start)
+            answered = statistics.median(during)
             busy = page.get_by_role("button", name="Cancel").count() == 1
             page.get_by_role("button", name="Cancel").click()
             browser.close()
@@ -158,8 +161,8 @@ def main() -> None:
     print(f"  in the browser, second click (median of {args.clicks})       {second:6.2f} s  {old / second:5.2f}x"
           f"   goal: <= 2 s")
     print(f"a second session's Dataset page (opened in a new tab, browser on this machine too):")
-    print(f"  with nothing being made                            {idle_page:6.2f} s  (baseline)")
-    print(f"  while the first session makes a 2000-event piece   {answered:6.2f} s  {answered / idle_page:5.2f}x"
+    print(f"  with nothing being made (median of 3)              {idle_page:6.2f} s  (baseline)")
+    print(f"  while the first makes a 2000-event piece (median)   {answered:6.2f} s  {answered / idle_page:5.2f}x"
           f"{'' if busy else ' (the long piece was already done)'}   goal: < 1 s")
 
 
