@@ -119,14 +119,14 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
                ["None: start like a piece", "A piece from a dataset"])
     choices += ["My MIDI file"] if st.session_state.get("may_change") else []  # an upload: see app.py
     kind = st.radio("Melody" if harmonizing else "Primer", choices, horizontal=True)
-    given, given_name, source, primer_label = None, None, None, None
+    given, given_name, given_title, source, primer_label = None, None, None, None, None
     try:
         if kind in ("A German folk song", "A chorale's soprano"):
             key = "essen-folk" if kind == "A German folk song" else "bach-chorales"
             data = shell.dataset(key)
             labels = {p.name: p.label for p in data.pieces}
             given_name = st.selectbox("Melody", list(labels), format_func=labels.get)
-            given = data.piece(given_name).notes
+            given, given_title = data.piece(given_name).notes, data.piece(given_name).title
             if key == "bach-chorales":
                 given = given.take(given.voice == 0)  # the soprano's own track
         elif kind == "A piece from a dataset":
@@ -137,6 +137,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
             labels = {p.name: p.label for p in data.pieces} if data else {}
             given_name = c2.selectbox("Piece", list(labels), format_func=labels.get) if data else None
             source = data.piece(given_name).notes if given_name else None
+            given_title = data.piece(given_name).title if given_name else None
         elif kind == "My MIDI file":
             upload = st.file_uploader("A MIDI file" + (" with the melody" if harmonizing else " to continue"),
                                       type=["mid", "midi"])
@@ -150,7 +151,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
             begin = c2.slider("Starting at note", 1, max(2, len(source)), 1,
                               help="where in the piece the primer starts (from the bar that holds that note)")
             given = source.excerpt(begin - 1, count)
-            primer_label = f"notes {begin}-{begin - 1 + len(given)} of {Path(given_name).stem}"
+            primer_label = f"notes {begin}-{begin - 1 + len(given)} of {given_title or Path(given_name).stem}"
         if given is not None:
             st.caption(f"{'Melody' if harmonizing else 'Primer'}: {summarize(given).text()}")
     except MusicgenError as e:
@@ -184,7 +185,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
 def request(folder: Path, t: float) -> jobs.PieceRequest:
     """The piece the settings ask for, titled so that results can be told apart."""
     if harmonizing:
-        title = f"{Path(given_name).stem} harmonized by {name}, {voices} voices"
+        title = f"{given_title or Path(given_name).stem} harmonized by {name}, {voices} voices"
     else:
         title = f"{name}, {length} events" + (f", after {primer_label}" if given is not None else "")
     title += f", temperature {t:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"

@@ -125,8 +125,9 @@ def test_generate_page_harmonizes_a_chorale_soprano(app_env, small_builtins):
     made(at)
     assert not at.exception and not at.error
     result = at.session_state["results"][0][0].rendered
-    soprano = corpus.open_dataset("bach-chorales", root=small_builtins).piece(piece).notes
-    soprano = soprano.take(soprano.voice == 0)
+    chorale = corpus.open_dataset("bach-chorales", root=small_builtins).piece(piece)
+    assert chorale.title and result.title.startswith(f"{chorale.title} harmonized by")  # its own title
+    soprano = chorale.notes.take(chorale.notes.voice == 0)
     top = result.notes.take(result.notes.voice == 0)
     assert top.pitch.tolist() == soprano.pitch.tolist()
     assert "harmonized by tiny-poly" in result.title and "<svg" in result.sheet.svg and at.get("audio")
