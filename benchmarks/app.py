@@ -94,6 +94,17 @@ def click_to_piece(page, button: str = "Generate") -> float:
     return time.perf_counter() - start
 
 
+def page_answers(page, url: str, times: int = 3) -> float:
+    """Median seconds for a session's Dataset page to open."""
+    seconds = []
+    for _ in range(times):
+        start = time.perf_counter()
+        page.goto(f"{url}/dataset")
+        page.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=60_000)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds)
+
+
 def main() -> None:
     from playwright.sync_api import sync_playwright
 
@@ -126,27 +137,15 @@ def main() -> None:
                 seconds.append(click_to_piece(page))
             second = statistics.median(seconds)
             # baseline for the second session: its page with nothing being made
-            idle = []
             other = browser.new_page()
-            for _ in range(3):
-                start = time.perf_counter()
-                other.goto(f"{url}/dataset")
-                other.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=60_000)
-                idle.append(time.perf_counter() - start)
-            idle_page = statistics.median(idle)
+            idle_page = page_answers(other, url)
             # the longest piece in this session, a second session's page meanwhile
             slide_to_the_end(page, "Length (notes or chords)")
             time.sleep(0.5)
             page.get_by_role("button", name="Generate").click()
             page.get_by_role("button", name="Cancel").wait_for(timeout=30_000)
             time.sleep(1.0)  # into the composing
-            during = []
-            for _ in range(3):
-                start = time.perf_counter()
-                other.goto(f"{url}/dataset")
-                other.get_by_role("heading", name="Dataset", exact=True).wait_for(timeout=60_000)
-                during.append(time.perf_counter() - start)
-            answered = statistics.median(during)
+            answered = page_answers(other, url)
             busy = page.get_by_role("button", name="Cancel").count() == 1
             page.get_by_role("button", name="Cancel").click()
             browser.close()
