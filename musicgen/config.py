@@ -139,6 +139,8 @@ def checked(config, **changes):
         raise ConfigError("The grid must be 4 (sixteenth notes) or 2 (eighth notes) steps per beat.")
     if changes.get("time_heads", "categorical") not in ("categorical", "regression"):
         raise ConfigError("Time heads must be 'categorical' or 'regression'.")
+    if "units" in changes and not changes["units"]:
+        raise ConfigError("Give at least one LSTM size (one number per layer), e.g. 256.")
     if any(u < 1 or u > 2048 for u in changes.get("units", (1,))):
         raise ConfigError("LSTM sizes must be between 1 and 2048 units.")
     return replace(config, **changes)

@@ -282,12 +282,13 @@ class _Tracker:
                  progress):
         self.run, self.total, self.patience, self.progress = run, total_epochs, patience, progress
         self.best, self.wait, self.batches = best, wait, batches
-        self.epoch, self.t0, self.last_line = 0, 0.0, 0.0
+        self.epoch, self.batch, self.t0, self.last_line = 0, 0, 0.0, 0.0
 
     def epoch_begin(self, epoch: int) -> None:
         self.epoch, self.t0 = epoch + 1, time.time()
 
     def batch_end(self, batch: int, loss: float) -> None:
+        self.batch = batch
         now = time.time()
         if now - self.last_line >= PROGRESS_EVERY_S:
             self.last_line = now
@@ -314,7 +315,7 @@ class _Tracker:
             val_text = f", validation {val:.3f}" if not math.isinf(val) else ""
             self.progress(self.batches, self.batches,
                           f"epoch {self.epoch}/{self.total}: loss {logs.get('loss', math.nan):.3f}{val_text}")
-        self.run.status("running", f"epoch {self.epoch} of {self.total}", epoch=self.epoch, epochs=self.total,
+        self.run.status("running", f"{self.epoch} of {self.total} epochs done", epoch=self.epoch, epochs=self.total,
                         best_val_loss=None if math.isinf(self.best) else self.best)
         return self.wait >= self.patience and not stopped
 
@@ -477,16 +478,26 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
             raise e from None
         raise
     best_val = None if math.isinf(tracker.best) else tracker.best
-    epochs_done = len([r for r in read_history(run.folder) if r.get("type") == "epoch"])
     if stopped:
-        run.status("stopped", f"Stopped after epoch {epochs_done}; resume with --resume.", best_val_loss=best_val)
+        run.status("stopped", f"Stopped part way through epoch {tracker.epoch}, after {tracker.batch} of "
+                   f"{tracker.batches} batches; the model is saved, and Resume goes on from there.",
+                   best_val_loss=best_val)
     else:
         why = "stopped early: no better validation loss" if early else "all epochs done"
         (run.folder / "last.keras").unlink(missing_ok=True)  # only a stopped run needs it
         write_json(run.folder / "heldout.json", evaluate(run.folder, pieces=prepared.split["validation"],
                                                          release=prepared.release))
-        run.status("finished", f"Finished after {epochs_done} epochs ({why}).", best_val_loss=best_val)
+        run.status("finished", f"Finished after {_epochs_done(run.folder)} ({why}).", best_val_loss=best_val)
     return read_status(run.folder)
+
+
+def _epochs_done(folder: Path) -> str:
+    """'5 epochs', or '4 epochs and part of one more' when a stop cut one short (Resume goes on after it)."""
+    records = [r for r in read_history(folder) if r.get("type") == "epoch"]
+    part = sum(1 for r in records if r.get("partial"))
+    full = len(records) - part
+    more = "" if not part else " and part of one more" if part == 1 else f" and parts of {part} more"
+    return f"{full} epoch{'' if full == 1 else 's'}{more}"
 
 
 # ---------------------------------------------------------------- held-out figures
@@ -621,6 +632,8 @@ def _start(folder: Path, args: list[str], append: bool = False) -> Path:
         proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     CHILDREN[folder.resolve()] = proc
+    # waited for the moment it ends, whether or not a page is looking: no defunct process under the server
+    threading.Thread(target=proc.wait, name=f"wait for {folder.name}", daemon=True).start()
     old = read_json(folder / "status.json") if (folder / "status.json").exists() else {}
     if old.get("pid") != proc.pid:  # unless the child has already said something (e.g. failed at once)
         write_json(folder / "status.json", {**old, "state": "running", "message": "starting", "pid": proc.pid,

@@ -104,6 +104,10 @@ def live(name: str):
     folder = store.model_path(name)
     status = store.read_status(folder)
     state = status["state"]
+    if st.session_state.get("watched_state") == ("running", name) and state != "running":
+        st.session_state["watched_state"] = (state, name)
+        st.rerun()  # the whole page: Resume and Fine-tune belong to a run that has ended
+    st.session_state["watched_state"] = (state, name)
     message = f" ({shell.plain(status['message'])})" if status.get("message") else ""
     line = f"**{shell.plain(name)}**: {state}{message}"
     STATE_BOX.get(state, st.info)(line)
