@@ -51,33 +51,43 @@ if st.session_state.get("may_change"):  # uploads need the password on a shared 
         with st.form("upload", clear_on_submit=True):
             uploads = st.file_uploader("MIDI files (.mid, .midi) or zip archives", type=["mid", "midi", "zip"],
                                        accept_multiple_files=True, key="uploads")
-            # the dataset being looked at, when it is the user's: one-by-one uploads land together
-            target = st.text_input("Dataset name", value=name if not infos[name].builtin else "my-songs")
+            # the name typed last while looking at this dataset (the form clears on submit, a failed import
+            # too), else the dataset being looked at when it is the user's: one-by-one uploads land together
+            typed, seen = st.session_state.get("upload_target", (None, None))
+            target = st.text_input("Dataset name", value=typed if typed and seen == name else
+                                   name if not infos[name].builtin else "my-songs")
             pedal = st.checkbox("Piano performances: apply the sustain pedal to note lengths",
                                 help="recordings of a pianist hold notes with the pedal, not the keys")
             if st.form_submit_button("Import", type="primary"):
-                bar = st.progress(0.0)
-                try:
-                    report = corpus.import_uploads(target, [(u.name, u) for u in uploads or []],
-                                                 lambda done, total, what: bar.progress(done / max(total, 1), what),
-                                                 pedal=pedal or None)
+                # the outcome is said on a rerun, where the name field shows the name just used (kept above)
+                st.session_state["upload_target"] = (target, name)
+                if not uploads:
                     st.session_state["dataset_note"] = (
-                        f"Added {len(report.added)} file(s) to '{report.name}'"
-                        + (f"; {report.duplicates} were there already" if report.duplicates else "") + ".",
-                        report.problems)
-                    st.session_state["dataset"] = report.name
-                    st.rerun()
-                except MusicgenError as e:
-                    st.error(shell.plain(e))
-                finally:
-                    bar.empty()
-                    del uploads
-                    shell.forget_uploads("uploads")
+                        "warning", "Choose one or more MIDI files or zips first, then Import.", [])
+                else:
+                    bar = st.progress(0.0)
+                    try:
+                        report = corpus.import_uploads(
+                            target, [(u.name, u) for u in uploads],
+                            lambda done, total, what: bar.progress(done / max(total, 1), what), pedal=pedal or None)
+                        st.session_state["dataset_note"] = (
+                            "success", f"Added {len(report.added)} file(s) to '{report.name}'"
+                            + (f"; {report.duplicates} were there already" if report.duplicates else "") + ".",
+                            report.problems)
+                        st.session_state["dataset"] = report.name
+                    except MusicgenError as e:
+                        st.session_state["dataset_note"] = ("error", str(e), [])
+                    finally:
+                        bar.empty()
+                        del uploads
+                        shell.forget_uploads("uploads")
+                st.rerun()
 if "dataset_note" in st.session_state:
-    message, problems = st.session_state.pop("dataset_note")
-    st.success(shell.plain(message))
+    kind, message, problems = st.session_state.pop("dataset_note")
+    {"success": st.success, "warning": st.warning, "error": st.error}[kind](shell.plain(message))
     for problem in problems:
         st.warning(shell.plain(problem))
+
 
 @st.cache_resource
 def builds() -> tuple[jobs.Shared, set]:

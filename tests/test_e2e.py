@@ -129,6 +129,12 @@ def test_upload_keeps_good_files_and_names_bad_ones(app_url, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(f"{app_url}/dataset")
     page.get_by_text("Upload MIDI files or a zip").click()
+    page.get_by_label("Dataset name").fill("e2e-upload")
+    page.get_by_role("button", name="Import").click()  # nothing chosen yet: said so, and the name is kept
+    page.get_by_text("Choose one or more MIDI files or zips first").wait_for(timeout=30_000)
+    field = page.get_by_label("Dataset name")
+    page.wait_for_function("() => document.querySelectorAll(\"input[aria-label='Dataset name']\").length == 1")
+    assert field.input_value() == "e2e-upload"
     page.locator("input[type='file']").set_input_files([str(tmp_path / "good.mid"), str(tmp_path / broken)])
     for name in ("good.mid", "red[x].mid"):  # uploads finish after the input changes: wait, as a person would
         page.get_by_text(name).first.wait_for(timeout=60_000)  # (a long name is shortened in the middle)
