@@ -104,10 +104,6 @@ def live(name: str):
     folder = store.model_path(name)
     status = store.read_status(folder)
     state = status["state"]
-    if st.session_state.get("watched_state") == ("running", name) and state != "running":
-        st.session_state["watched_state"] = (state, name)
-        st.rerun()  # the whole page: Resume and Fine-tune belong to a run that has ended
-    st.session_state["watched_state"] = (state, name)
     message = f" ({shell.plain(status['message'])})" if status.get("message") else ""
     line = f"**{shell.plain(name)}**: {state}{message}"
     STATE_BOX.get(state, st.info)(line)
@@ -140,15 +136,15 @@ def live(name: str):
             launch_resume(folder)
         except MusicgenError as e:
             st.error(shell.plain(e))
+    if (folder / "model.keras").exists() and state != "running":  # here, so it appears as the run ends
+        finetune(name)
 
 
-live(watch)
-
-watched = store.model_path(watch)
-if (watched / "model.keras").exists() and store.read_status(watched)["state"] != "running":
+def finetune(watch: str) -> None:
+    """A new run from a finished (or stopped) model's weights, on a dataset the user chooses."""
     with st.expander(f"Fine-tune {shell.plain(watch)} on a dataset", icon=":material/tune:"):
-        st.caption("A new model that starts from what this one has learned and goes on learning from the dataset "
-                   "you choose (for example your own pieces): it keeps this model's family and settings.")
+        st.caption("A new model that starts from what this one has learned and goes on learning from the "
+                   "dataset you choose (for example your own pieces): it keeps this model's family and settings.")
         with st.form("finetune"):
             c1, c2, c3 = st.columns(3)
             tune_data = c1.selectbox("Dataset", datasets, index=datasets.index(dataset))
@@ -157,10 +153,14 @@ if (watched / "model.keras").exists() and store.read_status(watched)["state"] !=
             if st.form_submit_button("Fine-tune", disabled=not st.session_state.get("may_change")):
                 try:
                     # the Watch box exists already: it takes the new run on the rerun
-                    st.session_state["watch_next"] = launch_finetune(watch, tune_data, tune_name, tune_epochs).name
+                    st.session_state["watch_next"] = launch_finetune(watch, tune_data, tune_name,
+                                                                     tune_epochs).name
                     st.rerun()
                 except MusicgenError as e:
                     st.error(shell.plain(e))
+
+
+live(watch)
 
 
 @st.fragment(run_every=2.0)
