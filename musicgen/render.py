@@ -143,11 +143,12 @@ SEAM_TEXT = "the model from here"  # written over the staff where a continuation
 TITLE_CHARS = 72  # about the longest title an engraved page shows whole
 
 
-def score(notes: Notes, title: str = "musicgen", seam: float | None = None):
+def score(notes: Notes, title: str = "musicgen", seam: float | None = None, first_bar: int = 1):
     """A music21 Score that reads like sheet music: the file's (or an estimated) key and time signature,
     quantized rhythm, treble and bass staves. Up to four voices are drawn as voices, two per staff
     (stems up and down); other textures are chordified. seam: the beat where the model's music begins
-    after a primer, marked over the top staff."""
+    after a primer, marked over the top staff. first_bar: the number of the notes' first bar (a later
+    section of a long piece goes on counting, and never begins with a pickup)."""
     from music21 import layout, metadata, stream, tempo
 
     grid = _grid(np.concatenate([notes.start_beat, notes.end_beat]))
@@ -159,7 +160,7 @@ def score(notes: Notes, title: str = "musicgen", seam: float | None = None):
     sc.metadata = metadata.Metadata(title=title, movementName=shown, composer="musicgen")
     found = _key(notes)
     voiced = 1 < notes.voices <= MAX_ENGRAVED_VOICES
-    for staff in _voice_staves(notes, grid, found) if voiced else _chord_staves(notes, grid, found):
+    for staff in _voice_staves(notes, grid, found, first_bar == 1) if voiced else _chord_staves(notes, grid, found):
         sc.insert(0, staff)
     for part in sc.parts:
         _spell(part, found)
@@ -175,6 +176,10 @@ def score(notes: Notes, title: str = "musicgen", seam: float | None = None):
             part.makeAccidentals(inPlace=True)
     if seam is not None:
         _mark_seam(sc.parts[0], seam)
+    if first_bar != 1:
+        for part in sc.parts:
+            for m in part.getElementsByClass("Measure"):
+                m.number += first_bar - 1
     return sc
 
 
@@ -290,9 +295,10 @@ def _rests(start: float, end: float, notes: Notes) -> list[tuple[float, float]]:
     return out
 
 
-def _voice_staves(notes: Notes, grid: int, found) -> list:
+def _voice_staves(notes: Notes, grid: int, found, pickup_allowed: bool = True) -> list:
     """Voices from the top (by mean pitch): the upper two on the treble staff, the lower two on the bass,
-    two per staff with stems up and down."""
+    two per staff with stems up and down; a piece that begins part way through its first bar begins with a
+    pickup bar (where pickup_allowed: not in a later section)."""
     from music21 import meter, stream
 
     ids = sorted(np.unique(notes.voice).tolist(), key=lambda v: -notes.pitch[notes.voice == v].mean())
@@ -336,7 +342,7 @@ def _voice_staves(notes: Notes, grid: int, found) -> list:
         staff.makeTies(inPlace=True)
         staff.makeBeams(inPlace=True)
         out.append(staff)
-    pickup = _snap(float(notes.start_beat.min()), grid) if len(notes) else 0.0
+    pickup = _snap(float(notes.start_beat.min()), grid) if len(notes) and pickup_allowed else 0.0
     ending = total - _snap(notes.beats, grid)  # silence after the last note, in the last bar
     for staff in out:
         measures = staff.getElementsByClass("Measure")
@@ -401,13 +407,13 @@ def _spell(part, found_key) -> None:
                 p.getEnharmonic(inPlace=True)
 
 
-def musicxml(notes: Notes, title: str = "musicgen", seam: float | None = None) -> bytes:
+def musicxml(notes: Notes, title: str = "musicgen", seam: float | None = None, first_bar: int = 1) -> bytes:
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
     from .errors import MusicgenError
 
     try:  # what GeneralObjectExporter.parse does, on our own score rather than on a deep copy of it
-        sc = score(notes, title, seam)
+        sc = score(notes, title, seam, first_bar)
         sc.makeRests(refStreamOrTimeRange=[0.0, sc.highestTime], fillGaps=True, inPlace=True, hideRests=True,
                      timeRangeFromBarDuration=True)
         exporter = GeneralObjectExporter()
@@ -593,7 +599,8 @@ def sheet(notes: Notes, title: str, k: int = 0, seam: float | None = None) -> Sh
     at = None if seam is None else seam - k * SECTION_BARS * notes.bar_length()
     part = section(notes, k)
     xml = musicxml(part, section_title(title, notes, k),
-                   at if at is not None and 0 <= at < SECTION_BARS * notes.bar_length() else None)
+                   at if at is not None and 0 <= at < SECTION_BARS * notes.bar_length() else None,
+                   k * SECTION_BARS + 1)
     svg, cues = _engraved(xml)
     # the score's first onset is the section's first note, at this beat of the whole piece
     first = float(part.start_beat.min()) + (k * SECTION_BARS * notes.bar_length() if k else 0.0) if len(part) else 0.0

@@ -221,3 +221,19 @@ def test_a_long_title_is_engraved_up_to_its_first_comma_and_kept_whole_in_the_mu
     s = sheet(notes(scale()), title)
     assert "a folk song harmonized by bach-voices" in s.svg and "church organ" not in s.svg  # one line that fits
     assert f"<work-title>{title}</work-title>".encode() in s.musicxml
+
+
+def test_a_later_section_goes_on_counting_bars_and_has_no_pickup():
+    import re
+
+    from musicgen.midi_io import Notes
+    from musicgen.render import SECTION_BARS, sheet
+
+    # two voices in 4/4 that rest through the first half of bar 33, where the second section begins
+    beats = np.concatenate([np.arange(0, 4 * SECTION_BARS, 2.0), np.arange(4 * SECTION_BARS + 2, 4 * 40, 2.0)])
+    n = Notes.from_beats(np.r_[72 + beats % 5, 55 + beats % 5], np.r_[beats, beats], np.r_[beats, beats] + 2,
+                         voice=np.r_[np.zeros(len(beats)), np.ones(len(beats))], meter=((0.0, 4, 4),))
+    numbers = [re.findall(rb'<measure[^>]* number="(\d+)"', sheet(n, "t", k).musicxml) for k in (0, 1)]
+    assert numbers[0][0] == b"1" and numbers[0][-1] == str(SECTION_BARS).encode()
+    assert numbers[1][0] == str(SECTION_BARS + 1).encode() and b"0" not in numbers[1]  # bar 33, not a pickup
+    assert numbers[1][-1] == b"40"
