@@ -182,7 +182,7 @@ def top_line(notes: Notes) -> tuple[Notes, str | None]:
 
 @dataclass(frozen=True)
 class Choice:
-    name: str  # in words: a note, a chord, 'next step', 'the end'
+    name: str  # in words: a note, a chord, 'nothing more now: time moves on', 'the end'
     chances: tuple[float, ...]  # probability at each temperature asked
 
 

@@ -203,6 +203,9 @@ if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":
     try:
         if harmonizing and given is None:
             raise MusicgenError("Choose a melody first: a folk song, a chorale's soprano or your MIDI file.")
+        if not harmonizing and kind != "None: start like a piece" and given is None:  # never a silent swap
+            raise MusicgenError("Choose a primer first: a piece of a dataset or a MIDI file with notes, or "
+                                "'None: start like a piece'.")
         store.check_model(folder)
         asked = [request(folder, t) for t in ((temperature, other) if both else (temperature,))]
         # two pieces run side by side, one per core

@@ -270,3 +270,13 @@ def test_the_app_keeps_a_dataset_open_until_it_changes():
     corpus.import_files("kept", [("new.mid", midi_bytes(scale(70)))])
     again = shell.dataset("kept")
     assert again is not first and [p.name for p in again.pieces] == ["0.mid", "1.mid", "new.mid"]
+
+
+def test_a_primer_asked_for_but_missing_is_said_not_swapped_for_none(app_env):
+    at = page("generate")
+    primer = next(r for r in at.radio if r.label == "Primer")
+    assert "My MIDI file" in primer.options  # uploads are allowed on a local server
+    primer.set_value("My MIDI file").run()
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert any("Choose a primer first" in e.value for e in at.error)
+    assert "jobs" not in at.session_state  # nothing is made without the primer the user asked for

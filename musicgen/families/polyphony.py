@@ -212,7 +212,7 @@ class Polyphony(Family):
         if token.startswith(("new ", "held ")):
             kind, p = token.split()
             return f"{note_name(int(p))} {'starts' if kind == 'new' else 'holds'}"
-        return {STEP: "next step", END: "the end"}.get(token)
+        return {STEP: "nothing more now: time moves on", END: "the end"}.get(token)
 
     def harmonizer(self, enc: Encoding, sampling: SampleConfig, melody: Notes) -> Sampler:
         return _Harmonizer(self, enc, sampling, melody)
