@@ -397,14 +397,33 @@ def _snap(quarters: float, grid: int) -> float:
     return round(quarters * grid) / grid
 
 
+# A note outside the key is spelled as the degree it usually is, in semitones above the tonic: in major a
+# raised 1, 4 and 5 and a lowered 3 and 7 (C#, F#, G#, Eb, Bb in C major); in minor a lowered 2 and a raised
+# 3, 4, 6 and 7 (Bb, C#, D#, F#, G# in A minor). Value: the degree, counted from the tonic's letter.
+CHROMATIC_DEGREES = {"major": {1: 0, 3: 2, 6: 3, 8: 4, 10: 6}, "minor": {1: 1, 4: 2, 6: 3, 9: 5, 11: 6}}
+LETTERS = "CDEFGAB"
+
+
 def _spell(part, found_key) -> None:
-    """Sharps in sharp keys, flats in flat keys: no needless accidentals."""
+    """Notes of the key as the key signature has them; the others by their degree (CHROMATIC_DEGREES),
+    so a G major tune's B-flat is written B-flat, not A-sharp: no needless accidentals."""
+    tonic = found_key.tonic
+    degrees = CHROMATIC_DEGREES["minor" if found_key.mode == "minor" else "major"]
+    in_key = {p.pitchClass: p.name for p in found_key.pitches}
     for n in part.recurse().notes:
         for p in n.pitches:
             if p.accidental is not None and p.accidental.alter == 0:
                 p.accidental = None  # music21 marks MIDI-made white keys 'natural', which would be printed
-            elif p.accidental is not None and (found_key.sharps < 0) == (p.accidental.alter > 0):
-                p.getEnharmonic(inPlace=True)
+            letter = None
+            if p.pitchClass in in_key:
+                letter = in_key[p.pitchClass][0]
+            elif (p.pitchClass - tonic.pitchClass) % 12 in degrees:
+                letter = LETTERS[(LETTERS.index(tonic.step) + degrees[(p.pitchClass - tonic.pitchClass) % 12]) % 7]
+            if letter is not None and p.step != letter:
+                for other in p.getAllCommonEnharmonics(alterLimit=2):
+                    if other.step == letter:
+                        p.step, p.accidental, p.octave = other.step, other.accidental, other.octave
+                        break
 
 
 def musicxml(notes: Notes, title: str = "musicgen", seam: float | None = None, first_bar: int = 1) -> bytes:

@@ -237,3 +237,19 @@ def test_a_later_section_goes_on_counting_bars_and_has_no_pickup():
     assert numbers[0][0] == b"1" and numbers[0][-1] == str(SECTION_BARS).encode()
     assert numbers[1][0] == str(SECTION_BARS + 1).encode() and b"0" not in numbers[1]  # bar 33, not a pickup
     assert numbers[1][-1] == b"40"
+
+
+def test_notes_outside_the_key_are_spelled_by_their_degree():
+    from musicgen.midi_io import Notes
+    from musicgen.render import score
+
+    def spelled(pitches, sharps, minor):
+        b = np.arange(len(pitches), dtype=float)
+        n = Notes.from_beats(np.array(pitches), b, b + 1, meter=((0.0, 4, 4),), keys=((0.0, sharps, minor),))
+        return [p.name for x in score(n).parts[0].recurse().notes for p in x.pitches]
+
+    # each key's scale, then notes outside it: a folk song's lowered third in G major is B-flat, not A-sharp
+    g, a, e_flat = [67, 69, 71, 72, 74, 76, 78], [69, 71, 72, 74, 76, 77, 79], [63, 65, 67, 68, 70, 72, 74]
+    assert spelled(g + [70, 73, 75, 65], 1, False)[7:] == ["B-", "C#", "D#", "F"]
+    assert spelled(a + [70, 73, 78, 80], 0, True)[7:] == ["B-", "C#", "F#", "G#"]
+    assert spelled(e_flat + [66, 61, 71], -3, False)[7:] == ["G-", "D-", "B"]
