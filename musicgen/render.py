@@ -597,11 +597,17 @@ def section(notes: Notes, k: int) -> Notes:
     return part.shifted(-float(notes.tempo_map.seconds(b0))) if k else part
 
 
+def section_bars(notes: Notes, k: int) -> tuple[int, int, int]:
+    """(first bar, last bar) of section k, and the piece's last bar, counted from 1."""
+    last = int(np.ceil(float(notes.end_beat.max()) / notes.bar_length() - 1e-9)) if len(notes) else 1
+    return k * SECTION_BARS + 1, min((k + 1) * SECTION_BARS, last), last
+
+
 def section_title(title: str, notes: Notes, k: int) -> str:
     if sections(notes) == 1:
         return title
-    last = int(np.ceil(float(notes.end_beat.max()) / notes.bar_length() - 1e-9))
-    return f"{title} (bars {k * SECTION_BARS + 1}-{min((k + 1) * SECTION_BARS, last)} of {last})"
+    first, end, last = section_bars(notes, k)
+    return f"{title} (bars {first}-{end} of {last})"
 
 
 @dataclass(frozen=True)

@@ -260,15 +260,14 @@ def show_sheet(r: render.Rendered, slot: int, follow: bool) -> None:
     """The score, a section at a time for a long piece (each further section engraved on request); when
     following, with the sound and the piano roll in one block whose cursor follows the playing."""
     count = render.sections(r.notes)
-    bars = render.SECTION_BARS
     k = 0
     if count > 1:
         k = st.select_slider("Bars", list(range(count)), 0, key=f"section{slot}",
-                             format_func=lambda i: f"{i * bars + 1}-{(i + 1) * bars}")
+                             format_func=lambda i: "{}-{}".format(*render.section_bars(r.notes, i)[:2]))
     sheets = st.session_state.setdefault("sheets", {})
     sheets.setdefault((slot, 0), r.sheet)
     if (slot, k) not in sheets:
-        with st.spinner(f"Engraving bars {k * bars + 1}-{(k + 1) * bars}..."):
+        with st.spinner("Engraving bars {}-{}...".format(*render.section_bars(r.notes, k)[:2])):
             job = jobs.Job.start(jobs.make_sheet, r.notes, r.title, k, r.seam)
             while not job.done():  # this fragment's own thread waits; other sessions are not held up
                 time.sleep(0.1)
@@ -282,8 +281,9 @@ def show_sheet(r: render.Rendered, slot: int, follow: bool) -> None:
         st.iframe(render.follow_html(r, sheet))  # sized to its content
     else:
         st.image(sheet.svg, width="stretch")
-    label = "MusicXML" + (f" (bars {k * bars + 1}-{(k + 1) * bars})" if count > 1 else "")
-    st.download_button(label, sheet.musicxml, f"{stem(r)}{'' if count == 1 else f'_bars-{k * bars + 1}'}.musicxml",
+    first, end, _ = render.section_bars(r.notes, k)
+    label = "MusicXML" + (f" (bars {first}-{end})" if count > 1 else "")
+    st.download_button(label, sheet.musicxml, f"{stem(r)}{'' if count == 1 else f'_bars-{first}'}.musicxml",
                        "application/vnd.recordare.musicxml+xml", key=f"xml{slot}")
 
 

@@ -128,7 +128,7 @@ def test_ogg_is_the_same_sound_much_smaller():
 
 def test_a_long_score_comes_in_sections_of_bars():
     from musicgen.midi_io import Notes
-    from musicgen.render import SECTION_BARS, section, section_title, sections
+    from musicgen.render import SECTION_BARS, section, section_bars, section_title, sections
 
     beats = np.arange(0, 4 * (2 * SECTION_BARS + 3), 1.0)  # 2 sections and 3 bars of quarter notes in 4/4
     n = Notes.from_beats(60 + beats % 12, beats, beats + 1.5, meter=((0.0, 4, 4),))
@@ -138,6 +138,7 @@ def test_a_long_score_comes_in_sections_of_bars():
     assert second.end_beat.max() <= 4 * SECTION_BARS  # the last note is cut at the section's end
     last = 2 * SECTION_BARS + 4  # the last note sounds on into one more bar
     assert section_title("x", n, 2) == f"x (bars {2 * SECTION_BARS + 1}-{last} of {last})"
+    assert section_bars(n, 2) == (2 * SECTION_BARS + 1, last, last)  # what the page's Bars slider says
     assert sections(n.head(4)) == 1 and section_title("x", n.head(4), 0) == "x"
 
 
