@@ -28,6 +28,7 @@ datasets = [i.name for i in corpus.list_datasets()]
 current = st.session_state.get("dataset", corpus.DEFAULT_DATASET)
 c1, c2, c3 = st.columns(3)
 dataset = c1.selectbox("Dataset", datasets, index=datasets.index(current) if current in datasets else 0)
+st.session_state["dataset"] = dataset  # as on the Dataset page: the one being worked on, shown in the sidebar
 family = c2.selectbox("Model family", families.FAMILIES,
                       help=" ".join(f"{f.name}: {f.help}." for f in families.REGISTRY.values()))
 presets = list(families.get(family).presets)
