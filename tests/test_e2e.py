@@ -263,6 +263,31 @@ def test_a_started_run_shows_at_once_and_a_failing_one_says_why(app_url, browser
     page.close()
 
 
+def test_a_run_that_ends_offers_fine_tune_without_a_reload(app_url, browser, small_builtins):
+    from helpers import midi_bytes, scale
+
+    from musicgen import corpus
+
+    corpus.import_files("few-pieces", [(f"{i}.mid", midi_bytes(scale(start_pitch=50 + i, count=60)))
+                                       for i in range(4)], root=small_builtins)
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{app_url}/train")
+    page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
+    page.get_by_role("combobox", name="Dataset").click()
+    page.get_by_role("option", name="few-pieces").click()
+    page.wait_for_function("""() => { const f = document.querySelectorAll('input[aria-label="Model name"]');
+                                      return f.length === 1 && f[0].value.startsWith('few-pieces'); }""",
+                           timeout=30_000)
+    page.get_by_label("Model name", exact=True).fill("e2e-quick")
+    page.get_by_role("textbox", name="LSTM sizes").fill("8")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("e2e-quick: running").first.wait_for(timeout=5_000)
+    page.get_by_text("e2e-quick: finished").wait_for(timeout=120_000)
+    page.get_by_text("Fine-tune e2e-quick on a dataset").wait_for(timeout=5_000)  # with the run, no reload
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.close()
+
+
 def test_classroom_views(app_url, browser):
     """Projector view (large type, settings folded), what the model hears, and two temperatures side by side,
     each with its own score and sound."""
