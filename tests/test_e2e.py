@@ -234,6 +234,20 @@ def test_the_score_and_the_piano_roll_follow_the_sound(app_url, browser):
     page.close()
 
 
+def train_page_on(browser, app_url: str, dataset: str):
+    """The Train page with a dataset chosen, once its form is drawn for it."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(f"{app_url}/train")
+    page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
+    page.get_by_role("combobox", name="Dataset").click()
+    page.get_by_role("option", name=dataset).click()
+    # the page runs again for the new dataset; until it is drawn the old name field may still be there too
+    page.wait_for_function("""name => { const f = document.querySelectorAll('input[aria-label="Model name"]');
+                                        return f.length === 1 && f[0].value.startsWith(name); }""",
+                           arg=dataset, timeout=30_000)
+    return page
+
+
 def test_a_started_run_shows_at_once_and_a_failing_one_says_why(app_url, browser, small_builtins):
     """Start selects the new run within 3 s; a run that cannot train says 'failed' with its sentence."""
     from helpers import midi_bytes, scale
@@ -241,15 +255,7 @@ def test_a_started_run_shows_at_once_and_a_failing_one_says_why(app_url, browser
     from musicgen import corpus
 
     corpus.import_files("one-piece", [("a.mid", midi_bytes(scale(count=40)))], root=small_builtins)
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{app_url}/train")
-    page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
-    page.get_by_role("combobox", name="Dataset").click()
-    page.get_by_role("option", name="one-piece").click()
-    # the page runs again for the new dataset; until it is drawn the old name field may still be there too
-    page.wait_for_function("""() => { const f = document.querySelectorAll('input[aria-label="Model name"]');
-                                      return f.length === 1 && f[0].value.startsWith('one-piece'); }""",
-                           timeout=30_000)
+    page = train_page_on(browser, app_url, "one-piece")
     page.get_by_label("Model name", exact=True).fill("e2e-fails")
     started = time.monotonic()
     page.get_by_role("button", name="Start training").click()
@@ -270,14 +276,7 @@ def test_a_run_that_ends_offers_fine_tune_without_a_reload(app_url, browser, sma
 
     corpus.import_files("few-pieces", [(f"{i}.mid", midi_bytes(scale(start_pitch=50 + i, count=60)))
                                        for i in range(4)], root=small_builtins)
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(f"{app_url}/train")
-    page.get_by_role("button", name="Start training").wait_for(timeout=60_000)
-    page.get_by_role("combobox", name="Dataset").click()
-    page.get_by_role("option", name="few-pieces").click()
-    page.wait_for_function("""() => { const f = document.querySelectorAll('input[aria-label="Model name"]');
-                                      return f.length === 1 && f[0].value.startsWith('few-pieces'); }""",
-                           timeout=30_000)
+    page = train_page_on(browser, app_url, "few-pieces")
     page.get_by_label("Model name", exact=True).fill("e2e-quick")
     page.get_by_role("textbox", name="LSTM sizes").fill("8")
     page.get_by_role("button", name="Start training").click()
