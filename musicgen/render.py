@@ -625,7 +625,7 @@ def sheet(notes: Notes, title: str, k: int = 0, seam: float | None = None) -> Sh
     part = section(notes, k)
     xml = musicxml(part, section_title(title, notes, k),
                    at if at is not None and 0 <= at < SECTION_BARS * notes.bar_length() else None,
-                   k * SECTION_BARS + 1)
+                   section_bars(notes, k)[0])
     svg, cues = _engraved(xml)
     # the score's first onset is the section's first note, at this beat of the whole piece
     first = float(part.start_beat.min()) + (k * SECTION_BARS * notes.bar_length() if k else 0.0) if len(part) else 0.0

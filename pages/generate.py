@@ -126,7 +126,8 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
             data = shell.dataset(key)
             labels = {p.name: p.label for p in data.pieces}
             given_name = st.selectbox("Melody", list(labels), format_func=labels.get)
-            given, given_title = data.piece(given_name).notes, data.piece(given_name).title
+            chosen = data.piece(given_name)
+            given, given_title = chosen.notes, chosen.title
             if key == "bach-chorales":
                 given = given.take(given.voice == 0)  # the soprano's own track
         elif kind == "A piece from a dataset":
@@ -136,8 +137,8 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
             data = shell.dataset(ds) if ds else None
             labels = {p.name: p.label for p in data.pieces} if data else {}
             given_name = c2.selectbox("Piece", list(labels), format_func=labels.get) if data else None
-            source = data.piece(given_name).notes if given_name else None
-            given_title = data.piece(given_name).title if given_name else None
+            chosen = data.piece(given_name) if given_name else None
+            source, given_title = (chosen.notes, chosen.title) if chosen else (None, None)
         elif kind == "My MIDI file":
             upload = st.file_uploader("A MIDI file" + (" with the melody" if harmonizing else " to continue"),
                                       type=["mid", "midi"])
@@ -145,13 +146,14 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
                 given_name = upload.name
                 source = read_midi(upload.getvalue(), name=upload.name)
                 given = source if harmonizing else None
+        given_title = given_title or (Path(given_name).stem if given_name else None)  # else the file's name
         if not harmonizing and source is not None and len(source):
             c1, c2 = st.columns(2)
             count = c1.slider("Primer notes", 4, 128, max(4, min(32, len(source))))
             begin = c2.slider("Starting at note", 1, max(2, len(source)), 1,
                               help="where in the piece the primer starts (from the bar that holds that note)")
             given = source.excerpt(begin - 1, count)
-            primer_label = f"notes {begin}-{begin - 1 + len(given)} of {given_title or Path(given_name).stem}"
+            primer_label = f"notes {begin}-{begin - 1 + len(given)} of {given_title}"
         if given is not None:
             st.caption(f"{'Melody' if harmonizing else 'Primer'}: {summarize(given).text()}")
     except MusicgenError as e:
@@ -185,7 +187,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
 def request(folder: Path, t: float) -> jobs.PieceRequest:
     """The piece the settings ask for, titled so that results can be told apart."""
     if harmonizing:
-        title = f"{given_title or Path(given_name).stem} harmonized by {name}, {voices} voices"
+        title = f"{given_title} harmonized by {name}, {voices} voices"
     else:
         title = f"{name}, {length} events" + (f", after {primer_label}" if given is not None else "")
     title += f", temperature {t:g}, seed {int(seed)}, {INSTRUMENTS[program].lower()}"
