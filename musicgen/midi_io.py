@@ -517,6 +517,11 @@ def _read_instruments(source, name, pedal: bool = False) -> _Read:
     ks = sc.key_signatures.numpy()
     keys = tuple((float(t / tpq), int(np.clip(k, -7, 7)), bool(m)) for t, k, m in
                  zip(ks["time"][:256], ks["key"][:256], ks["tonality"][:256]))
+    pad = pickup_rest(meter)
+    if pad:  # rests before the pickup, so beat 0 is a bar line as everywhere else
+        tempo_map = tempo_map.shifted(pad)
+        meter = ((0.0, *meter[1][1:]),) + _moved(meter[2:], pad)
+        keys = tuple((b + pad if b > 0 else 0.0, k, m) for b, k, m in keys)
     parts, drums = [], 0
     for track in sc.tracks:
         cols = track.notes.numpy()
@@ -534,6 +539,9 @@ def _read_instruments(source, name, pedal: bool = False) -> _Read:
             end = sustained(start, end, pitch, pedals["time"] / tpq, (pedals["time"] + pedals["duration"]) / tpq)
         parts.append((track.name, int(track.program), start, end, pitch, cols["velocity"][sounding]))
     parts = [p for p in parts if len(p[2])]
+    if pad:
+        parts = [(name, program, start + pad, end + pad, pitch, velocity)
+                 for name, program, start, end, pitch, velocity in parts]
     if not parts:
         raise MidiError(f"{label}: the MIDI file has only drum notes, and drums are not used." if drums
                         else f"{label}: the MIDI file has no notes.")
@@ -543,6 +551,15 @@ def _read_instruments(source, name, pedal: bool = False) -> _Read:
         raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours, "
                         f"{last_beat:,.0f} beats).")
     return _Read(label, parts, tempo_map.cut(last_beat), meter, keys)  # tempo changes after the music: not its own
+
+
+def pickup_rest(meter: Meter) -> float:
+    """Beats of rest before a pickup bar written as a short first bar (1/4 then 4/4, as notation programs and
+    write_midi write it): the full bar's length less the pickup's; 0 when the first bar is not one."""
+    if len(meter) < 2 or meter[0][0] > 1e-9:
+        return 0.0
+    short, full = meter[0][1] * 4.0 / meter[0][2], meter[1][1] * 4.0 / meter[1][2]
+    return full - short if abs(meter[1][0] - short) < 1e-6 and short < full - 1e-6 else 0.0
 
 
 def read_parts(source: str | os.PathLike | bytes, name: str | None = None, pedal: bool = False) -> list[Part]:
@@ -606,6 +623,7 @@ def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None,
     lib = pretty_midi()
 
     parts = notes if isinstance(notes, list) else split_tracks(notes)
+    parts, meter = _from_first_note(parts)
     first = parts[0].notes if parts else Notes.empty()
     resolution = 960
     pm = lib.PrettyMIDI(resolution=resolution, initial_tempo=first.tempo)
@@ -615,7 +633,7 @@ def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None,
     pm._tick_scales = [(int(round(b * resolution)), 60.0 / (q * resolution)) for b, q in zip(tm.beat, tm.qpm)]
     last_tick = int(round(end * resolution)) + resolution
     pm._update_tick_to_time(last_tick)
-    pm.time_signature_changes = [lib.TimeSignature(n, d, float(tm.seconds(b))) for b, n, d in first.meter]
+    pm.time_signature_changes = [lib.TimeSignature(n, d, float(tm.seconds(b))) for b, n, d in meter]
     pm.key_signature_changes = [lib.KeySignature(_key_number(s, m), float(tm.seconds(b)))
                                 for b, s, m in first.keys]
     for part in parts:
@@ -630,6 +648,44 @@ def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None,
     if path is not None:
         write_atomic(Path(path), data)
     return data
+
+
+PICKUP_DENOMINATORS = (4, 8, 16, 32)  # a pickup bar's time signature: the first that writes its length exactly
+
+
+def pickup_signature(quarters: float) -> tuple[int, int] | None:
+    """The time signature of a bar `quarters` long (1 -> 1/4, 1.5 -> 3/8), or None if none writes it."""
+    for den in PICKUP_DENOMINATORS:
+        num = quarters * den / 4
+        if abs(num - round(num)) < 1e-6 and 1 <= round(num) <= 255:
+            return int(round(num)), den
+    return None
+
+
+def _from_first_note(parts: list[Part]) -> tuple[list[Part], Meter]:
+    """The parts moved to begin at their first note, and the time signatures to write: MIDI has no pickup bar,
+    so rests before the first note become a first bar as long as the pickup (3 beats of rest in 4/4: a 1/4 bar,
+    then 4/4), as notation programs write it and read_midi reads it back. Whole bars of rest are left out."""
+    first = parts[0].notes if parts else Notes.empty()
+    starts = [float(p.notes.start_beat.min()) for p in parts if len(p.notes)]
+    lead = min(starts, default=0.0)
+    if lead <= 1e-9 or any(0 < b <= lead for b, _, _ in first.meter):
+        return parts, first.meter
+    bar = first.bar_length()
+    into = lead - np.floor(lead / bar + 1e-9) * bar  # beats of rest in the pickup's bar
+    sig = pickup_signature(bar - into) if into > 1e-9 else None
+    if into > 1e-9 and sig is None:
+        lead -= into  # a pickup no signature writes (a triplet's): its rests stay
+    if lead <= 1e-9:
+        return parts, first.meter
+    seconds = float(first.tempo_map.seconds(lead))
+    moved = [Part(p.name, p.program, p.notes.shifted(-seconds)) for p in parts]
+    meter = _moved(first.meter or ((0.0, 4, 4),), -lead)
+    if sig is not None:
+        meter = ((0.0, *sig), (bar - into, *meter[0][1:])) + meter[1:]
+    elif not first.meter:
+        meter = ()
+    return moved, meter
 
 
 def _varlen(n: int) -> bytes:

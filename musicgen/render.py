@@ -39,6 +39,7 @@ class Audio:
     samples: np.ndarray  # float32 mono, -1..1, shape=(n,)
     sample_rate: int  # Hz
     note: str | None  # a sentence for the user when the sound is not what it should be
+    start: float = 0.0  # seconds of the piece where the sound begins: its first note (a pickup's rests are silent)
 
     @property
     def seconds(self) -> float:
@@ -113,7 +114,10 @@ def _fluidsynth(notes: Notes, sample_rate: int, sf2: Path) -> np.ndarray:
 
 
 def audio(notes: Notes, program: int | None = 0, sample_rate: int = SAMPLE_RATE) -> Audio:
-    """The notes played by a General MIDI instrument (program 0 = piano; None keeps each note's own)."""
+    """The notes played by a General MIDI instrument (program 0 = piano; None keeps each note's own), from the
+    first note on: the rests before it (a pickup's, a harmonized tune's) are not played as silence."""
+    start = float(notes.start.min()) if len(notes) else 0.0
+    notes = notes.shifted(-start) if start > 0 else notes
     if program is not None:
         notes = notes.replace(program=np.full(len(notes), int(np.clip(program, 0, 127)), dtype=np.int16))
     note = None
@@ -125,7 +129,7 @@ def audio(notes: Notes, program: int | None = 0, sample_rate: int = SAMPLE_RATE)
     peak = float(np.abs(samples).max()) if len(samples) else 0.0
     if peak > 0:
         samples = samples / peak * 0.89  # -1 dBFS: loud, never clipped
-    return Audio(np.asarray(samples, np.float32), sample_rate, note)
+    return Audio(np.asarray(samples, np.float32), sample_rate, note, start)
 
 
 # ---------------------------------------------------------------- sheet music
@@ -645,6 +649,7 @@ class Rendered:
     piano_roll_png: bytes
     seam: float | None = None  # beat where the model's music begins after a primer (marked in score and roll)
     roll_axes: tuple = ()  # (left, right) of the roll's plot as fractions of the picture's width, (t0, t1) seconds
+    sound_start: float = 0.0  # seconds of the piece where the sound begins (its first note)
 
 
 PAGE_SAMPLE_RATE = 32000  # Hz: the page's sound (all a General MIDI piano has), a third less work than 44.1 kHz
@@ -658,14 +663,14 @@ def render_all(notes: Notes, title: str, program: int = 0, progress=None, seam: 
 
     def sound():
         played = audio(notes, program, PAGE_SAMPLE_RATE)
-        return played.ogg, played.note
+        return played.ogg, played.note, played.start
 
     beside = _beside(sound)
     first = sheet(notes, title, 0, seam)
     roll, axes = _roll(notes, title, None if seam is None else float(notes.tempo_map.seconds(seam)))
     say(0.8, "playing")
-    ogg, note = beside()
-    return Rendered(title, notes, write_midi(notes, title=title), ogg, note, first, roll, seam, axes)
+    ogg, note, start = beside()
+    return Rendered(title, notes, write_midi(notes, title=title), ogg, note, first, roll, seam, axes, start)
 
 
 def _roll(notes: Notes, title: str, seam_s: float | None) -> tuple[bytes, tuple]:
@@ -778,7 +783,8 @@ def follow_html(r: Rendered, sheet: Sheet) -> str:
     tempo = [[float(b), float(tm.seconds(b)), float(q)] for b, q in zip(tm.beat, tm.qpm)]
     ogg = base64.b64encode(r.ogg).decode()
     roll = base64.b64encode(r.piano_roll_png).decode()
-    data = json.dumps({"cues": [list(c) for c in sheet.cues], "tempo": tempo, "axes": list(r.roll_axes)})
+    data = json.dumps({"cues": [list(c) for c in sheet.cues], "tempo": tempo, "axes": list(r.roll_axes),
+                       "start": r.sound_start})
     return f"""<!doctype html><html><head><meta charset="utf-8"><style>
 body {{ margin: 0; font-family: sans-serif; }}
 audio {{ width: 100%; }}
@@ -811,7 +817,7 @@ function beatAt(t) {{  // the tempo map: from beat b (at second s) on, q quarter
 }}
 let shown = null;
 function follow() {{
-  const t = player.currentTime, beat = beatAt(t);
+  const t = player.currentTime + D.start, beat = beatAt(t);  // the sound begins at the first note
   let first = null;
   for (const [el, on, off] of notes) {{
     const now = on <= beat + 1e-6 && beat < off;

@@ -182,26 +182,40 @@ def top_line(notes: Notes) -> tuple[Notes, str | None]:
 
 @dataclass(frozen=True)
 class Choice:
-    name: str  # in words: a note, a chord, 'nothing more now: time moves on', 'the end'
-    chances: tuple[float, ...]  # probability at each temperature asked
+    name: str  # in words: a note, a chord, 'the end'
+    chances: tuple[float, ...]  # probability at each temperature asked, given that a note or chord comes now
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What the model hears: its likeliest notes or chords next, and how often it would let time move on first."""
+
+    choices: list[Choice]
+    wait: tuple[float, ...] | None  # chance at each temperature that no note comes yet (time moves on); None: none
 
 
 def next_choices(step_model: StepModel, primer: Notes | None, temperatures: tuple[float, ...],
-                 top: int = 10) -> list[Choice]:
-    """What the model hears: its likeliest first choices after the primer (or at a piece's start), with their
-    probabilities at each temperature (the first decides the order)."""
-    sampler = step_model.family.sampler(step_model.enc, SampleConfig(), primer)
+                 top: int = 10) -> Heard:
+    """The model's likeliest first choices after the primer (or at a piece's start), with their probabilities at
+    each temperature (the first decides the order), named in the primer's key as the piece will be."""
+    family, enc = step_model.family, step_model.enc
+    sampler = family.sampler(enc, SampleConfig(), primer)
     state, out = step_model.zero_state(), None
     for row in sampler.rows():
         out, state = step_model.step(row, state)
     logits = np.asarray(out[0], np.float64)
     allowed = set(sampler.allowed()) if hasattr(sampler, "allowed") else set(range(len(logits)))
-    names = {k: step_model.family.choice_name(step_model.enc, k) for k in allowed}
+    names = {k: family.choice_name(enc, k, sampler.to_key()) for k in allowed}
     valid = np.array(sorted(k for k, n in names.items() if n is not None))
-    chances = []
+    waits = np.array([family.waits(enc, int(k)) for k in valid], bool)
+    chances, wait = [], []
     for t in temperatures:
         z = logits[valid] / max(t, 1e-3)
         p = np.exp(z - z.max())
-        chances.append(p / p.sum())
-    order = np.argsort(-chances[0])[:top]
-    return [Choice(names[int(valid[i])], tuple(float(c[i]) for c in chances)) for i in order]
+        p /= p.sum()
+        wait.append(float(p[waits].sum()))
+        notes = np.where(waits, 0.0, p)
+        chances.append(notes / notes.sum() if notes.sum() > 0 else notes)
+    order = [i for i in np.argsort(-chances[0]) if not waits[i]][:top]
+    return Heard([Choice(names[int(valid[i])], tuple(float(c[i]) for c in chances)) for i in order],
+                 tuple(wait) if waits.any() else None)

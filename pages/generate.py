@@ -20,10 +20,23 @@ KEEP = 3  # results kept on the page to compare
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def what_it_hears(folder: str, mtime: float, primer_key: str, temps: tuple, _primer) -> tuple[list, bytes]:
+def what_it_hears(folder: str, mtime: float, primer_key: str, temps: tuple, _primer) -> tuple:
     """The model's likeliest next choices after the primer (named by primer_key), and their chart."""
-    choices = next_choices(store.load_step_model(folder), _primer, temps)
-    return choices, render.png(render.choices_figure(choices, temps))
+    heard = next_choices(store.load_step_model(folder), _primer, temps)
+    return heard, render.png(render.choices_figure(heard.choices, temps))
+
+
+def hearing_text(heard, temps: tuple, primed: bool) -> str:
+    """The chart in words: the likeliest first note, and how often time moves on before any note."""
+    best = heard.choices[0]
+    text = (f"{'After the primer' if primed else 'At the start of a piece'}, the model's likeliest first note is "
+            f"**{best.name}**: {100 * best.chances[0]:.0f}% at temperature {temps[0]:g}, "
+            f"{100 * best.chances[1]:.0f}% at {temps[1]:g}.")
+    if heard.wait is not None and heard.wait[0] >= 0.005:
+        text += (f" Before any note it may first let time move on (a rest, or the notes sounding held): "
+                 f"{100 * heard.wait[0]:.0f}% at {temps[0]:g}, {100 * heard.wait[1]:.0f}% at {temps[1]:g}.")
+    return text + (" A lower temperature makes it choose what it finds likely more often; a higher one gives the "
+                   "long shots a chance.")
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -169,13 +182,9 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
                 temps = (temperature, other)
                 primer_key = (hashlib.md5(given.pitch.tobytes() + given.start_beat.tobytes()).hexdigest()
                               if given is not None else "")
-                choices, chart = what_it_hears(str(folder), (folder / "weights.npz").stat().st_mtime, primer_key,
-                                               temps, given)
-                best = choices[0]
-                st.write(f"{'After the primer' if given is not None else 'At the start of a piece'}, the model's "
-                         f"likeliest first choice is **{best.name}**: {100 * best.chances[0]:.0f}% at temperature "
-                         f"{temps[0]:g}, {100 * best.chances[1]:.0f}% at {temps[1]:g}. A lower temperature makes it "
-                         f"choose what it finds likely more often; a higher one gives the long shots a chance.")
+                heard, chart = what_it_hears(str(folder), (folder / "weights.npz").stat().st_mtime, primer_key,
+                                             temps, given)
+                st.write(hearing_text(heard, temps, given is not None))
                 st.image(chart)
             except MusicgenError as e:
                 st.error(shell.plain(e))

@@ -294,7 +294,7 @@ def test_classroom_views(app_url, browser):
     page.goto(f"{app_url}/generate")
     page.get_by_role("button", name="Generate").wait_for(timeout=60_000)
     page.get_by_text("What the model hears").click()
-    page.get_by_text("likeliest first choice").wait_for(timeout=60_000)
+    page.get_by_text("likeliest first note").wait_for(timeout=60_000)
     page.get_by_text("Side by side").click()
     page.get_by_role("button", name="Generate").click()
     page.locator("audio").nth(1).wait_for(timeout=120_000)  # two pieces, each with its sound and score

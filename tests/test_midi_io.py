@@ -7,7 +7,7 @@ from mido import Message, MetaMessage
 
 from musicgen import midi_io
 from musicgen.errors import MidiError
-from musicgen.midi_io import Notes, Part, read_midi, read_parts, write_midi
+from musicgen.midi_io import Notes, Part, TempoMap, pickup_rest, read_midi, read_parts, write_midi
 
 
 def test_notes_are_sorted_and_steps_derived():
@@ -237,7 +237,8 @@ def test_reader_agrees_with_pretty_midi_on_real_files():
         pm = pretty_midi.PrettyMIDI(str(f))
         expected = np.array(sorted((x.pitch, x.start, max(x.end, x.start + 0.01), x.velocity, i.program)
                                    for i in pm.instruments if not i.is_drum for x in i.notes)).reshape(-1, 5)
-        ours = np.array(sorted(zip(n.pitch, n.start, n.end, n.velocity, n.program))).reshape(-1, 5)
+        rest = float(n.tempo_map.seconds(pickup_rest(_meter(f))))  # a pickup bar (1/4 then 4/4) gets its rests
+        ours = np.array(sorted(zip(n.pitch, n.start - rest, n.end - rest, n.velocity, n.program))).reshape(-1, 5)
         assert ours.shape == expected.shape, f.name
         if _same_pitch_overlaps(n):
             np.testing.assert_allclose(ours[:, [0, 1, 3, 4]], expected[:, [0, 1, 3, 4]], atol=1e-6, err_msg=f.name)
@@ -245,6 +246,13 @@ def test_reader_agrees_with_pretty_midi_on_real_files():
             np.testing.assert_allclose(ours, expected, atol=1e-6, err_msg=f.name)
             full += 1
     assert full >= 15
+
+
+def _meter(path) -> tuple:
+    import symusic
+
+    sc = symusic.Score(str(path))
+    return tuple((t.time / sc.ticks_per_quarter, t.numerator, t.denominator) for t in sc.time_signatures)
 
 
 def _same_pitch_overlaps(n) -> bool:
@@ -466,3 +474,24 @@ def test_hostile_files_stay_within_200_mb():
     assert len(grown) == 4, out.stdout
     for name, mb in grown.items():
         assert float(mb) < 200, f"{name}: {mb} MB"
+
+
+def test_a_pickup_is_written_as_a_short_first_bar_and_read_back_as_rests():
+    """MIDI has no pickup: the file starts at the first note, its first bar as long as the pickup (1/4 then 4/4,
+    as notation programs write it); reading it back gives the rests before it, so bar lines fall as before."""
+    import symusic
+
+    for lead, first_bar in ((3.0, (1, 4)), (2.5, (3, 8)), (5.0, (3, 4))):  # the last: a whole bar of rest too
+        n = Notes.from_beats([67, 69, 71], [lead, lead + 1, lead + 2], [lead + 1, lead + 2, lead + 4],
+                             tempo_map=TempoMap.constant(90), meter=((0.0, 4, 4),), keys=((0.0, 1, False),))
+        data = write_midi(n)
+        sc = symusic.Score.from_midi(data)
+        assert min(x.time for x in sc.tracks[0].notes) == 0  # no silence before the first note
+        assert (sc.time_signatures[0].numerator, sc.time_signatures[0].denominator) == first_bar
+        back = read_midi(data)
+        assert back.meter == ((0.0, 4, 4),) and back.keys == ((0.0, 1, False),)
+        np.testing.assert_allclose(back.start_beat, n.start_beat - (4.0 if lead > 4 else 0.0), atol=1e-6)
+        np.testing.assert_allclose(back.end_beat, n.end_beat - (4.0 if lead > 4 else 0.0), atol=1e-6)
+    on_the_bar = Notes.from_beats([60], [0.0], [1.0], meter=((0.0, 3, 4),))
+    assert read_midi(write_midi(on_the_bar)).meter == ((0.0, 3, 4),)
+    assert pickup_rest(((0.0, 2, 4), (2.0, 4, 4))) == 2.0 and pickup_rest(((0.0, 4, 4), (4.0, 3, 4))) == 0.0

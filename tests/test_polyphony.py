@@ -315,3 +315,26 @@ def test_a_tune_in_half_or_whole_notes_is_harmonized_as_the_same_tune_in_quarter
         np.testing.assert_allclose(got.start_beat, in_quarters.start_beat * factor)
         np.testing.assert_allclose(got.end_beat, in_quarters.end_beat * factor)
         np.testing.assert_allclose(got.start, in_quarters.start)
+
+
+def test_what_the_model_hears_names_notes_in_the_primers_key():
+    """A G-minor primer: the chart's likeliest first note is the note the piece then plays (almost no
+    temperature), not that note in the model's C major / A minor; time moving on is said apart, not as a note."""
+    from pathlib import Path
+
+    from musicgen import store
+    from musicgen.sample import generate, next_choices
+
+    model = store.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
+    primer = chorale(2, keys=((0.0, 0, False),)).transposed(-5).replace(keys=((0.0, -2, True),))  # G minor
+    assert key_shift(primer) != 0
+    heard = next_choices(model, primer, (0.05, 1.0))
+    assert heard.wait is not None and all(0 <= w <= 1 for w in heard.wait)
+    assert not any("time moves on" in c.name for c in heard.choices)
+    assert abs(sum(c.chances[1] for c in heard.choices) - 1) < 0.2  # the notes' chances, among notes alone
+    g = generate(model, SampleConfig(length=4, temperature=0.05, seed=0), primer)
+    first = g.notes.take(g.notes.start_beat == g.notes.start_beat.min())
+    from musicgen.explore import note_name
+
+    top = heard.choices[0].name.split()[0]
+    assert top == note_name(int(first.pitch.max())), (heard.choices[0], first.pitch)

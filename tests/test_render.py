@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 from helpers import notes, scale
 
 from musicgen.explore import histograms
+from musicgen import render
 from musicgen.render import audio, histogram_figure, piano_roll
 
 
@@ -254,3 +256,15 @@ def test_notes_outside_the_key_are_spelled_by_their_degree():
     assert spelled(g + [70, 73, 75, 65], 1, False)[7:] == ["B-", "C#", "D#", "F"]
     assert spelled(a + [70, 73, 78, 80], 0, True)[7:] == ["B-", "C#", "F#", "G#"]
     assert spelled(e_flat + [66, 61, 71], -3, False)[7:] == ["G-", "D-", "B"]
+
+
+def test_sound_begins_at_the_first_note():
+    """A pickup's rests (or a harmonized tune's) are not played as seconds of silence; the follow view knows."""
+    from musicgen.midi_io import Notes, TempoMap
+
+    n = Notes.from_beats([67, 72], [3.0, 4.0], [4.0, 6.0], tempo_map=TempoMap.constant(100), meter=((0.0, 4, 4),))
+    a = render.audio(n)
+    assert a.start == pytest.approx(1.8)
+    loud = np.flatnonzero(np.abs(a.samples) > 0.01)
+    assert loud[0] / a.sample_rate < 0.05  # sound within 50 ms
+    assert a.seconds == pytest.approx(3 * 0.6 + render.RELEASE_S, abs=0.05)  # 3 beats of notes, then the release

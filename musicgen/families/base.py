@@ -164,6 +164,11 @@ class Sampler(ABC):
         """The fraction of the piece made so far (0..1)."""
         return 0.0
 
+    def to_key(self) -> int:
+        """Semitones that move the model's pitches into the music's own key (the primer's or the melody's):
+        what the result is moved by, and what names the model's choices, so both say the same notes."""
+        return 0
+
 
 class EventSampler(Sampler):
     """A sampler that collects one row of head values per event and hands them to its family's decode."""
@@ -237,21 +242,26 @@ class Family(ABC):
         """The time from the previous onset that a sampled row of head values stands for, in `unit`."""
         return float(enc.step_bins[int(row[1])])
 
-    def choice_name(self, enc: Encoding, k: int) -> str | None:
-        """Class k of the first head in words (a note, a chord, 'the end'); None for one never sampled."""
+    def choice_name(self, enc: Encoding, k: int, semitones: int = 0) -> str | None:
+        """Class k of the first head in words (a note, a chord, 'the end'), its pitches moved by `semitones`
+        (a sampler's to_key); None for one never sampled."""
         from ..explore import note_name
 
         if not enc.tokens:
-            return note_name(k)
+            return note_name(k + semitones)
         token = enc.tokens[k]
         if token == END:
             return "the end"
         if token in SPECIALS:
             return None
         try:
-            return "-".join(note_name(int(p)) for p in token.split("."))
+            return "-".join(note_name(int(p) + semitones) for p in token.split("."))
         except ValueError:
             return token
+
+    def waits(self, enc: Encoding, k: int) -> bool:
+        """Whether class k of the first head only lets time move on (no note starts or holds)."""
+        return False
 
 
 def moved_token_rows(enc: Encoding, x: np.ndarray, y: np.ndarray, semitones: int, move) -> tuple[np.ndarray, np.ndarray]:

@@ -205,14 +205,17 @@ class Polyphony(Family):
     def sampler(self, enc, sampling, primer):
         return _Sampler(self, enc, sampling, primer)
 
-    def choice_name(self, enc, k):
+    def choice_name(self, enc, k, semitones=0):
         from ..explore import note_name
 
         token = enc.tokens[k]
         if token.startswith(("new ", "held ")):
             kind, p = token.split()
-            return f"{note_name(int(p))} {'starts' if kind == 'new' else 'holds'}"
+            return f"{note_name(int(p) + semitones)} {'starts' if kind == 'new' else 'holds'}"
         return {STEP: "nothing more now: time moves on", END: "the end"}.get(token)
+
+    def waits(self, enc, k):
+        return enc.tokens[k] == STEP
 
     def harmonizer(self, enc: Encoding, sampling: SampleConfig, melody: Notes) -> Sampler:
         return _Harmonizer(self, enc, sampling, melody)
@@ -363,6 +366,9 @@ class _Sampler(Sampler):
             self.current.append(self.pitch_of[token])
         return np.array([token, self._position()], np.int32)
 
+    def to_key(self) -> int:
+        return -self.shift  # the model's music is in C major / A minor: back to the primer's or melody's key
+
     def tempo_map(self) -> TempoMap:
         return TempoMap.constant(self.context.tempo if self.context is not None else self.enc.tempo)
 
@@ -378,7 +384,7 @@ class _Sampler(Sampler):
             steps = steps[silent // self.bar * self.bar:]
         notes = self.family.decode(self.enc, lead + steps, self.meter, (), self.tempo_map(),
                                    frozenset(s + len(lead) for s in self.melody_steps()))
-        notes = notes.transposed(-self.shift).replace(keys=self.keys)  # back in the primer's or melody's key
+        notes = notes.transposed(self.to_key()).replace(keys=self.keys)
         after = (self.offset - len(lead)) / self.enc.steps_per_beat if self.offset else None
         return Generated(notes, len(self.steps), self.ended and self.onsets < self.sampling.length, after=after)
 
