@@ -6,6 +6,7 @@ Problems print as `error: ...` on stderr with exit status 2, never as a tracebac
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -266,7 +267,6 @@ def _first(notes, count: int | None):
 
 def cmd_evaluate(args) -> int:
     from . import corpus, store
-    from .train import evaluate
 
     from .config import SampleConfig, checked
     from .errors import ConfigError
@@ -279,10 +279,16 @@ def cmd_evaluate(args) -> int:
         args.temperature = store.default_temperature(folder)
     checked(SampleConfig(), length=args.length, temperature=args.temperature, seed=args.seed, voices=args.voices)
     data = corpus.load_data(args.data) if args.data else None
-    r = evaluate(folder, data, release=data.release_pages if data else None)
+    r = _evaluated(folder, data)
     print(f"{folder.name}: {r['pieces']} held-out pieces, {r['events']} predictions, each from the piece's start")
     for head, loss in r["loss"].items():
-        print(f"  {head:9s} loss {loss:.4f}")
+        print(f"  {head:9s} loss {loss:.4f}" + (f" nats ({loss / math.log(2):.4f} bits) a token, "
+                                                f"{r['loss_per_step']:.4f} nats a grid step ({r['steps']} steps)"
+                                                if "loss_per_step" in r and head == next(iter(r["loss"])) else ""))
+    for order, gram in r.get("ngram", {}).items():
+        step = f", {gram['loss_per_step']:.4f} nats a grid step" if "loss_per_step" in gram else ""
+        print(f"  {order}-gram    loss {gram['loss']:.4f} nats ({gram['loss'] / math.log(2):.4f} bits) a token{step}"
+              f" (Witten-Bell, fitted on the training pieces: the baseline)")
     print(f"  next-{next(iter(r['loss']))} accuracy {r['accuracy']:.3f}")
     for head in r["loss"]:
         if f"{head}_mae" in r:
@@ -293,6 +299,18 @@ def cmd_evaluate(args) -> int:
     if args.harmonize:
         _print_harmonies(folder, data, args)
     return 0
+
+
+def _evaluated(folder, data) -> dict:
+    """evaluate's figures, with the n-gram baselines where the training pieces are on this computer."""
+    from .errors import MusicgenError
+    from .train import NGRAM_ORDERS, evaluate
+
+    release = data.release_pages if data else None
+    try:
+        return evaluate(folder, data, release=release, baselines=NGRAM_ORDERS)
+    except MusicgenError:  # the training dataset is not here: no baselines
+        return evaluate(folder, data, release=release)
 
 
 def _print_rows(rows) -> None:

@@ -74,14 +74,27 @@ FOUR_PART = {
     "four_voices": ("fraction", "grid steps with exactly four notes sounding"),
     "wide_spacing": ("fraction", "four-note sonorities with soprano-alto or alto-tenor over an octave"),
 }
-TRIADS = {frozenset(c) for c in ((0, 4, 7), (0, 3, 7), (0, 3, 6), (0, 4, 8))}
-SEVENTHS = {frozenset(c) for c in ((0, 4, 7, 10), (0, 4, 7, 11), (0, 3, 7, 10), (0, 3, 6, 10), (0, 3, 6, 9))}
+CHORDS = {  # quality: semitones above the root
+    "major": (0, 4, 7), "minor": (0, 3, 7), "diminished": (0, 3, 6), "augmented": (0, 4, 8),
+    "dominant seventh": (0, 4, 7, 10), "major seventh": (0, 4, 7, 11), "minor seventh": (0, 3, 7, 10),
+    "half-diminished seventh": (0, 3, 6, 10), "diminished seventh": (0, 3, 6, 9),
+}
+_SHAPES = {frozenset(v): k for k, v in CHORDS.items()}
+
+
+def chord_of(pitches) -> tuple[int, str] | None:
+    """(root pitch class, quality) of the pitches when their pitch classes make a triad or seventh chord of
+    CHORDS, else None (a diminished seventh is named from its lowest pitch class: it has no one root)."""
+    pcs = sorted({int(p) % 12 for p in pitches})
+    for root in pcs:
+        quality = _SHAPES.get(frozenset((q - root) % 12 for q in pcs))
+        if quality:
+            return root, quality
+    return None
 
 
 def _is_chord(pitches: tuple[int, ...]) -> bool:
-    pcs = {p % 12 for p in pitches}
-    shapes = TRIADS if len(pcs) == 3 else SEVENTHS if len(pcs) == 4 else set()
-    return any(frozenset((q - root) % 12 for q in pcs) in shapes for root in pcs)
+    return chord_of(pitches) is not None
 
 
 def four_part_statistics(notes: Notes) -> dict[str, float]:
@@ -298,6 +311,82 @@ def harmony_report(step_model, training: dict[str, Notes], melodies: list[Notes]
         r = result.notes
         under += [int(((r.start_beat <= t + 1e-6) & (r.end_beat > t + 1e-6)).sum()) - 1 for t in line.start_beat]
     return HarmonyReport(compare(list(training.values()), pieces), kept, float(np.mean(under)), pieces, notes)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    beats: int  # beats where both pieces sound
+    bass: float  # of those, the share where the lowest notes have the same pitch class
+    chords: int  # beats where the original sounds a triad or seventh chord (chord_of)
+    chord: float  # of those, the share where the other sounds the same chord (root and quality)
+
+
+def agreement(other: Notes, original: Notes) -> Agreement:
+    """How often `other` (a harmonization of the original's melody) has the original's bass and chord on
+    each beat, the sonorities read at the beat's onset."""
+    beats = same_bass = chords = same_chord = 0
+    for t in np.arange(0.0, np.floor(original.beats) + 1e-9):
+        a = other.pitch[(other.start_beat <= t + 1e-6) & (other.end_beat > t + 1e-6)]
+        b = original.pitch[(original.start_beat <= t + 1e-6) & (original.end_beat > t + 1e-6)]
+        if not len(a) or not len(b):
+            continue
+        beats += 1
+        same_bass += int(a.min() % 12 == b.min() % 12)
+        theirs = chord_of(b)
+        if theirs is not None:
+            chords += 1
+            same_chord += int(chord_of(a) == theirs)
+    return Agreement(beats, same_bass / max(beats, 1), chords, same_chord / max(chords, 1))
+
+
+# ---------------------------------------------------------------- the same tune
+
+TUNE_GRAM = 4  # beat-to-beat intervals of the top line compared four at a time
+SAME_TUNE = 0.5  # share of those shared (Jaccard) from which two pieces are the same tune
+MAX_TUNE_PIECES = 1000  # past this many pieces, comparing every pair (a second here) would take too long
+
+
+def beat_line(notes: Notes) -> np.ndarray:
+    """The highest pitch sounding on each beat, repeats merged: a tune without its passing notes, so two
+    harmonizations of one chorale melody give the same line."""
+    if not len(notes):
+        return np.zeros(0, np.int64)
+    beats = np.arange(0.0, np.floor(notes.beats) + 1e-9)
+    i = np.searchsorted(beats, notes.start_beat - 1e-6)  # first beat at or after each onset
+    j = np.searchsorted(beats, notes.end_beat - 1e-6)  # first beat at or after each end
+    top = np.full(len(beats), -1, np.int64)
+    for p, a, b in zip(notes.pitch.tolist(), i.tolist(), j.tolist()):
+        top[a:b] = np.maximum(top[a:b], p)
+    top = top[top >= 0]
+    return top[np.r_[True, top[1:] != top[:-1]]] if len(top) else top
+
+
+def same_tunes(tables: list[Notes]) -> list[int]:
+    """A group number per piece: pieces whose beat lines share at least SAME_TUNE of their runs of
+    TUNE_GRAM intervals (transposition-free) are one tune, with every piece linked to them (a duplicate
+    harmonization under another number, or another setting of one chorale melody). Each piece is its own
+    group past MAX_TUNE_PIECES pieces."""
+    n = len(tables)
+    group = list(range(n))
+    if n > MAX_TUNE_PIECES:
+        return group
+    grams = []
+    for notes in tables:
+        iv = np.diff(beat_line(notes)).tolist()
+        grams.append({tuple(iv[k:k + TUNE_GRAM]) for k in range(len(iv) - TUNE_GRAM + 1)})
+
+    def root(k: int) -> int:
+        while group[k] != k:
+            group[k] = group[group[k]]
+            k = group[k]
+        return k
+
+    for a in range(n):
+        for b in range(a + 1, n):
+            shared = len(grams[a] & grams[b])
+            if shared and shared >= SAME_TUNE * len(grams[a] | grams[b]):
+                group[root(a)] = root(b)
+    return [root(k) for k in range(n)]
 
 
 def corpus_statistics(tables: list[Notes]) -> dict[str, np.ndarray]:

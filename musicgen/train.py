@@ -26,6 +26,7 @@ from . import families
 from .encoded import WindowSource, encoded, fingerprint, on_piano
 from .families import Encoding, build_encoding, encode
 from .errors import ConfigError, MusicgenError, TrainingError, storage_error
+from .metrics import same_tunes
 from .midi_io import Notes
 from .store import RunFolder, check_model, process_start, read_configs, read_history, read_json, read_status, write_json
 
@@ -50,11 +51,23 @@ def split_pieces(data: Dataset, validation_fraction: float, seed: int,
     parts = {s: [p for p in data.pieces if p.split == s] for s in ("train", "validation", "test")}
     parts["train"] += [p for p in data.pieces if p.split not in ("train", "validation", "test")]
     if not parts["validation"] and len(parts["train"]) >= 2:
-        ranked = sorted(parts["train"], key=lambda p: zlib.crc32(f"{seed}:{p.name}".encode()))
-        k = min(len(ranked) - 1, max(1, round(validation_fraction * len(ranked))))
-        chosen = {p.name for p in ranked[:k]}
-        parts["validation"] = [p for p in parts["train"] if p.name in chosen]
-        parts["train"] = [p for p in parts["train"] if p.name not in chosen]
+        pieces = parts["train"]
+        k = min(len(pieces) - 1, max(1, round(validation_fraction * len(pieces))))
+        # one tune (a duplicate harmonization, another setting of a chorale melody) stays on one side
+        tunes: dict[int, list[Piece]] = {}
+        for piece, tune in zip(pieces, same_tunes([p.notes for p in pieces])):
+            tunes.setdefault(tune, []).append(piece)
+        ranked = sorted(tunes.values(), key=lambda g: zlib.crc32(f"{seed}:{min(p.name for p in g)}".encode()))
+        chosen: set[str] = set()
+        for tune in ranked:
+            if len(chosen) + len(tune) <= k:
+                chosen.update(p.name for p in tune)
+            if len(chosen) >= k:
+                break
+        if not chosen:  # every tune is larger than the validation share: the smallest one
+            chosen = {p.name for p in min(ranked, key=len)} if len(ranked) > 1 else {ranked[0][0].name}
+        parts["validation"] = [p for p in pieces if p.name in chosen]
+        parts["train"] = [p for p in pieces if p.name not in chosen]
     return parts
 
 
@@ -502,14 +515,21 @@ def _epochs_done(folder: Path) -> str:
 
 # ---------------------------------------------------------------- held-out figures
 
+NGRAM_ORDERS = (5, 10)  # the n-gram baselines evaluate measures beside a token model (BachBot's orders)
+
+
 def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: list[Piece] | None = None,
-             release=None) -> dict:
-    """Held-out figures of a saved model: loss per head, next-pitch (or next-token) accuracy, time errors.
+             release=None, baselines: tuple[int, ...] = ()) -> dict:
+    """Held-out figures of a saved model: loss per head, next-pitch (or next-token) accuracy, time errors;
+    for a family whose tokens include one that moves time on a grid (polyphony), the first head's loss per
+    grid step too (a step's tokens summed: encodings that add easy tokens compare fairly there).
 
     Each held-out piece is run from its start through the step-wise sampler's network, every note predicted
     once from all notes before it: the way music is generated, and no TensorFlow needed.
     On the model's own validation pieces unless data (every piece of it) or pieces are given; release: called
-    now and then to hand back the pages of notes read (Dataset.release_pages).
+    now and then to hand back the pages of notes read (Dataset.release_pages). baselines: orders of n-gram
+    models (ngram.NGram) fitted on the model's training pieces and scored on the very same tokens
+    (token families only; needs the training dataset on this computer).
     """
     from .store import load_step_model, model_pieces
 
@@ -520,9 +540,13 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
     else:
         tables = [p.notes for p in data.pieces] if data else list(model_pieces(folder, "validation").values())
     step_model = load_step_model(folder)
-    heads = step_model.family.heads(enc)
+    family = step_model.family
+    heads = family.heads(enc)
+    waits = np.array([family.waits(enc, k) for k in range(len(enc.tokens))], bool) if enc.tokens else None
+    grams = _ngrams(folder, enc, baselines) if baselines and enc.tokens else {}
     # sums over the events, a piece at a time: a collection's held-out events never all in memory
-    events, loss, correct = 0, np.zeros(len(heads)), 0
+    events, loss, correct, steps = 0, np.zeros(len(heads)), 0, 0
+    gram_loss = dict.fromkeys(grams, 0.0)
     error, moments = np.zeros(len(heads)), np.zeros((len(heads), 4))  # |guess - truth|; sums of g, g^2, t, t^2
     for k, notes in enumerate(tables, 1):
         inputs, targets = encode(enc, notes)
@@ -537,6 +561,10 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
         if len(inputs) < 2:
             continue
         events += len(inputs) - 1
+        if waits is not None:
+            steps += int(waits[targets[1:, 0].astype(np.int64)].sum())
+        for order, gram in grams.items():
+            gram_loss[order] -= float(gram.log_probs(targets[:, 0].astype(np.int64)).sum())
         for h, head in enumerate(heads):
             pred, t = np.array(outs[h], dtype=np.float64), targets[1:, h]
             loss[h] += float(head.numpy_loss(pred, t).sum())
@@ -551,7 +579,13 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
                 moments[h] += (value.sum(), (value ** 2).sum(), truth.sum(), (truth ** 2).sum())
     if not events:
         raise TrainingError("There is nothing to evaluate on: the pieces have no notes.")
-    result = {"pieces": len(tables), "events": events, "loss": {}, "unit": step_model.family.unit}
+    result = {"pieces": len(tables), "events": events, "loss": {}, "unit": family.unit}
+    if steps:
+        result["steps"] = steps
+        result["loss_per_step"] = float(loss[0] / steps)
+    if grams:
+        result["ngram"] = {str(order): {"loss": total / events, **({"loss_per_step": total / steps} if steps else {})}
+                           for order, total in gram_loss.items()}
     for h, head in enumerate(heads):
         result["loss"][head.name] = float(loss[h] / events)
         if h == 0:
@@ -561,6 +595,15 @@ def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: lis
             result[f"{head.name}_mae"] = float(error[h] / events)
             result[f"{head.name}_spread"] = float(np.sqrt(max(g2 - g * g, 0.0)) / max(np.sqrt(max(t2 - t * t, 0.0)), 1e-9))
     return result
+
+
+def _ngrams(folder: Path, enc: Encoding, orders: tuple[int, ...]) -> dict:
+    """order -> an n-gram model of the first column of the model's training pieces' encoding."""
+    from .ngram import NGram
+    from .store import model_pieces
+
+    sequences = [encode(enc, notes)[1][:, 0].astype(np.int64) for notes in model_pieces(folder, "train").values()]
+    return {order: NGram(sequences, order, len(enc.tokens)) for order in orders}
 
 
 # ---------------------------------------------------------------- a run in its own process (for the app)

@@ -132,3 +132,32 @@ def test_quotes_know_every_run_just_over_the_limit_transposed_too():
     assert not q.quotes(run[:-1])  # COPY_LIMIT notes are allowed
     assert not q.quotes(run[:-1] + [run[-1] + 1])
     assert not Quotes([]).quotes(run)
+
+
+def test_chords_are_named_by_root_and_quality():
+    from musicgen.metrics import chord_of
+
+    assert chord_of([48, 64, 67, 72]) == (0, "major")
+    assert chord_of([57, 60, 64]) == (9, "minor")
+    assert chord_of([59, 62, 65, 69]) == (11, "half-diminished seventh")
+    assert chord_of([55, 59, 62, 65]) == (7, "dominant seventh")
+    assert chord_of([60, 64]) is None and chord_of([60, 61, 62]) is None
+
+
+def test_agreement_with_the_original_beat_by_beat():
+    import numpy as np
+
+    from musicgen.metrics import agreement
+    from musicgen.midi_io import Notes
+
+    def chords(rows):  # one chord a beat
+        out = [(p, b, b + 1) for b, chord in enumerate(rows) for p in chord]
+        a = np.array(out, np.float64)
+        return Notes.from_beats(a[:, 0], a[:, 1], a[:, 2])
+
+    bach = chords([(48, 64, 67, 72), (53, 65, 69, 72), (55, 62, 67, 71), (48, 64, 67, 72)])  # I IV V I
+    same = agreement(bach, bach)
+    assert (same.beats, same.bass, same.chords, same.chord) == (4, 1.0, 4, 1.0)
+    other = chords([(48, 64, 67, 72), (57, 64, 69, 72), (55, 62, 67, 71), (52, 60, 67, 72)])  # I vi V I6
+    a = agreement(other, bach)
+    assert a.bass == 0.5 and a.chord == 0.75

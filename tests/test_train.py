@@ -375,3 +375,36 @@ def test_a_full_disk_while_training_is_a_sentence_and_the_run_says_failed(bach, 
     status = store.read_status(out)
     assert status["state"] == "failed" and "disk is full" in status["message"]
     assert not list(out.glob(".*tmp*"))
+
+
+def test_one_tune_stays_on_one_side_of_the_split():
+    """A duplicate harmonization (the same tune moved to another key, other voices under it, a passing note
+    added) is never split from its twin, whatever the seed; distinct tunes are split as before."""
+    import numpy as np
+
+    from musicgen.corpus import Dataset, Piece
+    from musicgen.metrics import same_tunes
+    from musicgen.midi_io import Notes
+    from musicgen.train import split_pieces
+
+    rng = np.random.default_rng(0)
+
+    def tune(steps, shift=0, bass=48, passing=False):
+        line = 67 + np.cumsum(np.r_[0, steps]) + shift
+        rows = [(p, b, b + 1) for b, p in enumerate(line)] + [(bass + b % 5, b, b + 1) for b in range(len(line))]
+        if passing:
+            rows[3] = (rows[3][0], 3.0, 3.5)
+            rows.append((rows[3][0] + 1, 3.5, 4.0))
+        a = np.array(rows, np.float64)
+        return Notes.from_beats(a[:, 0], a[:, 1], a[:, 2])
+
+    tunes = [rng.choice([-2, -1, 1, 2, 3, -3], 24) for _ in range(20)]
+    pieces = [Piece(f"t{k}", tune(t)) for k, t in enumerate(tunes)]
+    pieces.append(Piece("t3-again", tune(tunes[3], shift=5, bass=43, passing=True)))
+    groups = same_tunes([p.notes for p in pieces])
+    assert groups[3] == groups[-1] and len(set(groups)) == 20
+    for seed in range(12):
+        split = split_pieces(Dataset("d", "d", pieces), 0.2, seed)
+        sides = {p.name: side for side, ps in split.items() for p in ps}
+        assert sides["t3"] == sides["t3-again"], seed
+        assert len(split["validation"]) in (3, 4, 5) and len(split["train"]) + len(split["validation"]) == 21
