@@ -338,3 +338,26 @@ def test_what_the_model_hears_names_notes_in_the_primers_key():
 
     top = heard.choices[0].name.split()[0]
     assert top == note_name(int(first.pitch.max())), (heard.choices[0], first.pitch)
+
+
+def test_voices_keep_their_ranges_in_long_pieces():
+    """The ranges learnt from the training pieces (lowest, highest, widest span in a piece, per voice): in
+    long pieces of the committed model no voice of a full step leaves them, so the voices do not drift apart."""
+    from pathlib import Path
+
+    from musicgen import store
+    from musicgen.families.polyphony import voice_ranges
+    from musicgen.sample import generate
+
+    assert voice_ranges([sonorities(chorale(2), 4)]) == ((72, 74, 2), (67, 67, 0), (64, 65, 1), (48, 55, 7))
+    model = store.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
+    ranges = model.enc.ranges
+    assert len(ranges) == 4
+    for seed in range(3):
+        g = generate(model, SampleConfig(length=200, temperature=1.0, seed=seed))
+        full = [s for s in sonorities(g.notes, 4) if len(s) == 4]
+        pitches = np.array([[p for p, _ in s] for s in full])
+        assert len(pitches) > 100
+        for v, (low, high, span) in enumerate(ranges):
+            assert low <= pitches[:, v].min() and pitches[:, v].max() <= high, (seed, v)
+            assert np.ptp(pitches[:, v]) <= span, (seed, v)

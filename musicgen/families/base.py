@@ -33,6 +33,8 @@ class Encoding:
     steps_per_beat: int = 0  # polyphony: grid steps per quarter note
     positions: int = 0  # polyphony: grid steps per bar that the position input tells apart
     normalize_key: bool = False  # polyphony: pieces are moved to C major / A minor before encoding
+    # polyphony: per voice from the top, (lowest, highest, widest span in one piece) of the training pieces
+    ranges: tuple[tuple[int, int, int], ...] = ()
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -42,7 +44,8 @@ class Encoding:
         if not isinstance(data, dict):
             raise ModelError("vocab.json is not one this version understands (it holds no settings).")
         try:
-            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+            return cls(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                          for k, v in data.items()})
         except TypeError as e:
             raise ModelError(f"vocab.json is not one this version understands ({e}).") from None
 

@@ -27,6 +27,9 @@ MAX_STEPS_PER_ONSET = 32  # a generation stops after this many grid steps per as
 HARMONY_CHOICES = 4  # draws of each step of a harmonization, the likeliest kept
 MAX_QUOTE_TRIES = 24  # a step is chosen again at most this often to keep clear of a quotation
 VOICE_HOMES = (67, 62, 55, 48)  # a starting pitch for soprano, alto, tenor and bass, for assign_voices
+RANGE_PERCENTILES = (1, 99)  # of each voice's pitches in the training pieces: its range
+SPAN_PERCENTILE = 95  # a generated voice spans at most what this share of the training pieces' voices do
+RANGE_PIECES = 2000  # pieces read for the ranges, at most (evenly spread over a larger collection)
 
 
 def new(p: int) -> str:
@@ -75,6 +78,23 @@ def key_shift(notes: Notes) -> int:
     return int(((-sharps * 7) + 6) % 12 - 6)  # the same shift for a major key and its relative minor
 
 
+def voice_ranges(pieces: list[list[list[tuple[int, bool]]]]) -> tuple[tuple[int, int, int], ...]:
+    """Per voice from the top, (lowest, highest, widest span in one piece) of the pieces' sonorities (grid steps
+    of (pitch, is new) from the highest down): voices counted where a step sounds as many notes as most steps
+    do (four in the chorales). () when the music has fewer than two voices."""
+    counts = np.bincount([len(s) for piece in pieces for s in piece if s], minlength=1)
+    voices = int(counts.argmax()) if len(counts) > 1 else 0
+    if voices < 2:
+        return ()
+    per_piece = [np.array([[p for p, _ in s] for s in piece if len(s) == voices], np.int64).reshape(-1, voices)
+                 for piece in pieces]
+    per_piece = [a for a in per_piece if len(a)]
+    every = np.concatenate(per_piece)
+    low, high = np.percentile(every, RANGE_PERCENTILES, axis=0)
+    span = np.percentile([a.max(0) - a.min(0) for a in per_piece], SPAN_PERCENTILE, axis=0)
+    return tuple((int(np.floor(lo)), int(np.ceil(hi)), int(np.ceil(sp))) for lo, hi, sp in zip(low, high, span))
+
+
 def assign_voices(pitches: list[int], fixed: dict[int, int], last: list[int]) -> list[int]:
     """Voices (0 = top) of a step's pitches, given from the highest down: in order, the held ones keeping
     theirs (`fixed`: index -> voice), the rest moving least from each voice's last pitch. Fewer notes than
@@ -116,20 +136,23 @@ class Polyphony(Family):
     }
 
     def build_encoding(self, config: ModelConfig, pieces: list[Notes]) -> Encoding:
-        low, high, bar = [], [], []  # of each piece, in C when keys are normalized: one pass, no copies
-        for p in pieces:
+        low, high, bar, steps = [], [], [], []  # of each piece, in C when keys are normalized: no copies kept
+        every = max(1, len(pieces) // RANGE_PIECES)
+        for k, p in enumerate(pieces):
             if len(p):
                 shift = key_shift(p) if config.normalize_key else 0
                 low.append(min(max(int(p.pitch.min()) + shift, PITCH_MIN), PITCH_MAX))
                 high.append(min(max(int(p.pitch.max()) + shift, PITCH_MIN), PITCH_MAX))
                 bar.append(p.bar_length() * config.grid)
+                if k % every == 0:
+                    steps.append(sonorities(p.transposed(shift), config.grid))
         lo = max(0, min(low, default=36) - PITCH_MARGIN)
         hi = min(127, max(high, default=84) + PITCH_MARGIN)
         pitches = range(lo, hi + 1)
         tokens = SPECIALS + (STEP,) + tuple(new(p) for p in pitches) + tuple(held(p) for p in pitches)
         positions = int(min(MAX_POSITIONS, max(bar, default=4 * config.grid)))
         return Encoding(self.name, "categorical", tokens, tempo=tempo_of(pieces), steps_per_beat=config.grid,
-                        positions=positions, normalize_key=config.normalize_key)
+                        positions=positions, normalize_key=config.normalize_key, ranges=voice_ranges(steps))
 
     def columns(self, config, enc):
         return (Column("token", len(enc.tokens), config.embedding), Column("position", enc.positions,
@@ -250,6 +273,7 @@ class _Sampler(Sampler):
         self.played: list[int] = []  # the new notes' pitches so far, in note-table order (onset, then pitch)
         self.refused: dict[tuple, set[int]] = {}  # this step's tokens refused after a prefix: they made a quote
         self.tries = 0
+        self.span: list[tuple[int, int]] = [(128, -1)] * len(enc.ranges)  # each voice's lowest and highest so far
         self.bar = int(round((context.bar_length() if self.context is not None else 4.0) * enc.steps_per_beat))
 
     def max_steps(self) -> int:
@@ -287,7 +311,7 @@ class _Sampler(Sampler):
         if len(self.current) >= self.sampling.voices:
             return [self.step_id]
         out = [self.step_id]
-        out += [self.new_ids[p] for p in self.without_parallels([p for p in self.new_ids if p < ceiling])]
+        out += [self.new_ids[p] for p in self.without_parallels(self.in_range([p for p in self.new_ids if p < ceiling]))]
         out += [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
         if not self.current and self.onsets >= END_ALLOWED_AFTER * self.sampling.length and self._may_end():
             out.append(self.end_id)
@@ -307,6 +331,18 @@ class _Sampler(Sampler):
         self.refused.setdefault(tuple(self.current[:last]), set()).add(self.new_ids[self.current[last][0]])
         self.tries += 1
         return True
+
+    def in_range(self, pitches: list[int]) -> list[int]:
+        """The candidate pitches for the next voice down inside that voice's range (Encoding.ranges) and within
+        the widest span the training pieces give it from its lowest and highest notes so far, so that a long
+        piece's voices do not drift apart; all of them if none is left."""
+        k = len(self.current)
+        if k >= len(self.enc.ranges):
+            return pitches
+        low, high, span = self.enc.ranges[k]
+        lowest, highest = self.span[k]
+        low, high = max(low, highest - span), min(high, lowest + span)
+        return [p for p in pitches if low <= p <= high] or pitches
 
     def without_parallels(self, pitches: list[int]) -> list[int]:
         """The candidate pitches for the next voice down that make no parallel fifth or octave with a voice
@@ -360,6 +396,8 @@ class _Sampler(Sampler):
                     self.begun = self._position()
                 self.onsets += 1
             self.steps.append(self.current)
+            if len(self.current) == len(self.span):  # a full step: each voice's notes so far
+                self.span = [(min(lo, p), max(hi, p)) for (lo, hi), (p, _) in zip(self.span, self.current)]
             self.previous = {p for p, _ in self.current}
             self.current = []
         else:
@@ -456,7 +494,8 @@ class _Harmonizer(_Sampler):
             return [self.step_id]
         notes = [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
         if melody is not None:
-            notes += [self.new_ids[p] for p in self.without_parallels([p for p in self.new_ids if p < ceiling])]
+            notes += [self.new_ids[p] for p in self.without_parallels(self.in_range([p for p in self.new_ids
+                                                                                     if p < ceiling]))]
         return notes or [self.step_id]  # voices stay until the step is full, where the range allows
 
     def next(self, outputs, rng):
