@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from musicgen import metrics, store  # noqa: E402
 from musicgen.config import SampleConfig  # noqa: E402
 from musicgen.midi_io import Notes  # noqa: E402
-from musicgen.realness import openings, tell_apart  # noqa: E402
+from musicgen.realness import onset_count, openings, tell_apart  # noqa: E402
 from musicgen.sample import generate, harmonize  # noqa: E402
 from musicgen.train import NGRAM_ORDERS, evaluate  # noqa: E402
 
@@ -62,16 +62,12 @@ def pieces_of(folder: Path, count: int, events: int, temperature: float, seed: i
     return out
 
 
-def onsets(notes: Notes) -> int:
-    return len(np.unique(np.round(notes.start_beat * 8)))
-
-
 def realness(folder: Path, real: list[Notes], count: int, temperature: float) -> dict:
     rng = np.random.default_rng(0)
     order = rng.permutation(len(real))
     a, b = [real[i] for i in order[:count]], [real[i] for i in order[count:2 * count]]
     made = {t: pieces_of(folder, count, 120, t) for t in dict.fromkeys((temperature, 1.0))}
-    length = int(np.median([onsets(p) for p in made[temperature]]))
+    length = int(np.median([onset_count(p) for p in made[temperature]]))
     a, b = [openings(p, length) for p in a], [openings(p, length) for p in b]
     floor = tell_apart(a, b)
     print(f"2. real against generated: {count} pieces each, real openings cut to the generated pieces' "
@@ -85,7 +81,8 @@ def realness(folder: Path, real: list[Notes], count: int, temperature: float) ->
     return made
 
 
-def voice_ranges(notes: Notes) -> list[float]:
+def part_ranges(notes: Notes) -> list[float]:
+    """Semitones each of the four parts (the voice column: a chorale's tracks) spans."""
     return [float(np.ptp(notes.pitch[notes.voice == v])) if (notes.voice == v).any() else np.nan for v in range(4)]
 
 
@@ -93,7 +90,7 @@ def statistics(folder: Path, training: list[Notes], made: dict, temperature: flo
     print("3. statistics of generated pieces against the training chorales' bands "
           "(general: mean +- 2 sd; four-part: 10th-90th percentile)")
     long = pieces_of(folder, max(count // 2, 5), 256, temperature, seed=101)
-    real_ranges = np.array([voice_ranges(p) for p in training])
+    real_ranges = np.array([part_ranges(p) for p in training])
     for events, pieces in ((120, made[temperature]), (256, long)):
         rows = metrics.compare(training, pieces)
         inside = sum(r.inside for r in rows)
@@ -102,7 +99,7 @@ def statistics(folder: Path, training: list[Notes], made: dict, temperature: flo
         for r in rows:
             print(f"     {r.name:20s} chorales {r.corpus_mean:7.3f} (band {r.low:7.3f} - {r.high:7.3f})  "
                   f"generated {r.generated_mean:7.3f}  {'in' if r.inside else 'OUT'}")
-        ranges = np.array([voice_ranges(p) for p in pieces])
+        ranges = np.array([part_ranges(p) for p in pieces])
         for v, name in enumerate(("soprano", "alto", "tenor", "bass")):
             mean, sd = np.nanmean(real_ranges[:, v]), np.nanstd(real_ranges[:, v])
             got = np.nanmean(ranges[:, v])

@@ -20,6 +20,11 @@ IOI_LABELS = ("sixteenth", "eighth", "dotted eighth", "quarter", "dotted quarter
 INTERVALS = 7  # the top voice's steps from -7 to +7 semitones, the rest gathered as leaps down or up
 
 
+def onset_count(notes: Notes) -> int:
+    """Onsets of the piece, notes starting together counted once."""
+    return len(np.unique(np.round(notes.start_beat / CHORD_TOLERANCE_BEATS)))
+
+
 def openings(notes: Notes, onsets: int) -> Notes:
     """The piece's first `onsets` onsets (notes starting together count once): a real piece cut to the length
     of a generated one."""
