@@ -321,7 +321,7 @@ def test_a_launched_run_that_fails_early_says_why_and_leaves_no_defunct_process(
 
 
 @pytest.mark.parametrize("damage", ["truncated weights", "empty weights", "vocab null", "wrong shapes",
-                                    "config list", "unknown family"])
+                                    "config list", "unknown family", "ranges broken"])
 def test_damaged_model_folders_are_sentences(damage, tiny_models, tmp_path, monkeypatch):
     import shutil
 
@@ -338,6 +338,10 @@ def test_damaged_model_folders_are_sentences(damage, tiny_models, tmp_path, monk
     elif damage == "wrong shapes":
         vocab = json.loads((folder / "vocab.json").read_text())
         vocab["tokens"] = vocab["tokens"][:-3]
+        (folder / "vocab.json").write_text(json.dumps(vocab))
+    elif damage == "ranges broken":
+        vocab = json.loads((folder / "vocab.json").read_text())
+        vocab["ranges"] = [[60, 81]]
         (folder / "vocab.json").write_text(json.dumps(vocab))
     elif damage == "config list":
         (folder / "config.json").write_text("[]")

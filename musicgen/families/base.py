@@ -44,10 +44,13 @@ class Encoding:
         if not isinstance(data, dict):
             raise ModelError("vocab.json is not one this version understands (it holds no settings).")
         try:
-            return cls(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-                          for k, v in data.items()})
+            enc = cls(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+                         for k, v in data.items()})
         except TypeError as e:
             raise ModelError(f"vocab.json is not one this version understands ({e}).") from None
+        if not all(isinstance(r, tuple) and len(r) == 3 and all(isinstance(x, int) for x in r) for r in enc.ranges):
+            raise ModelError("vocab.json is damaged: ranges must be (lowest, highest, span) whole numbers per voice.")
+        return enc
 
     @property
     def index(self) -> dict[str, int]:
