@@ -16,6 +16,7 @@ Run: .venv/bin/python benchmarks/quality.py [--model models/bach-voices] [--piec
 """
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -48,12 +49,15 @@ def held_out(folder: Path) -> None:
           f" goal <= 0.40 nats a token and below the 10-gram")
 
 
+@functools.cache
+def model_and_quotes(folder: Path):
+    """The step model and its training music's runs, loaded once: pieces are made as the app makes them,
+    clear of quoting the training music."""
+    return store.load_step_model(folder), store.model_quotes(folder)
+
+
 def pieces_of(folder: Path, count: int, events: int, temperature: float, seed: int = 1) -> list[Notes]:
-    model = store.load_step_model(folder)
-    try:
-        quotes = store.model_quotes(folder)  # as the app makes them: clear of quoting the training music
-    except Exception:  # noqa: BLE001  (no training data here: no quotes)
-        quotes = None
+    model, quotes = model_and_quotes(folder)
     out = []
     for s in range(seed, seed + count):
         g = generate(model, SampleConfig(length=events, temperature=temperature, seed=s), quotes=quotes)
@@ -108,7 +112,7 @@ def statistics(folder: Path, training: list[Notes], made: dict, temperature: flo
 
 
 def harmonizations(folder: Path, validation: list[Notes], training: list[Notes], temperature: float) -> None:
-    model = store.load_step_model(folder)
+    model, _ = model_and_quotes(folder)
     results, agreements = [], []
     for i, piece in enumerate(validation):
         soprano = piece.take(piece.voice == 0)

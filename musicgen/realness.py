@@ -14,6 +14,7 @@ import numpy as np
 from .families.notes_and_chords import CHORD_TOLERANCE_BEATS
 from .metrics import all_statistics
 from .midi_io import Notes
+from .sample import top_line
 
 IOI_EDGES = (0.0, 0.375, 0.625, 0.875, 1.25, 1.75, 2.5, np.inf)  # quarter notes: 16th, 8th, dotted 8th, 4th, ...
 IOI_LABELS = ("sixteenth", "eighth", "dotted eighth", "quarter", "dotted quarter", "half", "longer")
@@ -34,16 +35,6 @@ def openings(notes: Notes, onsets: int) -> Notes:
     return notes.take(np.round(notes.start_beat / CHORD_TOLERANCE_BEATS) < starts[onsets])
 
 
-def top_voice(notes: Notes) -> np.ndarray:
-    """Pitches of the highest note at each onset, in order."""
-    if not len(notes):
-        return np.zeros(0, np.int64)
-    group = np.round(notes.start_beat / CHORD_TOLERANCE_BEATS)
-    order = np.lexsort((-notes.pitch, group))
-    first = np.r_[True, group[order][1:] != group[order][:-1]]
-    return notes.pitch[order][first].astype(np.int64)
-
-
 def features(notes: Notes) -> dict[str, float]:
     """Key-normalised pitch classes (by duration), the top voice's intervals, the time between onsets (in
     quarter notes), and the general and four-part statistics (metrics.all_statistics): name -> value."""
@@ -54,14 +45,14 @@ def features(notes: Notes) -> dict[str, float]:
                       minlength=12)
     for k, v in enumerate(pcs / max(pcs.sum(), 1e-9)):
         out[f"pitch class {k}"] = float(v)
-    steps = np.clip(np.diff(top_voice(notes)), -INTERVALS - 1, INTERVALS + 1)
+    steps = np.clip(np.diff(top_line(notes)[0].pitch.astype(np.int64)), -INTERVALS - 1, INTERVALS + 1)
     counts = np.bincount(steps + INTERVALS + 1, minlength=2 * INTERVALS + 3)
     for k, v in enumerate(counts / max(counts.sum(), 1)):
         out[f"top voice {k - INTERVALS - 1:+d}"] = float(v)
     starts = np.unique(np.round(notes.start_beat / CHORD_TOLERANCE_BEATS)) * CHORD_TOLERANCE_BEATS
     gaps = np.histogram(np.diff(starts), IOI_EDGES)[0]
     for label, v in zip(IOI_LABELS, gaps / max(gaps.sum(), 1)):
-        out[f"onsets a {label} apart"] = float(v)
+        out[f"{label} between onsets"] = float(v)
     out.update(all_statistics(notes))
     return out
 
