@@ -187,8 +187,9 @@ def read_configs(folder: Path) -> tuple[ModelConfig, TrainConfig, Encoding]:
     except (TypeError, KeyError, ValueError, AttributeError, MusicgenError):
         raise ModelError(f"{folder.name}: config.json is not one this version understands; "
                          f"train the model again or delete it.") from None
+    vocab = read_json(folder / "vocab.json")  # its own sentence names the folder
     try:
-        return model, train, Encoding.from_json(read_json(folder / "vocab.json"))
+        return model, train, Encoding.from_json(vocab)
     except ModelError as e:
         raise ModelError(f"{folder.name}: {e} Train the model again or delete it.") from None
 
