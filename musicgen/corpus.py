@@ -43,9 +43,9 @@ SPLITS = ("train", "validation", "test")
 # A worker process costs about half a second to start; below these counts one process is faster.
 PARSE_PARALLEL_FROM = 400  # MIDI files, about 2.5 ms each
 BUILD_PARALLEL_FROM = 8  # music21 scores, about 60 ms each
-CACHE_VERSION = 6  # 3: beats, voices, tempo map and signatures, checksum; 4: titles; 5: blocks, added as parsed;
-# 6: each file's pitch range
-BUILTIN_VERSION = 2  # 2: titles in the files; an older built-in corpus is made again by `datasets --build`
+CACHE_VERSION = 7  # 3: beats, voices, tempo map and signatures, checksum; 4: titles; 5: blocks, added as parsed;
+# 6: each file's pitch range; 7: fermatas
+BUILTIN_VERSION = 3  # 2: titles in the files; 3: fermatas; an older built-in corpus is made again by `datasets --build`
 
 
 @dataclass(frozen=True)
@@ -546,11 +546,12 @@ def _load_cache(folder: Path) -> tuple[dict, list[dict[str, np.ndarray]], Mapped
 class _Stored:
     """How to make one cached piece's notes: where its rows lie and its timing as read from cache.json."""
 
-    __slots__ = ("cols", "at", "count", "tempo_map", "meter", "keys")
+    __slots__ = ("cols", "at", "count", "tempo_map", "meter", "keys", "fermatas")
 
     def __init__(self, cols: dict[str, np.ndarray], e: dict):
         self.cols, self.at, self.count = cols, e["offset"], e["count"]
         self.tempo_map, self.meter, self.keys = e["tempo_map"], e["meter"], e["keys"]
+        self.fermatas = e.get("fermatas", ())
 
     def __call__(self) -> Notes:
         cols, s = self.cols, slice(self.at, self.at + self.count)
@@ -559,7 +560,8 @@ class _Stored:
                      end_beat=cols["end_beat"][s], voice=cols["voice"][s],
                      tempo_map=TempoMap.from_json(self.tempo_map),
                      meter=tuple((float(b), int(n), int(d)) for b, n, d in self.meter),
-                     keys=tuple((float(b), int(k), bool(m)) for b, k, m in self.keys))
+                     keys=tuple((float(b), int(k), bool(m)) for b, k, m in self.keys),
+                     fermatas=tuple(float(b) for b in self.fermatas))
 
 
 _HEAD_END = b',"files":[\n'  # how cache.json's first line ends
@@ -638,6 +640,8 @@ class _CacheWriter:
                          low=int(t.pitch.min()) if len(t) else 0, high=int(t.pitch.max()) if len(t) else 0,
                          tempo_map=t.tempo_map.to_json(), meter=[list(m) for m in t.meter],
                          keys=[list(k) for k in t.keys])
+                if t.fermatas:
+                    e["fermatas"] = list(t.fermatas)
                 at += len(t)
         try:
             where, crc = self.fh.seek(0, os.SEEK_END), 0
@@ -1169,7 +1173,7 @@ def _builtin_tasks(name: str) -> list[tuple[str, str, str, str | None]]:
 def _score_parts(task: tuple[str, str, str, str | None]) -> tuple[str, bytes | None, str | None]:
     """One music21 score as MIDI bytes with one track per part, its time and key signature;
     (file name, bytes, error). A pickup bar is padded with rests, so bar lines fall where MIDI expects them."""
-    from music21 import converter, key, meter, tempo
+    from music21 import converter, expressions, key, meter, tempo
 
     file_name, kind, what, title = task
     try:
@@ -1186,7 +1190,7 @@ def _score_parts(task: tuple[str, str, str, str | None]) -> tuple[str, bytes | N
         measures = list(voices[0].getElementsByClass("Measure"))
         pad = float(measures[0].paddingLeft) if measures else 0.0
         meter_rows = ((0.0, *sig),) if sig else ()
-        parts = []
+        parts, fermatas = [], set()
         for i, part in enumerate(voices):
             rows = []
             for el in part.flatten().stripTies().notes:
@@ -1195,6 +1199,8 @@ def _score_parts(task: tuple[str, str, str, str | None]) -> tuple[str, bytes | N
                     continue  # grace notes have no length of their own
                 t = float(el.offset) + pad
                 rows += [(p.midi, t, t + ql) for p in el.pitches]
+                if any(isinstance(x, expressions.Fermata) for x in el.expressions):
+                    fermatas.add(round(t * 48) / 48)
             if rows:
                 arr = np.array(rows, dtype=np.float64)
                 notes = Notes.from_beats(arr[:, 0], arr[:, 1], arr[:, 2], voice=i, tempo_map=TempoMap.constant(qpm),
@@ -1205,6 +1211,7 @@ def _score_parts(task: tuple[str, str, str, str | None]) -> tuple[str, bytes | N
         if kind == "abc":  # Essen's K: names only the tonic (K:A over an A-minor tune): the notes' key instead
             keys = ((0.0, *parts[0].notes.key_signature()),)
             parts = [Part(p.name, p.program, p.notes.replace(keys=keys)) for p in parts]
+        parts[0] = Part(parts[0].name, parts[0].program, parts[0].notes.replace(fermatas=tuple(sorted(fermatas))))
         return file_name, write_midi(parts, title=title), None
     except Exception as e:  # a score music21 cannot read is skipped, the corpus goes on
         return file_name, None, f"{file_name}: music21 could not read this score ({type(e).__name__})."

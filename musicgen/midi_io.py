@@ -32,6 +32,8 @@ from .config import (
 from .errors import MidiError, storage_error
 
 VOICE_NAMES = ("Soprano", "Alto", "Tenor", "Bass")  # track names of a piece written by voices
+FERMATA = "fermata"  # the text of the MIDI marker that places a fermata
+MAX_MARKERS = 10_000  # markers of one file looked at
 
 
 # ---------------------------------------------------------------- time: seconds <-> beats
@@ -126,7 +128,8 @@ class Notes:
     """A note table: one row per note, sorted by start then pitch; times in seconds and in beats (quarter notes).
 
     Build it with Notes.build (or from_rows, from_beats), which clamps values into valid MIDI.
-    The tempo map turns beats into seconds; meter and keys are the file's time and key signatures.
+    The tempo map turns beats into seconds; meter and keys are the file's time and key signatures;
+    fermatas the beats where a held chord ends a phrase (MIDI markers named 'fermata').
     """
 
     pitch: np.ndarray  # int16, shape=(n,), 0..127
@@ -140,6 +143,7 @@ class Notes:
     tempo_map: TempoMap
     meter: Meter = ()
     keys: Keys = ()
+    fermatas: tuple[float, ...] = ()  # beats, sorted
 
     @classmethod
     def build(cls, pitch, start, end, velocity=None, program=None, tempo=DEFAULT_TEMPO_QPM, voice=None,
@@ -215,8 +219,9 @@ class Notes:
         first = parts[0]
         cols = {f: np.concatenate([getattr(p, f) for p in parts])
                 for f in ("pitch", "start", "end", "start_beat", "end_beat", "velocity", "program", "voice")}
-        return cls._make(cols["pitch"], cols["start"], cols["end"], cols["start_beat"], cols["end_beat"],
-                         cols["velocity"], cols["program"], cols["voice"], first.tempo_map, first.meter, first.keys)
+        merged = cls._make(cols["pitch"], cols["start"], cols["end"], cols["start_beat"], cols["end_beat"],
+                           cols["velocity"], cols["program"], cols["voice"], first.tempo_map, first.meter, first.keys)
+        return merged.replace(fermatas=tuple(sorted({b for p in parts for b in p.fermatas})))
 
     def __len__(self) -> int:
         return len(self.pitch)
@@ -287,7 +292,8 @@ class Notes:
             beats = seconds * self.tempo / 60.0
         return self.replace(start=self.start + seconds, end=self.end + seconds, start_beat=self.start_beat + beats,
                             end_beat=self.end_beat + beats, tempo_map=self.tempo_map.shifted(beats),
-                            meter=_moved(self.meter, beats), keys=_moved(self.keys, beats))
+                            meter=_moved(self.meter, beats), keys=_moved(self.keys, beats),
+                            fermatas=tuple(b + beats for b in self.fermatas if b + beats >= -1e-9))
 
     def rescaled(self, factor: float) -> Notes:
         """The same music written in note values `factor` times as long, sounding at the same times: 4/2 with
@@ -295,7 +301,8 @@ class Notes:
         meter = tuple((b * factor, n, int(round(d / factor))) for b, n, d in self.meter)
         tempo_map = TempoMap(self.tempo_map.beat * factor, self.tempo_map.qpm * factor)
         return self.replace(start_beat=self.start_beat * factor, end_beat=self.end_beat * factor,
-                            tempo_map=tempo_map, meter=meter, keys=tuple((b * factor, k, m) for b, k, m in self.keys))
+                            tempo_map=tempo_map, meter=meter, keys=tuple((b * factor, k, m) for b, k, m in self.keys),
+                            fermatas=tuple(b * factor for b in self.fermatas))
 
     def bar_start(self, seconds: float) -> float:
         """Seconds at the start of the bar that holds `seconds` (the first time signature's bars)."""
@@ -320,7 +327,8 @@ class Notes:
         cols = {c: np.concatenate([getattr(self, c), getattr(after, c)]) for c in ("pitch", "velocity", "program",
                                                                                   "voice")}
         return Notes.from_beats(cols["pitch"], start, end, cols["velocity"], cols["program"], cols["voice"],
-                                self.tempo_map, self.meter, self.keys)
+                                self.tempo_map, self.meter, self.keys).replace(
+            fermatas=tuple(sorted({*self.fermatas, *(b + at_beat for b in after.fermatas)})))
 
     def key_signature(self) -> tuple[int, bool]:
         """(sharps, minor): the first key signature of the file, else estimated from the notes; also estimated
@@ -486,6 +494,7 @@ class _Read:
     tempo_map: TempoMap
     meter: Meter
     keys: Keys
+    fermatas: tuple[float, ...]
 
     def table(self, which: list[int], voices: list[int]) -> Notes:
         """The instruments `which` in one table, each with its voice number, made in one go."""
@@ -494,7 +503,7 @@ class _Read:
         start, end, pitch, velocity = (np.concatenate(c) for c in zip(*[t[2:] for t in chosen]))
         return Notes.from_beats(pitch.astype(np.int64) % 128, start, end, velocity.astype(np.int64) % 128,
                                 np.repeat([t[1] for t in chosen], sizes), np.repeat(voices, sizes),
-                                self.tempo_map, self.meter, self.keys)
+                                self.tempo_map, self.meter, self.keys).replace(fermatas=self.fermatas)
 
 
 def _read_instruments(source, name, pedal: bool = False) -> _Read:
@@ -517,11 +526,13 @@ def _read_instruments(source, name, pedal: bool = False) -> _Read:
     ks = sc.key_signatures.numpy()
     keys = tuple((float(t / tpq), int(np.clip(k, -7, 7)), bool(m)) for t, k, m in
                  zip(ks["time"][:256], ks["key"][:256], ks["tonality"][:256]))
+    fermatas = sorted({float(m.time / tpq) for m in sc.markers[:MAX_MARKERS] if m.text.strip().lower() == FERMATA})
     pad = pickup_rest(meter)
     if pad:  # rests before the pickup, so beat 0 is a bar line as everywhere else
         tempo_map = tempo_map.shifted(pad)
         meter = ((0.0, *meter[1][1:]),) + _moved(meter[2:], pad)
         keys = tuple((b + pad if b > 0 else 0.0, k, m) for b, k, m in keys)
+        fermatas = [b + pad for b in fermatas]
     parts, drums = [], 0
     for track in sc.tracks:
         cols = track.notes.numpy()
@@ -550,7 +561,7 @@ def _read_instruments(source, name, pedal: bool = False) -> _Read:
     if longest > MAX_PIECE_SECONDS or last_beat > MAX_PIECE_BEATS:
         raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours, "
                         f"{last_beat:,.0f} beats).")
-    return _Read(label, parts, tempo_map.cut(last_beat), meter, keys)  # tempo changes after the music: not its own
+    return _Read(label, parts, tempo_map.cut(last_beat), meter, keys, tuple(fermatas))  # tempo changes after the music: not its own
 
 
 def pickup_rest(meter: Meter) -> float:
@@ -644,7 +655,8 @@ def write_midi(notes: Notes | list[Part], path: str | os.PathLike | None = None,
         pm.instruments.append(inst)
     buf = io.BytesIO()
     pm.write(buf)
-    data = _with_title(buf.getvalue(), title) if title else buf.getvalue()
+    data = _with_markers(buf.getvalue(), [int(round(b * resolution)) for b in first.fermatas], FERMATA)
+    data = _with_title(data, title) if title else data
     if path is not None:
         write_atomic(Path(path), data)
     return data
@@ -694,6 +706,30 @@ def _varlen(n: int) -> bytes:
         n >>= 7
         out.append(0x80 | (n & 0x7F))
     return bytes(reversed(out))
+
+
+def _with_markers(data: bytes, ticks: list[int], text: str) -> bytes:
+    """The file with a marker (meta event 6) named `text` at each tick, in its first track (the conductor
+    track pretty_midi writes), where notation programs and symusic read them."""
+    if not ticks:
+        return data
+    import mido  # pretty_midi's own MIDI writer
+
+    midi = mido.MidiFile(file=io.BytesIO(data))
+    events, at = [], 0
+    for msg in midi.tracks[0]:
+        at += msg.time
+        events.append((at, 1 if msg.type == "end_of_track" else 0, msg))
+    events += [(t, 0, mido.MetaMessage("marker", text=text)) for t in ticks]
+    events.sort(key=lambda e: e[:2])
+    track, last = mido.MidiTrack(), 0
+    for t, _, msg in events:
+        track.append(msg.copy(time=t - last))
+        last = t
+    midi.tracks[0] = track
+    out = io.BytesIO()
+    midi.save(file=out)
+    return out.getvalue()
 
 
 def _with_title(data: bytes, title: str) -> bytes:

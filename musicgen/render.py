@@ -244,8 +244,21 @@ def _chord_staves(notes: Notes, grid: int, found) -> list:
             start = _snap(s, grid)
             n.quarterLength = max(_snap(e, grid) - start, 1 / grid)
             part.insert(start, n)
-        out.append(part.chordify() if len(part.notes) else part)
+        part = part.chordify() if len(part.notes) else part
+        for el in part.notes:
+            _mark_fermata(el, float(el.offset), notes, grid)
+        out.append(part)
     return out
+
+
+def _mark_fermata(el, at: float, notes: Notes, grid: int) -> None:
+    """A fermata over the note or chord at `at` quarter notes where the piece has one."""
+    from music21 import expressions
+
+    if any(abs(_snap(f, grid) - at) < 1e-6 for f in notes.fermatas):
+        mark = expressions.Fermata()
+        mark.type = "upright"  # drawn above (music21's own default is 'inverted', below)
+        el.expressions.append(mark)
 
 
 def _voice_line(notes: Notes, grid: int, total: float):
@@ -268,6 +281,7 @@ def _voice_line(notes: Notes, grid: int, total: float):
         pitches = sorted(set(notes.pitch[here].tolist()))
         el = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
         el.quarterLength = length
+        _mark_fermata(el, float(at), notes, grid)
         line.insert(float(at), el)
         at_end = float(at) + float(el.quarterLength)
     for rest_at, rest in _rests(at_end, float(total), notes):
@@ -335,6 +349,9 @@ def _voice_staves(notes: Notes, grid: int, found, pickup_allowed: bool = True) -
                 for el in ms[i].notesAndRests:
                     if el.isNote or el.isChord:
                         el.stemDirection = "up" if k == 0 else "down"
+                        for mark in el.expressions:  # the lower voice's fermata is drawn under it
+                            if k and type(mark).__name__ == "Fermata":
+                                mark.type = "inverted"
                     voice.insert(el.offset, el)
                 bar_m.insert(0, voice)
             if i == 0:

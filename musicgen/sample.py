@@ -173,7 +173,7 @@ def top_line(notes: Notes) -> tuple[Notes, str | None]:
         kept.append(i)
     k = np.array(kept)
     line = Notes.from_beats(notes.pitch[k], notes.start_beat[k], end[k], notes.velocity[k], notes.program[k], 0,
-                            notes.tempo_map, notes.meter, notes.keys)
+                            notes.tempo_map, notes.meter, notes.keys).replace(fermatas=notes.fermatas)
     if len(line) == len(notes) and np.allclose(end[k], notes.end_beat[k]) and notes.voices <= 1:
         return line, None
     parts = f"{notes.voices} parts" if notes.voices > 1 else "notes sounding together"

@@ -361,3 +361,62 @@ def test_voices_keep_their_ranges_in_long_pieces():
         for v, (low, high, span) in enumerate(ranges):
             assert low <= pitches[:, v].min() and pitches[:, v].max() <= high, (seed, v)
             assert np.ptp(pitches[:, v]) <= span, (seed, v)
+
+
+def test_fermatas_round_trip_through_tokens_midi_and_the_parse_cache(tmp_path):
+    """A fermata is a token at the start of each step under it (from its beat to the end of the longest note
+    starting there); decoding gives the fermata back at the same beat, and MIDI keeps it as a marker."""
+    from musicgen import corpus
+    from musicgen.families.polyphony import FERMATA, fermata_steps
+    from musicgen.midi_io import read_midi, write_midi
+
+    piece = chorale(2).replace(fermatas=(2.0, 6.0))  # on the soprano's half notes
+    assert fermata_steps(piece, 4) == set(range(8, 12)) | set(range(24, 28))
+    enc = build_encoding(POLY, [piece])
+    assert FERMATA in enc.tokens
+    fam = get("polyphony")
+    ids, _ = fam.tokens(enc, piece)
+    words = [enc.tokens[i] for i in ids]
+    assert words.count(FERMATA) == 8
+    first = words.index(FERMATA)
+    assert words[first - 1] == STEP and words[first + 1].startswith(("new", "held"))  # it opens its step
+    steps, marked, current, fermata = [], set(), [], False  # tokens -> steps, as the sampler reads them
+    for w in words:
+        if w == FERMATA:
+            fermata = True
+        elif w == STEP:
+            marked.update([len(steps)] if fermata else [])
+            steps.append(current)
+            current, fermata = [], False
+        else:
+            kind, p = w.split()
+            current.append((int(p), kind == "new"))
+    back = fam.decode(enc, steps, fermatas=frozenset(marked))
+    assert back.fermatas == (2.0, 6.0)
+    again = read_midi(write_midi(back))
+    assert again.fermatas == (2.0, 6.0)
+    from musicgen.render import musicxml
+
+    xml = musicxml(back, "fermatas").decode()  # over each voice: above the upper voice of a staff, under the lower
+    assert xml.count('<fermata type="upright"') == 4 and xml.count('<fermata type="inverted"') == 4
+    folder = tmp_path / "datasets"
+    corpus.import_files("with fermatas", [("f.mid", write_midi(piece))], root=folder)
+    assert corpus.open_dataset("with fermatas", root=folder).pieces[0].notes.fermatas == (2.0, 6.0)
+    old = build_encoding(POLY, [chorale(2)])  # a model that never saw one skips them
+    assert FERMATA not in old.tokens and STEP in [old.tokens[i] for i in fam.tokens(old, piece)[0]]
+
+
+def test_sampled_and_harmonized_fermatas_come_out_as_fermatas():
+    """Free generation may open a step with a fermata and gets it back in its notes; a harmonization
+    keeps the melody's fermatas where the melody has them."""
+    from musicgen.model import build, keras, numpy_weights
+    from musicgen.sample import generate
+
+    keras.utils.set_random_seed(4)
+    enc = build_encoding(POLY, [chorale(2).replace(fermatas=(2.0,))])
+    model = StepModel(numpy_weights(build(POLY, enc)), POLY, enc)
+    tune = melody().replace(fermatas=(3.0, 8.0))
+    g = harmonize(model, tune, SampleConfig(seed=1, voices=4, temperature=1.0))
+    assert g.notes.fermatas == (3.0, 8.0)
+    found = [generate(model, SampleConfig(length=40, temperature=2.0, seed=s)).notes.fermatas for s in range(4)]
+    assert any(found)

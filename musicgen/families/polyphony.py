@@ -1,7 +1,8 @@
 """polyphony: voices on a beat grid, as BachBot and Magenta's Polyphony RNN encode them.
 
-At each grid step (a sixteenth note by default) the sounding notes from the highest down, each as
-'new P' (it starts here) or 'held P' (it goes on from the step before), then '<step>'. The input row is
+At each grid step (a sixteenth note by default) '<fermata>' where the step is under one (a phrase's end, as
+BachBot marks it), the sounding notes from the highest down, each as 'new P' (it starts here) or 'held P' (it goes
+on from the step before), then '<step>'. The input row is
 (token, position within the bar of the step the next token belongs to): the phrase structure lives there.
 The same encoding harmonizes a melody: the top voice is given, the voices under it are sampled.
 """
@@ -19,6 +20,7 @@ from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Gen
                    log_probability, moved_token_rows, pick, tempo_of)
 
 STEP = "<step>"
+FERMATA = "<fermata>"  # in the vocabulary of models whose training pieces had fermatas
 POSITION_EMBEDDING = 8
 MAX_POSITIONS = 48  # grid steps per bar told apart (12/8 at sixteenths); later steps share the last
 PITCH_MARGIN = 6  # semitones kept below and above the training range, for transposed melodies
@@ -59,6 +61,25 @@ def sonorities(notes: Notes, steps_per_beat: int) -> list[list[tuple[int, bool]]
         for s in range(a, b):
             steps[s][p] = steps[s].get(p, False) or s == a
     return [sorted(step.items(), reverse=True) for step in steps]
+
+
+def fermata_steps(notes: Notes, steps_per_beat: int) -> set[int]:
+    """The grid steps under a fermata: from each fermata's beat to the end of the highest note starting there
+    (the melody's, where a fermata is written)."""
+    if not notes.fermatas or not len(notes):
+        return set()
+    on, off = grid_steps(notes, steps_per_beat)
+    out = set()
+    for b in notes.fermatas:
+        s = int(round(b * steps_per_beat))
+        here = np.flatnonzero(on == s)
+        out.update(range(s, int(off[here[np.argmax(notes.pitch[here])]]) if len(here) else s + 1))
+    return out
+
+
+def fermata_beats(steps: set[int] | frozenset[int], steps_per_beat: int) -> tuple[float, ...]:
+    """The beats where runs of steps under a fermata begin: the fermatas of decoded music."""
+    return tuple(s / steps_per_beat for s in sorted(steps) if s - 1 not in steps)
 
 
 def bar_positions(n_steps: int, steps_per_beat: int, meter, positions: int) -> np.ndarray:
@@ -137,6 +158,7 @@ class Polyphony(Family):
 
     def build_encoding(self, config: ModelConfig, pieces: list[Notes]) -> Encoding:
         low, high, bar, steps = [], [], [], []  # of each piece, in C when keys are normalized: no copies kept
+        fermatas = False
         every = max(1, len(pieces) // RANGE_PIECES)
         for k, p in enumerate(pieces):
             if len(p):
@@ -144,12 +166,14 @@ class Polyphony(Family):
                 low.append(min(max(int(p.pitch.min()) + shift, PITCH_MIN), PITCH_MAX))
                 high.append(min(max(int(p.pitch.max()) + shift, PITCH_MIN), PITCH_MAX))
                 bar.append(p.bar_length() * config.grid)
+                fermatas = fermatas or bool(p.fermatas)
                 if k % every == 0:
                     steps.append(sonorities(p.transposed(shift), config.grid))
         lo = max(0, min(low, default=36) - PITCH_MARGIN)
         hi = min(127, max(high, default=84) + PITCH_MARGIN)
         pitches = range(lo, hi + 1)
-        tokens = SPECIALS + (STEP,) + tuple(new(p) for p in pitches) + tuple(held(p) for p in pitches)
+        tokens = (SPECIALS + (STEP,) + ((FERMATA,) if fermatas else ()) + tuple(new(p) for p in pitches)
+                  + tuple(held(p) for p in pitches))
         positions = int(min(MAX_POSITIONS, max(bar, default=4 * config.grid)))
         return Encoding(self.name, "categorical", tokens, tempo=tempo_of(pieces), steps_per_beat=config.grid,
                         positions=positions, normalize_key=config.normalize_key, ranges=voice_ranges(steps))
@@ -166,9 +190,13 @@ class Polyphony(Family):
         if enc.normalize_key:
             notes = notes.transposed(key_shift(notes))
         index = enc.index
-        step_id, unk = index[STEP], index[UNK]
+        step_id, unk, fermata_id = index[STEP], index[UNK], index.get(FERMATA)
+        marked = fermata_steps(notes, enc.steps_per_beat) if fermata_id is not None else set()
         ids, steps = [], []
         for s, sounding in enumerate(sonorities(notes, enc.steps_per_beat)):
+            if s in marked:
+                ids.append(fermata_id)
+                steps.append(s)
             for p, is_new in sounding:
                 ids.append(index.get(new(p) if is_new else held(p), unk))
                 steps.append(s)
@@ -193,15 +221,16 @@ class Polyphony(Family):
 
     @staticmethod
     def moved_token(token: str, semitones: int) -> str | None:
-        if token == STEP:
+        if token in (STEP, FERMATA):
             return token
         kind, p = token.split()
         return f"{kind} {int(p) + semitones}"
 
     def decode(self, enc: Encoding, steps: list[list[tuple[int, bool]]], meter=(), keys=(),
-               tempo_map: TempoMap | None = None, melody_steps: frozenset = frozenset()) -> Notes:
+               tempo_map: TempoMap | None = None, melody_steps: frozenset = frozenset(),
+               fermatas: frozenset = frozenset()) -> Notes:
         """Grid steps of (pitch, is new) from the highest down, as notes with voices (see assign_voices);
-        in `melody_steps` the top note is the melody, voice 0."""
+        in `melody_steps` the top note is the melody, voice 0; `fermatas`: the steps under one."""
         g = enc.steps_per_beat
         open_notes: dict[int, list] = {}  # pitch -> [onset step, voice]
         last = list(VOICE_HOMES)
@@ -223,7 +252,8 @@ class Polyphony(Family):
                 last[v] = p
         arr = np.array(rows, np.float64).reshape(-1, 4)
         return Notes.from_beats(arr[:, 0], arr[:, 1], arr[:, 2], voice=arr[:, 3],
-                                tempo_map=tempo_map or TempoMap.constant(enc.tempo), meter=meter, keys=keys)
+                                tempo_map=tempo_map or TempoMap.constant(enc.tempo), meter=meter,
+                                keys=keys).replace(fermatas=fermata_beats(fermatas, g))
 
     def sampler(self, enc, sampling, primer):
         return _Sampler(self, enc, sampling, primer)
@@ -252,7 +282,7 @@ class _Sampler(Sampler):
         self.family, self.enc, self.sampling = family, enc, sampling
         self.context = context if context is not None and len(context) else None
         index = enc.index
-        self.index, self.step_id, self.end_id = index, index[STEP], index[END]
+        self.index, self.step_id, self.end_id, self.fermata_id = index, index[STEP], index[END], index.get(FERMATA)
         self.banned = [index[t] for t in (PAD, START, UNK)]
         self.pitch_of = {i: (int(t.split()[1]), t.startswith("new")) for t, i in index.items()
                          if t.startswith(("new ", "held "))}
@@ -263,6 +293,8 @@ class _Sampler(Sampler):
         self.meter, self.keys = meter, (self.context.keys if self.context is not None else ())
         self.steps: list[list[tuple[int, bool]]] = []
         self.current: list[tuple[int, bool]] = []
+        self.marked = False  # the current step has its fermata token
+        self.fermata_steps: list[int] = []  # the generated steps under a fermata
         self.previous: set[int] = set()
         self.onsets = 0
         self.ended = False
@@ -313,8 +345,11 @@ class _Sampler(Sampler):
         out = [self.step_id]
         out += [self.new_ids[p] for p in self.without_parallels(self.in_range([p for p in self.new_ids if p < ceiling]))]
         out += [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
-        if not self.current and self.onsets >= END_ALLOWED_AFTER * self.sampling.length and self._may_end():
-            out.append(self.end_id)
+        if not self.current and not self.marked:
+            if self.fermata_id is not None:
+                out.append(self.fermata_id)
+            if self.onsets >= END_ALLOWED_AFTER * self.sampling.length and self._may_end():
+                out.append(self.end_id)
         refused = self.refused.get(tuple(self.current))
         return [t for t in out if t not in refused] if refused else out
 
@@ -376,25 +411,35 @@ class _Sampler(Sampler):
             if not self.current and (self._may_end() or len(self.steps) >= self.max_steps() + self.bar):
                 return None
             k = len(self.current)
+            if not k and not self.marked and self.fermata_id is not None and self._after_fermata():
+                return self.emit(self.fermata_id)  # the held last chord goes on under the fermata it began with
             return self.emit(self.held_ids[self.closing[k]] if k < len(self.closing) else self.step_id)
         token = pick(outputs[0], self.sampling.temperature, rng, self.banned, self.allowed())
         return self.emit(token)
+
+    def _after_fermata(self) -> bool:
+        return bool(self.fermata_steps) and self.fermata_steps[-1] == len(self.steps) - 1
 
     def emit(self, token: int) -> np.ndarray | None:
         """Take one token into the piece; the row to feed the network next."""
         if token == self.end_id:
             self.ended = True
             return None
+        if token == self.fermata_id:
+            self.marked = True
+            return np.array([token, self._position()], np.int32)
         if token == self.step_id:
             if self.closing is None and self.quoting():
-                taken, self.current = len(self.current), []
-                return Rewind(taken)
+                return Rewind(self._drop_step())
             self.played += sorted(p for p, is_new in self.current if is_new)
             self.refused, self.tries = {}, 0
             if any(is_new for _, is_new in self.current):
                 if self.begun is None:
                     self.begun = self._position()
                 self.onsets += 1
+            if self.marked:
+                self.fermata_steps.append(len(self.steps))
+            self.marked = False
             self.steps.append(self.current)
             if len(self.current) == len(self.span):  # a full step: each voice's notes so far
                 self.span = [(min(lo, p), max(hi, p)) for (lo, hi), (p, _) in zip(self.span, self.current)]
@@ -403,6 +448,12 @@ class _Sampler(Sampler):
         else:
             self.current.append(self.pitch_of[token])
         return np.array([token, self._position()], np.int32)
+
+    def _drop_step(self) -> int:
+        """Forget the current step's tokens (to choose the step again); how many were fed."""
+        taken = len(self.current) + self.marked
+        self.current, self.marked = [], False
+        return taken
 
     def to_key(self) -> int:
         return -self.shift  # the model's music is in C major / A minor: back to the primer's or melody's key
@@ -416,12 +467,14 @@ class _Sampler(Sampler):
     def result(self):
         # after a primer the piece goes on from where it stopped in the bar: that much silence before it
         lead = [[] for _ in range(self.offset % self.bar)] if self.offset else []
-        steps = self.steps
+        steps, cut = self.steps, 0
         if self.context is None:  # whole bars of silence before the first note are left out
             silent = next((i for i, step in enumerate(steps) if step), len(steps))
-            steps = steps[silent // self.bar * self.bar:]
+            cut = silent // self.bar * self.bar
+            steps = steps[cut:]
         notes = self.family.decode(self.enc, lead + steps, self.meter, (), self.tempo_map(),
-                                   frozenset(s + len(lead) for s in self.melody_steps()))
+                                   frozenset(s + len(lead) for s in self.melody_steps()),
+                                   frozenset(s - cut + len(lead) for s in self.fermata_steps if s >= cut))
         notes = notes.transposed(self.to_key()).replace(keys=self.keys)
         after = (self.offset - len(lead)) / self.enc.steps_per_beat if self.offset else None
         return Generated(notes, len(self.steps), self.ended and self.onsets < self.sampling.length, after=after)
@@ -446,6 +499,7 @@ class _Harmonizer(_Sampler):
         self.shift = fits[0]
         top = sonorities(melody.transposed(self.shift), enc.steps_per_beat)
         self.melody = [s[0] if s else None for s in top]
+        self.melody_fermatas = fermata_steps(melody, enc.steps_per_beat) if self.fermata_id is not None else set()
         self.ceiling = self._ceilings()
         self.tokens: list[int] = []  # this step's tokens so far
         self.likelihood, self.chosen = 0.0, False  # their log-probability; whether any was a choice
@@ -477,9 +531,11 @@ class _Harmonizer(_Sampler):
         return min(1.0, len(self.steps) / max(len(self.melody), 1))
 
     def forced(self) -> int | None:
-        """The melody's token when the step has not started yet."""
+        """The melody's fermata and its note when the step has not started yet."""
         if self.current:
             return None
+        if len(self.steps) in self.melody_fermatas and not self.marked:
+            return self.fermata_id
         m = self.melody[len(self.steps)]
         if m is None:
             return None
@@ -520,7 +576,7 @@ class _Harmonizer(_Sampler):
         # the step is drawn HARMONY_CHOICES times and the one the model finds most likely is kept: plainer
         # harmony than one draw, still varied by temperature and seed
         self.drawn.append(drawn)
-        taken, self.current = len(self.current), []
+        taken = self._drop_step()
         if len(self.drawn) < HARMONY_CHOICES:
             return Rewind(taken)
         self.replay = list(max(self.drawn, key=lambda d: d[:2])[2])
