@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PIANO_HIGH, PIANO_LOW, data_dir
+from .config import data_dir
 from .errors import storage_error
 from .families import Encoding, Windows, encode
 from .memory import MappedFile
@@ -117,18 +117,13 @@ def load(folder: Path) -> Encoded | None:
         return None
 
 
-def on_piano(low, high, semitones: int):
-    """Whether music from pitch `low` to `high` stays on a piano's keys moved by `semitones` (arrays too)."""
-    return (low + semitones >= PIANO_LOW) & (high + semitones <= PIANO_HIGH)
-
-
 class WindowSource:
     """The training windows of an encoding, drawn by index: the same windows as families.windows makes, never
     all in memory. every_step: chunks of seq_length rows (every seq_length // 2 rows) predicting the next row at
     each position, a piece's last chunk padded and weighted 0 there; else one left-padded window per target.
 
-    moves: (semitones, each piece's (lowest, highest) pitch, the family's transpose_rows for this encoding):
-    after the pieces as they are, each moved by -semitones..+semitones where it stays on the piano, in that
+    moves: (semitones, each piece's (lowest, highest) move (Family.move_bounds), the family's transpose_rows for
+    this encoding): after the pieces as they are, each moved by -semitones..+semitones within its bounds, in that
     order (the windows of the moved pieces' encodings, made batch by batch from the pieces' own)."""
 
     def __init__(self, data: Encoded, seq_length: int, every_step: bool, moves=None):
@@ -143,10 +138,10 @@ class WindowSource:
         self.shift = np.zeros(len(n), np.int64)
         self.transpose = None
         if moves is not None and moves[0]:
-            semitones, ranges, self.transpose = moves
-            ranges = np.asarray(ranges, np.int64).reshape(-1, 2)
+            semitones, bounds, self.transpose = moves
+            bounds = np.asarray(bounds, np.int64).reshape(-1, 2)
             for s in (s for s in range(-semitones, semitones + 1) if s):
-                fits = np.flatnonzero((ranges[:, 0] <= ranges[:, 1]) & on_piano(ranges[:, 0], ranges[:, 1], s))
+                fits = np.flatnonzero((bounds[:, 0] <= s) & (s <= bounds[:, 1]))
                 self.piece = np.concatenate([self.piece, fits])
                 self.shift = np.concatenate([self.shift, np.full(len(fits), s)])
         # first window of each piece drawn from

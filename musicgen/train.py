@@ -23,7 +23,7 @@ import numpy as np
 from .config import ModelConfig, TrainConfig, data_dir
 from .corpus import Dataset, Piece, dataset_name
 from . import families
-from .encoded import WindowSource, encoded, fingerprint, on_piano
+from .encoded import WindowSource, encoded, fingerprint
 from .families import Encoding, build_encoding, encode
 from .errors import ConfigError, MusicgenError, TrainingError, storage_error
 from .metrics import same_tunes
@@ -92,7 +92,9 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
                           "C major / A minor first; turn key normalization off (--no-normalize-key) to train on "
                           "transposed copies.")
     training = [p.notes for p in split["train"]]
-    enc = enc or build_encoding(model, _Tables(training, train.transpose, data.release_pages))
+    bounds = families.get(model.family).move_bounds(list(_Tables(training, 0, data.release_pages))) \
+        if train.transpose else None
+    enc = enc or build_encoding(model, _Tables(training, train.transpose, data.release_pages, bounds))
 
     def source(tables, moves=None):  # the encoding on disk, a piece at a time; windows drawn from it by index
         tables = _Tables(tables, 0, data.release_pages)
@@ -101,9 +103,9 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
 
     moves = None
     if train.transpose:  # moved copies are made batch by batch from the pieces' own windows
-        ranges = [(int(n.pitch.min()), int(n.pitch.max())) if len(n) else (1, 0)
-                  for n in _Tables(training, 0, data.release_pages)]
-        moves = (train.transpose, ranges, partial(families.get(model.family).transpose_rows, enc))
+        family = families.get(model.family)
+        moves = (train.transpose, family.move_bounds(list(_Tables(training, 0, data.release_pages))),
+                 partial(family.transpose_rows, enc))
     tr = source(training, moves)
     va = source([p.notes for p in split["validation"]])
     if len(tr) < 4:
@@ -119,27 +121,26 @@ class _Tables:
 
     RELEASE_EVERY = 256
 
-    def __init__(self, tables: list[Notes], semitones: int, release):
-        self.tables, self.semitones, self.release = tables, semitones, release
+    def __init__(self, tables: list[Notes], semitones: int, release, bounds=None):
+        self.tables, self.semitones, self.release, self.bounds = tables, semitones, release, bounds
 
     def __len__(self) -> int:
         return len(self.tables)  # how many pieces (a family's `if pieces`), not how many copies
 
     def __iter__(self):
-        for k, table in enumerate(transposed(self.tables, self.semitones), 1):
+        for k, table in enumerate(transposed(self.tables, self.semitones, self.bounds), 1):
             yield table
             if k % self.RELEASE_EVERY == 0:
                 self.release()
         self.release()
 
 
-def transposed(tables: list[Notes], semitones: int) -> Iterator[Notes]:
-    """The tables, then each moved by -semitones..+semitones where it stays within the piano's range, made one
+def transposed(tables: list[Notes], semitones: int, bounds: list[tuple[int, int]]) -> Iterator[Notes]:
+    """The tables, then each moved by -semitones..+semitones within its bounds (Family.move_bounds), made one
     at a time as they are used."""
     yield from tables
     for shift in (s for s in range(-semitones, semitones + 1) if s):
-        yield from (n.transposed(shift) for n in tables
-                    if len(n) and on_piano(int(n.pitch.min()), int(n.pitch.max()), shift))
+        yield from (n.transposed(shift) for n, (lo, hi) in zip(tables, bounds) if len(n) and lo <= shift <= hi)
 
 
 def _windows(source: WindowSource, batch: int, seed: int, shuffle: bool, limit: int | None = None):

@@ -114,14 +114,14 @@ def test_windows_moved_batch_by_batch_are_those_of_the_moved_pieces(tables, tmp_
     model, _ = preset(family)
     model = replace(model, normalize_key=False, min_count=1)
     tables = tables + [tables[0].transposed(40)]  # high up: it moves down only (up would leave the piano)
-    enc = build_encoding(model, list(transposed(tables, 2)))
-    copies = list(transposed(tables, 2))
+    bounds = families.get(family).move_bounds(tables)
+    enc = build_encoding(model, list(transposed(tables, 2, bounds)))
+    copies = list(transposed(tables, 2, bounds))
     ref = encoded.WindowSource(encoded.encoded(enc, copies, encoded.fingerprint(enc, copies), tmp_path),
                                model.seq_length, every_step).all()
-    ranges = [(int(n.pitch.min()), int(n.pitch.max())) for n in tables]
     own = encoded.encoded(enc, tables, encoded.fingerprint(enc, tables), tmp_path)
     source = encoded.WindowSource(own, model.seq_length, every_step,
-                                  (2, ranges, partial(families.get(family).transpose_rows, enc)))
+                                  (2, bounds, partial(families.get(family).transpose_rows, enc)))
     assert len(source) == len(ref.x) > len(encoded.WindowSource(own, model.seq_length, every_step))
     got = source.all()
     np.testing.assert_array_equal(got.x, ref.x)

@@ -420,3 +420,18 @@ def test_sampled_and_harmonized_fermatas_come_out_as_fermatas():
     assert g.notes.fermatas == (3.0, 8.0)
     found = [generate(model, SampleConfig(length=40, temperature=2.0, seed=s)).notes.fermatas for s in range(4)]
     assert any(found)
+
+
+def test_training_copies_move_into_the_keys_the_voices_can_sing():
+    """Transposed training copies of four-part music (DeepBach's augmentation): each piece moves only as far as
+    keeps every voice between the lowest and highest notes that voice has in the training pieces."""
+    from musicgen.train import transposed
+
+    low, high = chorale(1), chorale(1).transposed(5)
+    fam = get("polyphony")
+    bounds = fam.move_bounds([low, high])
+    assert bounds == [(0, 5), (-5, 0)]
+    moved = list(transposed([low, high], 6, bounds))
+    assert sorted(int(n.pitch.max()) for n in moved) == sorted([74 + s for s in range(6)] + [79 - s for s in range(6)])
+    single = Notes.from_beats([60, 62], [0, 1], [1, 2])  # no four-part steps: the piano's bounds
+    assert fam.move_bounds([single]) == get("pitch-step-duration").move_bounds([single])

@@ -259,10 +259,11 @@ def test_cli_errors_are_sentences(small_builtins, tmp_path):
 def test_transposed_copies_stay_on_the_piano():
     from helpers import notes
 
+    from musicgen.families import get
     from musicgen.train import transposed
 
     low = notes([(22, 0, 1), (40, 1, 2)])
-    out = transposed([low], 2)
+    out = transposed([low], 2, get("pitch-step-duration").move_bounds([low]))
     assert sorted(int(n.pitch.min()) for n in out) == [21, 22, 23, 24]  # 20 would be below the piano
 
 

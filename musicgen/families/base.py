@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..config import DEFAULT_TEMPO_QPM, ModelConfig, SampleConfig
+from ..config import DEFAULT_TEMPO_QPM, PIANO_HIGH, PIANO_LOW, ModelConfig, SampleConfig
 from ..errors import ModelError
 from ..midi_io import Notes
 
@@ -243,6 +243,12 @@ class Family(ABC):
         to; x_events and y_events mark the rows that hold a piece's events (not its start row or padding).
         Training moves its windows batch by batch this way, so transposed copies are never stored."""
 
+
+    def move_bounds(self, pieces: list[Notes]) -> list[tuple[int, int]]:
+        """Per piece, the (lowest, highest) semitones it may be moved by for a transposed training copy: while it
+        stays on a piano's keys; (1, 0) for an empty piece (no move)."""
+        return [(PIANO_LOW - int(n.pitch.min()), PIANO_HIGH - int(n.pitch.max())) if len(n) else (1, 0)
+                for n in pieces]
 
     def step_of(self, enc: Encoding, row) -> float:
         """The time from the previous onset that a sampled row of head values stands for, in `unit`."""

@@ -116,6 +116,13 @@ def voice_ranges(pieces: list[list[list[tuple[int, bool]]]]) -> tuple[tuple[int,
     return tuple((int(np.floor(lo)), int(np.ceil(hi)), int(np.ceil(sp))) for lo, hi, sp in zip(low, high, span))
 
 
+def voice_extremes(steps: list[list[tuple[int, bool]]], voices: int = len(VOICE_HOMES)) -> np.ndarray | None:
+    """(voices, 2): each voice's lowest and highest pitch (from the top) over the steps that sound `voices`
+    notes; None when none does."""
+    full = np.array([[p for p, _ in s] for s in steps if len(s) == voices], np.int64).reshape(-1, voices)
+    return np.stack([full.min(0), full.max(0)], 1) if len(full) else None
+
+
 def assign_voices(pitches: list[int], fixed: dict[int, int], last: list[int]) -> list[int]:
     """Voices (0 = top) of a step's pitches, given from the highest down: in order, the held ones keeping
     theirs (`fixed`: index -> voice), the rest moving least from each voice's last pitch. Fewer notes than
@@ -177,6 +184,18 @@ class Polyphony(Family):
         positions = int(min(MAX_POSITIONS, max(bar, default=4 * config.grid)))
         return Encoding(self.name, "categorical", tokens, tempo=tempo_of(pieces), steps_per_beat=config.grid,
                         positions=positions, normalize_key=config.normalize_key, ranges=voice_ranges(steps))
+
+    def move_bounds(self, pieces):
+        """The piano's bounds, narrowed so that each voice stays between the lowest and highest notes that voice
+        sings in any of the pieces (DeepBach's transpositions: a chorale in every key its voices can sing)."""
+        bounds = super().move_bounds(pieces)
+        extremes = [voice_extremes(sonorities(n, 4)) if len(n) else None for n in pieces]
+        known = [e for e in extremes if e is not None]
+        if not known or len({len(e) for e in known}) > 1:
+            return bounds
+        low, high = np.min([e[:, 0] for e in known], 0), np.max([e[:, 1] for e in known], 0)
+        return [b if e is None else (max(b[0], int((low - e[:, 0]).max())), min(b[1], int((high - e[:, 1]).min())))
+                for b, e in zip(bounds, extremes)]
 
     def columns(self, config, enc):
         return (Column("token", len(enc.tokens), config.embedding), Column("position", enc.positions,

@@ -1,0 +1,81 @@
+"""Export the chorales' polyphony tokens for the GPU experiments (train_torch.py): run here, with musicgen.
+
+    .venv/bin/python benchmarks/polyphony_gpu/export.py .gpu/data.npz
+
+Two encodings of the same split (train.split_pieces, seed 0: one tune on one side):
+  norm: every piece moved to C major / A minor (the presets' normalize_key);
+  keys: pieces in their own keys, each training piece also moved into every key where each voice stays inside
+        the lowest and highest notes that voice has in the training pieces (DeepBach's augmentation);
+        validation pieces as written, and also moved to C / A minor (to compare with norm on the same music).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from musicgen.config import ModelConfig, TrainConfig  # noqa: E402
+from musicgen.corpus import load_data  # noqa: E402
+from musicgen.families import build_encoding, encode, get  # noqa: E402
+from musicgen.families.polyphony import FERMATA, STEP, key_shift, sonorities  # noqa: E402
+from musicgen.train import split_pieces  # noqa: E402
+
+
+def voice_extremes(notes) -> np.ndarray | None:
+    """(4, 2): lowest and highest pitch of each voice from the top over the piece's four-note steps."""
+    full = np.array([[p for p, _ in s] for s in sonorities(notes, 4) if len(s) == 4])
+    return np.stack([full.min(0), full.max(0)], 1) if len(full) else None
+
+
+def pack(rows: list[np.ndarray]) -> dict:
+    offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    allrows = np.concatenate(rows)
+    return {"tokens": allrows[:, 0].astype(np.int16), "positions": allrows[:, 1].astype(np.int8), "offsets": offsets}
+
+
+def main(out: str) -> None:
+    data = load_data("bach-chorales")
+    split = split_pieces(data, TrainConfig().validation_fraction, 0)
+    train = [p.notes for p in split["train"]]
+    val = [p.notes for p in split["validation"]]
+    arrays, meta = {}, {"train_names": [p.name for p in split["train"]],
+                        "validation_names": [p.name for p in split["validation"]]}
+    for name, normalize in (("norm", True), ("keys", False)):
+        cfg = ModelConfig(family="polyphony", seq_length=128, units=(256, 256, 256), embedding=32, grid=4,
+                          normalize_key=normalize)
+        enc = build_encoding(cfg, train)
+        tr = train
+        if not normalize:
+            ext = [voice_extremes(n) for n in train]
+            low = np.min([e[:, 0] for e in ext if e is not None], 0)
+            high = np.max([e[:, 1] for e in ext if e is not None], 0)
+            tr, moves = [], []
+            for n, e in zip(train, ext):
+                fits = [s for s in range(-5, 7) if e is not None and (e[:, 0] + s >= low).all()
+                        and (e[:, 1] + s <= high).all()] or [0]
+                tr += [n.transposed(s) for s in fits]
+                moves.append(len(fits))
+            meta["keys_moves_mean"] = float(np.mean(moves))
+            meta["keys_voice_low_high"] = [low.tolist(), high.tolist()]
+        enc_json = enc.to_json()
+        meta[name] = {"vocab": len(enc.tokens), "positions": enc.positions, "step": enc.index[STEP],
+                      "fermata": enc.index.get(FERMATA, -1), "encoding": enc_json,
+                      "train_pieces": len(tr)}
+        for split_name, tables in (("train", tr), ("val", val)):
+            for k, v in pack([encode(enc, n)[0] for n in tables]).items():
+                arrays[f"{name}_{split_name}_{k}"] = v
+        if not normalize:  # the validation pieces moved to C / A minor, in this vocabulary
+            for k, v in pack([encode(enc, n.transposed(key_shift(n)))[0] for n in val]).items():
+                arrays[f"{name}_valnorm_{k}"] = v
+        print(name, meta[name]["vocab"], "tokens;", len(tr), "training pieces,",
+              len(arrays[f"{name}_train_tokens"]), "training tokens", flush=True)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **arrays)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".gpu/data.npz")
