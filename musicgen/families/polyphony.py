@@ -150,7 +150,8 @@ class Polyphony(Family):
     name = "polyphony"
     help = ("voices on a beat grid, highest first, each note new or held (BachBot, Magenta's Polyphony RNN); "
             "can harmonize a melody")
-    # Key normalization beat transposition on held-out loss (README): every preset normalizes.
+    # Every preset normalizes keys: transposition into every key wins on held-out loss given long enough, but its
+    # music wanders between keys while the key is no input (README, experiments at equal training time).
     presets = {
         # near BachBot: 3 LSTM layers of 256, dropout 0.3, long windows
         "default": ({"seq_length": 128, "units": (256, 256, 256), "dropout": 0.3, "embedding": 32, "grid": 4,
