@@ -561,7 +561,8 @@ def _read_instruments(source, name, pedal: bool = False) -> _Read:
     if longest > MAX_PIECE_SECONDS or last_beat > MAX_PIECE_BEATS:
         raise MidiError(f"{label}: the MIDI file's timing is broken (it would last {longest / 3600:.0f} hours, "
                         f"{last_beat:,.0f} beats).")
-    return _Read(label, parts, tempo_map.cut(last_beat), meter, keys, tuple(fermatas))  # tempo changes after the music: not its own
+    # tempo changes after the music are not its own
+    return _Read(label, parts, tempo_map.cut(last_beat), meter, keys, tuple(fermatas))
 
 
 def pickup_rest(meter: Meter) -> float:
