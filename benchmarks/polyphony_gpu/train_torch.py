@@ -128,7 +128,8 @@ def run_one(name: str, data_path: str, seconds: float, out_dir: str) -> None:
             lstm.bias_ih_l0.zero_()
             lstm.bias_hh_l0.zero_()
             lstm.bias_ih_l0[u:2 * u] = 1.0
-    opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=wd) if wd else torch.optim.Adam(net.parameters(), lr=LR)
+    opt = (torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=wd) if wd
+           else torch.optim.Adam(net.parameters(), lr=LR))
     train = sets["train"]
     lengths = np.array([len(p) for p in train])
     weights = np.maximum(lengths - 1, 1) / np.maximum(lengths - 1, 1).sum()  # pieces drawn by their tokens
@@ -203,7 +204,8 @@ def run_one(name: str, data_path: str, seconds: float, out_dir: str) -> None:
         total, count, steps = score(sets["valnorm"])
         result.update(valnorm_loss=total / count, valnorm_loss_per_step=total / steps)
     sd = {k: v.numpy() for k, v in best_state.items()}
-    weights = {"embed_token/embeddings": sd["embed_token.weight"], "embed_position/embeddings": sd["embed_position.weight"]}
+    weights = {"embed_token/embeddings": sd["embed_token.weight"],
+               "embed_position/embeddings": sd["embed_position.weight"]}
     for i, w in enumerate(which):
         weights[f"embed_{w}/embeddings"] = sd[f"embed_extra.{i}.weight"]
     for i in range(len(units)):
