@@ -20,14 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from musicgen.config import ModelConfig, TrainConfig  # noqa: E402
 from musicgen.corpus import load_data  # noqa: E402
 from musicgen.families import build_encoding, encode, get  # noqa: E402
-from musicgen.families.polyphony import FERMATA, STEP, key_shift, sonorities  # noqa: E402
+from musicgen.families.polyphony import FERMATA, STEP, key_shift  # noqa: E402
 from musicgen.train import split_pieces  # noqa: E402
-
-
-def voice_extremes(notes) -> np.ndarray | None:
-    """(4, 2): lowest and highest pitch of each voice from the top over the piece's four-note steps."""
-    full = np.array([[p for p, _ in s] for s in sonorities(notes, 4) if len(s) == 4])
-    return np.stack([full.min(0), full.max(0)], 1) if len(full) else None
 
 
 def pack(rows: list[np.ndarray]) -> dict:
@@ -48,18 +42,10 @@ def main(out: str) -> None:
                           normalize_key=normalize)
         enc = build_encoding(cfg, train)
         tr = train
-        if not normalize:
-            ext = [voice_extremes(n) for n in train]
-            low = np.min([e[:, 0] for e in ext if e is not None], 0)
-            high = np.max([e[:, 1] for e in ext if e is not None], 0)
-            tr, moves = [], []
-            for n, e in zip(train, ext):
-                fits = [s for s in range(-5, 7) if e is not None and (e[:, 0] + s >= low).all()
-                        and (e[:, 1] + s <= high).all()] or [0]
-                tr += [n.transposed(s) for s in fits]
-                moves.append(len(fits))
-            meta["keys_moves_mean"] = float(np.mean(moves))
-            meta["keys_voice_low_high"] = [low.tolist(), high.tolist()]
+        if not normalize:  # every key the voices can sing, as `train --transpose 6` moves them (from -5: 12 keys)
+            bounds = get("polyphony").move_bounds(train)
+            tr = [n.transposed(s) for n, (lo, hi) in zip(train, bounds) for s in range(-5, 7) if lo <= s <= hi]
+            meta["keys_moves_mean"] = len(tr) / len(train)
         enc_json = enc.to_json()
         meta[name] = {"vocab": len(enc.tokens), "positions": enc.positions, "step": enc.index[STEP],
                       "fermata": enc.index.get(FERMATA, -1), "encoding": enc_json,
