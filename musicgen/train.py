@@ -92,8 +92,9 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
                           "C major / A minor first; turn key normalization off (--no-normalize-key) to train on "
                           "transposed copies.")
     training = [p.notes for p in split["train"]]
-    bounds = families.get(model.family).move_bounds(list(_Tables(training, 0, data.release_pages))) \
-        if train.transpose else None
+    family = families.get(model.family)
+    # one pass over the pieces, read a page at a time
+    bounds = family.move_bounds(_Tables(training, 0, data.release_pages)) if train.transpose else None
     enc = enc or build_encoding(model, _Tables(training, train.transpose, data.release_pages, bounds))
 
     def source(tables, moves=None):  # the encoding on disk, a piece at a time; windows drawn from it by index
@@ -103,9 +104,7 @@ def prepare(data: Dataset, model: ModelConfig, train: TrainConfig, enc: Encoding
 
     moves = None
     if train.transpose:  # moved copies are made batch by batch from the pieces' own windows
-        family = families.get(model.family)
-        moves = (train.transpose, family.move_bounds(list(_Tables(training, 0, data.release_pages))),
-                 partial(family.transpose_rows, enc))
+        moves = (train.transpose, bounds, partial(family.transpose_rows, enc))
     tr = source(training, moves)
     va = source([p.notes for p in split["validation"]])
     if len(tr) < 4:

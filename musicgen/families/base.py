@@ -4,6 +4,7 @@ output heads with their losses, training windows and the seeded sampling step.""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
@@ -244,11 +245,10 @@ class Family(ABC):
         Training moves its windows batch by batch this way, so transposed copies are never stored."""
 
 
-    def move_bounds(self, pieces: list[Notes]) -> list[tuple[int, int]]:
+    def move_bounds(self, pieces: Iterable[Notes]) -> list[tuple[int, int]]:
         """Per piece, the (lowest, highest) semitones it may be moved by for a transposed training copy: while it
-        stays on a piano's keys; (1, 0) for an empty piece (no move)."""
-        return [(PIANO_LOW - int(n.pitch.min()), PIANO_HIGH - int(n.pitch.max())) if len(n) else (1, 0)
-                for n in pieces]
+        stays on a piano's keys; (1, 0) for an empty piece (no move). One pass over the pieces."""
+        return [piano_bounds(n) for n in pieces]
 
     def step_of(self, enc: Encoding, row) -> float:
         """The time from the previous onset that a sampled row of head values stands for, in `unit`."""
@@ -297,6 +297,11 @@ def moved_ids(tokens: tuple[str, ...], semitones: int, move) -> np.ndarray:
             moved = move(t, semitones)
             out[i] = index.get(moved, index[UNK]) if moved is not None else index[UNK]
     return out
+
+
+def piano_bounds(notes: Notes) -> tuple[int, int]:
+    """The (lowest, highest) semitones the notes may move by and stay on a piano's keys; (1, 0) when empty."""
+    return (PIANO_LOW - int(notes.pitch.min()), PIANO_HIGH - int(notes.pitch.max())) if len(notes) else (1, 0)
 
 
 def tempo_of(pieces: list[Notes]) -> float:

@@ -17,7 +17,7 @@ from ..config import PITCH_MAX, PITCH_MIN, ModelConfig, SampleConfig
 from ..errors import MidiError
 from ..midi_io import Notes, TempoMap
 from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head, Rewind, Sampler,
-                   log_probability, moved_token_rows, pick, tempo_of)
+                   log_probability, moved_token_rows, piano_bounds, pick, tempo_of)
 
 STEP = "<step>"
 FERMATA = "<fermata>"  # in the vocabulary of models whose training pieces had fermatas
@@ -189,8 +189,8 @@ class Polyphony(Family):
     def move_bounds(self, pieces):
         """The piano's bounds, narrowed so that each voice stays between the lowest and highest notes that voice
         sings in any of the pieces (DeepBach's transpositions: a chorale in every key its voices can sing)."""
-        bounds = super().move_bounds(pieces)
-        extremes = [voice_extremes(sonorities(n, 4)) if len(n) else None for n in pieces]
+        both = [(piano_bounds(n), voice_extremes(sonorities(n, 4)) if len(n) else None) for n in pieces]
+        bounds, extremes = [b for b, _ in both], [e for _, e in both]
         known = [e for e in extremes if e is not None]
         if not known or len({len(e) for e in known}) > 1:
             return bounds
