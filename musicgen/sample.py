@@ -204,7 +204,8 @@ def next_choices(step_model: StepModel, primer: Notes | None, temperatures: tupl
     for row in sampler.rows():
         out, state = step_model.step(row, state)
     logits = np.asarray(out[0], np.float64)
-    allowed = set(sampler.allowed()) if hasattr(sampler, "allowed") else set(range(len(logits)))
+    allowed = sampler.allowed()
+    allowed = set(range(len(logits)) if allowed is None else allowed)
     names = {k: family.choice_name(enc, k, sampler.to_key()) for k in allowed}
     valid = np.array(sorted(k for k, n in names.items() if n is not None))
     waits = np.array([family.waits(enc, int(k)) for k in valid], bool)

@@ -171,6 +171,10 @@ class Sampler(ABC):
         """The fraction of the piece made so far (0..1)."""
         return 0.0
 
+    def allowed(self) -> list[int] | None:
+        """The classes of the first head that may come next; None: any."""
+        return None
+
     def to_key(self) -> int:
         """Semitones that move the model's pitches into the music's own key (the primer's or the melody's):
         what the result is moved by, and what names the model's choices, so both say the same notes."""
