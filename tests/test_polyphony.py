@@ -435,3 +435,18 @@ def test_training_copies_move_into_the_keys_the_voices_can_sing():
     assert sorted(int(n.pitch.max()) for n in moved) == sorted([74 + s for s in range(6)] + [79 - s for s in range(6)])
     single = Notes.from_beats([60, 62], [0, 1], [1, 2])  # no four-part steps: the piano's bounds
     assert fam.move_bounds([single]) == get("pitch-step-duration").move_bounds([single])
+
+
+def test_a_free_piece_pauses_only_after_its_first_bar():
+    """No chorale has a fermata on its first chord; the sampler opens a fermata only a bar after the first
+    note (the committed model put one on the first chord at temperature 1.0, seed 0)."""
+    from pathlib import Path
+
+    from musicgen import store
+    from musicgen.sample import generate
+
+    model = store.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
+    for seed in range(4):
+        g = generate(model, SampleConfig(length=120, temperature=1.0, seed=seed))
+        assert g.notes.fermatas, seed
+        assert g.notes.fermatas[0] >= g.notes.start_beat.min() + g.notes.bar_length() - 1e-6, seed

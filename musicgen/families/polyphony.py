@@ -322,6 +322,7 @@ class _Sampler(Sampler):
         self.closing: list[int] | None = None  # the pitches held to the end once the piece is long enough
         self.positions = np.zeros(1, np.int32)
         self.begun: int | None = None  # where in its bar the piece's first note starts (a pickup's length)
+        self.first_step: int | None = None  # the step of the piece's first note, counted from the primer's start
         self.played: list[int] = []  # the new notes' pitches so far, in note-table order (onset, then pitch)
         self.refused: dict[tuple, set[int]] = {}  # this step's tokens refused after a prefix: they made a quote
         self.tries = 0
@@ -346,7 +347,8 @@ class _Sampler(Sampler):
         rows[0][1] = self.positions[0]
         first = next((i for i, t in enumerate(body) if t in self.pitch_of), None) if self.offset else None
         if first is not None:  # the primer's first note: where the piece began
-            self.begun = int(self.positions[body[:first].count(self.step_id)])
+            self.first_step = body[:first].count(self.step_id)
+            self.begun = int(self.positions[self.first_step])
         return rows
 
     def _position(self) -> int:
@@ -366,7 +368,7 @@ class _Sampler(Sampler):
         out += [self.new_ids[p] for p in self.without_parallels(self.in_range([p for p in self.new_ids if p < ceiling]))]
         out += [i for p, i in self.held_ids.items() if p < ceiling and p in self.previous]
         if not self.current and not self.marked:
-            if self.fermata_id is not None:
+            if self.fermata_id is not None and self._may_pause():
                 out.append(self.fermata_id)
             if self.onsets >= END_ALLOWED_AFTER * self.sampling.length and self._may_end():
                 out.append(self.end_id)
@@ -437,6 +439,12 @@ class _Sampler(Sampler):
         token = pick(outputs[0], self.sampling.temperature, rng, self.banned, self.allowed())
         return self.emit(token)
 
+    def _may_pause(self) -> bool:
+        """Whether a fermata may open this step: one going on, or a new one once the piece has sounded a bar
+        (no chorale pauses on its first chord: its first fermata comes 3 beats or more after it)."""
+        return self._after_fermata() or (self.first_step is not None
+                                         and self.offset + len(self.steps) - self.first_step >= self.bar)
+
     def _after_fermata(self) -> bool:
         return bool(self.fermata_steps) and self.fermata_steps[-1] == len(self.steps) - 1
 
@@ -456,6 +464,7 @@ class _Sampler(Sampler):
             if any(is_new for _, is_new in self.current):
                 if self.begun is None:
                     self.begun = self._position()
+                    self.first_step = self.offset + len(self.steps)
                 self.onsets += 1
             if self.marked:
                 self.fermata_steps.append(len(self.steps))
