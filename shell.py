@@ -6,7 +6,8 @@ import re
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from musicgen import access, corpus, memory
+from musicgen.infra import access, memory
+from musicgen.data import datasets
 
 memory.return_large_blocks()  # uploads and pieces of hundreds of MB: freed, they go back to the system
 
@@ -51,13 +52,13 @@ def forget_uploads(key: str) -> None:
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _opened(name: str, stamp: tuple | None):
-    return corpus.open_dataset(name)
+    return datasets.open_dataset(name)
 
 
 def dataset(name: str):
     """The dataset, opened once for every session while it is unchanged (20,000 pieces take half a second)."""
-    key = corpus.stamp(name)
-    return corpus.open_dataset(name) if key is None else _opened(name, key)  # None: not made yet, or gone
+    key = datasets.stamp(name)
+    return datasets.open_dataset(name) if key is None else _opened(name, key)  # None: not made yet, or gone
 
 
 _navigated = False  # whether this server has drawn the navigation yet

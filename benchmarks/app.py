@@ -32,21 +32,24 @@ def baseline(model: str) -> float:
 
     import pretty_midi
 
-    from musicgen import render, store
     from musicgen.config import SampleConfig
-    from musicgen.midi_io import write_midi
-    from musicgen.sample import generate
+    from musicgen.learn import sample
+    from musicgen.learn.sample import generate
+    from musicgen.music.midi import write_midi
+    from musicgen.render.audio import Audio, audio, soundfont
+    from musicgen.render import figures, notation
+    from musicgen.runs import store
 
-    step_model = store.load_step_model(store.model_path(model))
+    step_model = sample.load_step_model(store.model_path(model))
     generate(step_model, SampleConfig(length=16, seed=0))  # warm, as the app was
-    render.engrave(render.musicxml(generate(step_model, SampleConfig(length=16, seed=0)).notes))
+    notation.engrave(notation.musicxml(generate(step_model, SampleConfig(length=16, seed=0)).notes))
     start = time.perf_counter()
     notes = generate(step_model, SampleConfig(length=120, temperature=0.7, seed=11)).notes
     pm = pretty_midi.PrettyMIDI(io.BytesIO(write_midi(notes)))
-    samples = pm.fluidsynth(fs=44100, synthesizer=str(render.soundfont()))
-    render.Audio(samples.astype("float32"), 44100, None).wav
-    render.engrave(render.musicxml(notes))
-    render.png(render.piano_roll(notes))
+    samples = pm.fluidsynth(fs=44100, synthesizer=str(soundfont()))
+    Audio(samples.astype("float32"), 44100, None).wav
+    notation.engrave(notation.musicxml(notes))
+    figures.png(figures.piano_roll(notes))
     return time.perf_counter() - start
 
 
@@ -107,7 +110,6 @@ def page_answers(page, url: str, times: int = 3) -> float:
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
-
     from test_e2e import CHROMIUM, CHROMIUM_ARGS, slide_to_the_end
 
     ap = argparse.ArgumentParser()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicgen import corpus  # noqa: E402
+from musicgen.data import builtins, datasets, sources
 
 
 def timed(fn, repeat=1):
@@ -32,13 +32,13 @@ def main():
     ap.add_argument("--pieces", type=int, default=50)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="musicgen-bench-"))
-    corpus.build_builtin("bach-chorales", root=root, limit=args.pieces)
+    builtins.build_builtin("bach-chorales", root=root, limit=args.pieces)
     folder = root / "datasets" / "bach-chorales"
     files = sorted((folder / "midi").iterdir())
     notes = 0
 
     def ours():
-        return corpus.parse_files([(f.name, f) for f in files])
+        return sources.parse_files([(f.name, f) for f in files])
 
     def music21s():
         from music21 import converter
@@ -46,7 +46,6 @@ def main():
         return [converter.parse(str(f), forceSource=True, storePickle=False) for f in files]
 
     def pretty_midis():
-        import pretty_midi
 
         return [pretty_midi.PrettyMIDI(str(f)) for f in files]
 
@@ -60,11 +59,11 @@ def main():
     def first_open():
         for cache_file in ("cache.json", "cache.bin"):
             (folder / cache_file).unlink(missing_ok=True)
-        return corpus.open_dataset("bach-chorales", root=root)  # parses every file and writes the cache
+        return datasets.open_dataset("bach-chorales", root=root)  # parses every file and writes the cache
 
     t_first = timed(first_open, repeat=5)[0]
-    data = corpus.open_dataset("bach-chorales", root=root)
-    t_cached, again = timed(lambda: corpus.open_dataset("bach-chorales", root=root), repeat=200)
+    data = datasets.open_dataset("bach-chorales", root=root)
+    t_cached, again = timed(lambda: datasets.open_dataset("bach-chorales", root=root), repeat=200)
     assert len(again.pieces) == len(data.pieces) == len(files)
 
     print(f"{len(files)} Bach chorales as MIDI, {notes} notes")

@@ -25,12 +25,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from musicgen import metrics, store  # noqa: E402
+from musicgen.analysis import metrics
+from musicgen.analysis.realness import onset_count, openings, tell_apart
 from musicgen.config import SampleConfig  # noqa: E402
-from musicgen.midi_io import Notes  # noqa: E402
-from musicgen.realness import onset_count, openings, tell_apart  # noqa: E402
-from musicgen.sample import generate, harmonize  # noqa: E402
-from musicgen.train import NGRAM_ORDERS, evaluate  # noqa: E402
+from musicgen.learn import sample
+from musicgen.learn.evaluate import NGRAM_ORDERS, evaluate
+from musicgen.learn.sample import generate, harmonize
+from musicgen.music.notes import Notes
+from musicgen.runs import provenance, store
 
 LN2 = np.log(2)
 BACHBOT_NATS = 0.477 * LN2  # BachBot's held-out loss with this encoding and 3 x 256 LSTM (bits a token, in nats)
@@ -53,7 +55,7 @@ def held_out(folder: Path) -> None:
 def model_and_quotes(folder: Path):
     """The step model and its training music's runs, loaded once: pieces are made as the app makes them,
     clear of quoting the training music."""
-    return store.load_step_model(folder), store.model_quotes(folder)
+    return sample.load_step_model(folder), provenance.model_quotes(folder)
 
 
 def pieces_of(folder: Path, count: int, events: int, temperature: float, seed: int = 1) -> list[Notes]:
@@ -148,8 +150,8 @@ def main():
         sys.exit(f"{folder.name} is a {config.family} model; this benchmark is for polyphony models")
     temperature = args.temperature or store.default_temperature(folder)
     started = time.perf_counter()
-    training = list(store.model_pieces(folder, "train").values())
-    validation = list(store.model_pieces(folder, "validation").values())
+    training = list(provenance.model_pieces(folder, "train").values())
+    validation = list(provenance.model_pieces(folder, "validation").values())
     print(f"{folder.name}: {len(training)} training and {len(validation)} validation pieces, "
           f"temperature {temperature:g}")
     held_out(folder)

@@ -36,10 +36,11 @@ runpy.run_module('musicgen', run_name='__main__')
 
 def make_files(folder: Path, count: int) -> int:
     """count MIDI files: chorale k % 350, moved by a few semitones and played 0.8-1.25 times as fast; notes."""
-    from musicgen import corpus
-    from musicgen.midi_io import Notes, TempoMap, write_midi
+    from musicgen.data import datasets
+    from musicgen.music.midi import write_midi
+    from musicgen.music.notes import Notes, TempoMap
 
-    pieces = corpus.open_dataset("bach-chorales").pieces
+    pieces = datasets.open_dataset("bach-chorales").pieces
     folder.mkdir(parents=True, exist_ok=True)
     notes = 0
     for i in range(count):

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from musicgen import corpus  # noqa: E402
+from musicgen.data import datasets
 from musicgen.families import preset  # noqa: E402
 
 
@@ -84,13 +84,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pieces", type=int, default=100, help="chorales used for the speed comparison")
     args = ap.parse_args()
-    from musicgen.families import build_encoding
     from musicgen import families
-    from musicgen.model import build, compile_model, keras, mse_with_positive_pressure, tf
-    from musicgen.train import _Steps, _windows, prepare
+    from musicgen.families import build_encoding
+    from musicgen.learn.model import build, compile_model, keras, mse_with_positive_pressure, tf
+    from musicgen.learn.train import _Steps, _windows, prepare
 
     model_cfg, train_cfg = preset("pitch-step-duration", "tutorial")
-    data = corpus.open_dataset("bach-chorales")
+    data = datasets.open_dataset("bach-chorales")
     data.pieces = data.pieces[:args.pieces]
     prepared = prepare(data, model_cfg, train_cfg)
     batch = train_cfg.batch_size

@@ -71,7 +71,6 @@ def main() -> None:
     import shutil
 
     from playwright.sync_api import sync_playwright
-
     from test_e2e import CHROMIUM, CHROMIUM_ARGS
 
     spec = importlib.util.spec_from_file_location("app_benchmark", ROOT / "benchmarks" / "app.py")
@@ -94,10 +93,10 @@ def main() -> None:
     for k in range(args.uploads):
         zips.append(work / f"upload{k}.zip")
         big_zip(zips[-1], args.mb, k)
-    from musicgen import corpus
+    from musicgen.data import builtins, datasets
 
-    corpus.open_dataset(corpus.DEFAULT_DATASET)  # the page opens it first: made here, then copied
-    shutil.copytree(corpus.datasets_dir() / corpus.DEFAULT_DATASET, work / "data" / "datasets" / corpus.DEFAULT_DATASET)
+    datasets.open_dataset(builtins.DEFAULT_DATASET)  # the page opens it first: made here, then copied
+    shutil.copytree(datasets.datasets_dir() / builtins.DEFAULT_DATASET, work / "data" / "datasets" / builtins.DEFAULT_DATASET)
     os.environ["MUSICGEN_DATA_DIR"] = str(work / "data")
     proc, url = app_benchmark.serve()
     figures = []

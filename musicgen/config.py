@@ -42,7 +42,7 @@ def cluster() -> tuple[int, list[str]]:
             raise ValueError
         return (index, workers) if len(workers) > 1 else (0, [])
     except (ValueError, TypeError, AttributeError):
-        from .errors import ConfigError
+        from musicgen.errors import ConfigError
 
         raise ConfigError("TF_CONFIG is not a cluster description TensorFlow understands "
                           "(see tf.distribute.MultiWorkerMirroredStrategy).") from None
@@ -53,7 +53,7 @@ def join_cluster(workers: list[str], index: int) -> None:
     this one the index-th."""
     import json
 
-    from .errors import ConfigError
+    from musicgen.errors import ConfigError
 
     bad = [w for w in workers if w.rpartition(":")[0] == "" or not w.rpartition(":")[2].isdigit()]
     if bad or len(workers) < 2:
@@ -123,7 +123,7 @@ class SampleConfig:
 
 def checked(config, **changes):
     """config with changes applied, each checked against its field's range; a ConfigError names the first bad one."""
-    from .errors import ConfigError
+    from musicgen.errors import ConfigError
 
     known = {f.name: f for f in fields(config)}
     for key, value in changes.items():

@@ -2,9 +2,16 @@ import streamlit as st
 
 import shell
 
-from musicgen import corpus, jobs, render
+from musicgen.data import builtins, datasets, imports
+from musicgen.infra import jobs
+from musicgen.render.audio import audio
+from musicgen.render import figures, notation
+from musicgen.services import pieces
 from musicgen.errors import MusicgenError
-from musicgen.explore import clock, histograms, note_name, note_rows, summarize
+from musicgen.music.notes import clock
+from musicgen.analysis.explore import histograms, note_rows
+from musicgen.music.theory import note_name
+from musicgen.music.notes import summarize
 
 shell.enter()
 
@@ -15,7 +22,7 @@ def histogram_pngs(name: str, version: str, piece: str | None) -> list[bytes]:
     tables = [data.piece(piece).notes] if piece else [p.notes for p in data.pieces]
     hists = histograms(tables)
     titles = {"pitch": "Pitch", "step": "Time between notes (s)", "duration": "Note length (s)"}
-    return [render.png(render.histogram_figure(h, titles[k])) for k, h in hists.items()]
+    return [figures.png(figures.histogram_figure(h, titles[k])) for k, h in hists.items()]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -24,8 +31,8 @@ def piece_score(name: str, version: str, piece: str, first: int | None, window: 
     notes = found.notes
     if window:  # from the bar line before the window, so the bars stay where they are
         start = notes.bar_start(window[0])
-        return render.sheet_music_svg(notes.window(start, window[1]).shifted(-start), found.label)
-    return render.sheet_music_svg(notes.head(first), found.label)
+        return notation.sheet_music_svg(notes.window(start, window[1]).shifted(-start), found.label)
+    return notation.sheet_music_svg(notes.head(first), found.label)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -34,14 +41,14 @@ def piece_media(name: str, version: str, piece: str, first: int | None,
     found = shell.dataset(name).piece(piece)
     notes = found.notes
     shown = notes.window(*window).shifted(-window[0]) if window else notes.head(first)
-    sound = render.audio(shown)
-    return render.png(render.piano_roll(notes, first=first, window=window, title=found.label)), sound.ogg, sound.note
+    sound = audio(shown)
+    return figures.png(figures.piano_roll(notes, first=first, window=window, title=found.label)), sound.ogg, sound.note
 
 
 st.title("Dataset")
-infos = {i.name: i for i in corpus.list_datasets()}
+infos = {i.name: i for i in datasets.list_datasets()}
 names = list(infos)
-current = st.session_state.get("dataset", corpus.DEFAULT_DATASET)
+current = st.session_state.get("dataset", builtins.DEFAULT_DATASET)
 name = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0,
                     format_func=lambda n: f"{infos[n].title} ({'built-in' if infos[n].builtin else 'yours'})")
 st.session_state["dataset"] = name  # a plain key, kept while other pages run (widget keys are not)
@@ -67,7 +74,7 @@ if st.session_state.get("may_change"):  # uploads need the password on a shared 
                 else:
                     bar = st.progress(0.0)
                     try:
-                        report = corpus.import_uploads(
+                        report = imports.import_uploads(
                             target, [(u.name, u) for u in uploads],
                             lambda done, total, what: bar.progress(done / max(total, 1), what), pedal=pedal or None)
                         st.session_state["dataset_note"] = (
@@ -101,9 +108,9 @@ def follow_build(name: str) -> None:
     """A long build (a built-in corpus, a large collection's first parse) runs in a job of its own: it goes on
     when the page is left, and any visit shows its progress, a count and an estimate."""
     shared, uncached = builds()
-    job = shared.job(name, jobs.open_dataset, name)
+    job = shared.job(name, pieces.open_dataset, name)
     if job.done():
-        if shared.finish(name) and not corpus.is_ready(name):
+        if shared.finish(name) and not datasets.is_ready(name):
             uncached.add(name)
         st.rerun()
     p = job.progress()
@@ -112,7 +119,7 @@ def follow_build(name: str) -> None:
 
 
 shared, uncached = builds()
-if not corpus.is_ready(name) and name not in uncached:
+if not datasets.is_ready(name) and name not in uncached:
     if name in shared.failed:
         st.error(shell.plain(shared.failed[name]))
         if st.button("Try again"):

@@ -6,13 +6,22 @@ from pathlib import Path
 import streamlit as st
 
 import shell
+from widgets import follow_html
 
-from musicgen import corpus, jobs, metrics, render, store
+from musicgen.analysis import metrics
+from musicgen.data import datasets
+from musicgen.infra import jobs
+from musicgen.learn import sample
+from musicgen.music import copies
+from musicgen.render import bundle, figures, notation
+from musicgen.runs import provenance, store
+from musicgen.services import pieces
 from musicgen.config import SampleConfig, field_range
 from musicgen.errors import MusicgenError
-from musicgen.explore import note_rows, summarize
-from musicgen.midi_io import read_midi
-from musicgen.sample import next_choices
+from musicgen.analysis.explore import note_rows
+from musicgen.music.notes import summarize
+from musicgen.music.midi import read_midi
+from musicgen.learn.sample import next_choices
 
 shell.enter()
 
@@ -22,8 +31,8 @@ KEEP = 3  # results kept on the page to compare
 @st.cache_data(max_entries=32, show_spinner=False)
 def what_it_hears(folder: str, mtime: float, primer_key: str, temps: tuple, _primer) -> tuple:
     """The model's likeliest next choices after the primer (named by primer_key), and their chart."""
-    heard = next_choices(store.load_step_model(folder), _primer, temps)
-    return heard, render.png(render.choices_figure(heard.choices, temps))
+    heard = next_choices(sample.load_step_model(folder), _primer, temps)
+    return heard, figures.png(figures.choices_figure(heard.choices, temps))
 
 
 def hearing_text(heard, temps: tuple, primed: bool) -> str:
@@ -43,7 +52,7 @@ def hearing_text(heard, temps: tuple, primed: bool) -> str:
 def training_music(folder: str, mtime: float) -> tuple[dict, dict] | None:
     """(statistics of every training piece, the pieces) of a model, or None when its dataset is gone."""
     try:
-        pieces = store.model_pieces(Path(folder), "train")
+        pieces = provenance.model_pieces(Path(folder), "train")
     except MusicgenError:
         return None
     return metrics.corpus_statistics(list(pieces.values())), pieces
@@ -61,7 +70,7 @@ def data_stamp(folder: Path) -> float:
 def training_quotes(folder: str, mtime: float):
     """The runs of a model's training music its pieces keep clear of (metrics.Quotes), found once for every
     session: a click then hands them to the piece's process instead of it reading the dataset again."""
-    return store.model_quotes(Path(folder))
+    return provenance.model_quotes(Path(folder))
 
 
 @st.cache_resource(show_spinner=False)
@@ -69,7 +78,7 @@ def warm_up() -> dict:
     """Start the process pieces are made in (with the notation and audio libraries loaded) before the first
     click, so Generate answers fast; the dict keeps this server's measured pace."""
     jobs.warm()
-    return {"seconds_per_event": jobs.SECONDS_PER_EVENT}
+    return {"seconds_per_event": pieces.SECONDS_PER_EVENT}
 
 
 st.title("Generate")
@@ -116,10 +125,10 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
     else:
         length = c2.slider("Length (notes or chords)", *field_range(SampleConfig, "length"), 120)
         voices = SampleConfig().voices
-        cap = jobs.length_cap(pace["seconds_per_event"])
+        cap = pieces.length_cap(pace["seconds_per_event"])
         if length > cap:
             c2.caption(f"Capped at {cap} on this computer: a longer piece would take more than "
-                       f"{jobs.MAX_JOB_S // 60} minutes to make.")
+                       f"{pieces.MAX_JOB_S // 60} minutes to make.")
             length = cap
     st.session_state.setdefault("seed", 0)
     with c3:
@@ -145,7 +154,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
                 given = given.take(given.voice == 0)  # the soprano's own track
         elif kind == "A piece from a dataset":
             c1, c2 = st.columns(2)
-            infos = [i.name for i in corpus.list_datasets() if i.built]
+            infos = [i.name for i in datasets.list_datasets() if i.built]
             ds = c1.selectbox("Dataset", infos)
             data = shell.dataset(ds) if ds else None
             labels = {p.name: p.label for p in data.pieces} if data else {}
@@ -193,7 +202,7 @@ with st.expander("Settings", icon=":material/tune:") if projector else st.contai
                             "under 'What the model hears')")
 
 
-def request(folder: Path, t: float) -> jobs.PieceRequest:
+def request(folder: Path, t: float) -> pieces.PieceRequest:
     """The piece the settings ask for, titled so that results can be told apart."""
     if harmonizing:
         title = f"{given_title} harmonized by {name}, {voices} voices"
@@ -203,8 +212,8 @@ def request(folder: Path, t: float) -> jobs.PieceRequest:
     settings = SampleConfig(length=length, temperature=t, seed=int(seed), voices=voices)
     # A training dataset not yet made (or re-read) is read by the piece's own process, not by this page.
     quotes = training_quotes(str(folder), data_stamp(folder)) \
-        if not harmonizing and store.training_data_ready(folder) else None
-    return jobs.PieceRequest(str(folder), settings, title, program, primer=None if harmonizing else given,
+        if not harmonizing and provenance.training_data_ready(folder) else None
+    return pieces.PieceRequest(str(folder), settings, title, program, primer=None if harmonizing else given,
                              melody=given if harmonizing else None, quotes=quotes)
 
 
@@ -220,7 +229,7 @@ if st.button("Harmonize" if harmonizing else "Generate", type="primary", icon=":
         store.check_model(folder)
         asked = [request(folder, t) for t in ((temperature, other) if both else (temperature,))]
         # two pieces run side by side, one per core
-        st.session_state["jobs"] = [jobs.Job.start(jobs.make_piece, r) for r in asked]
+        st.session_state["jobs"] = [jobs.Job.start(pieces.make_piece, r) for r in asked]
         st.session_state["job_events"] = length if not harmonizing else len(given)
     except MusicgenError as e:
         st.error(shell.plain(e))
@@ -267,19 +276,19 @@ if "job_error" in st.session_state:
 
 
 @st.fragment
-def show_sheet(r: render.Rendered, slot: int, follow: bool) -> None:
+def show_sheet(r: bundle.Rendered, slot: int, follow: bool) -> None:
     """The score, a section at a time for a long piece (each further section engraved on request); when
     following, with the sound and the piano roll in one block whose cursor follows the playing."""
-    count = render.sections(r.notes)
+    count = notation.sections(r.notes)
     k = 0
     if count > 1:
         k = st.select_slider("Bars", list(range(count)), 0, key=f"section{slot}",
-                             format_func=lambda i: "{}-{}".format(*render.section_bars(r.notes, i)[:2]))
+                             format_func=lambda i: "{}-{}".format(*notation.section_bars(r.notes, i)[:2]))
     sheets = st.session_state.setdefault("sheets", {})
     sheets.setdefault((slot, 0), r.sheet)
     if (slot, k) not in sheets:
-        with st.spinner("Engraving bars {}-{}...".format(*render.section_bars(r.notes, k)[:2])):
-            job = jobs.Job.start(jobs.make_sheet, r.notes, r.title, k, r.seam)
+        with st.spinner("Engraving bars {}-{}...".format(*notation.section_bars(r.notes, k)[:2])):
+            job = jobs.Job.start(pieces.make_sheet, r.notes, r.title, k, r.seam)
             while not job.done():  # this fragment's own thread waits; other sessions are not held up
                 time.sleep(0.1)
         try:
@@ -289,20 +298,20 @@ def show_sheet(r: render.Rendered, slot: int, follow: bool) -> None:
             return
     sheet = sheets[(slot, k)]
     if follow:
-        st.iframe(render.follow_html(r, sheet))  # sized to its content
+        st.iframe(follow_html(r, sheet))  # sized to its content
     else:
         st.image(sheet.svg, width="stretch")
-    first, end, _ = render.section_bars(r.notes, k)
+    first, end, _ = notation.section_bars(r.notes, k)
     label = "MusicXML" + (f" (bars {first}-{end})" if count > 1 else "")
     st.download_button(label, sheet.musicxml, f"{stem(r)}{'' if count == 1 else f'_bars-{first}'}.musicxml",
                        "application/vnd.recordare.musicxml+xml", key=f"xml{slot}")
 
 
-def stem(r: render.Rendered) -> str:
+def stem(r: bundle.Rendered) -> str:
     return r.title.replace(", ", "_").replace(" ", "-")
 
 
-def show_piece(piece: jobs.Piece, key: str, newest: bool, slot: int) -> None:
+def show_piece(piece: pieces.Piece, key: str, newest: bool, slot: int) -> None:
     r = piece.rendered
     if newest:
         st.subheader(shell.plain(r.title))
@@ -348,8 +357,8 @@ for i, made in enumerate(st.session_state.get("results", [])):
                 else:
                     stats, pieces = known
                     st.session_state["comparison"] = (
-                        r.title, render.png(render.statistics_figure(stats, metrics.all_statistics(r.notes))),
-                        metrics.copy_verdict(metrics.longest_copy(r.notes, pieces)))
+                        r.title, figures.png(figures.statistics_figure(stats, metrics.all_statistics(r.notes))),
+                        metrics.copy_verdict(copies.longest_copy(r.notes, pieces)))
             shown = st.session_state.get("comparison")
             if shown and shown[0] == r.title:
                 if shown[1]:

@@ -4,11 +4,12 @@ import streamlit as st
 
 import shell
 
-from musicgen import corpus, store
+from musicgen.data import builtins, datasets
+from musicgen.runs import store
 from musicgen import families
 from musicgen.config import OPTIMIZERS
 from musicgen.errors import MusicgenError
-from musicgen.train import launch, launch_finetune, launch_resume, reap, request_stop
+from musicgen.services.trainer import launch, launch_finetune, launch_resume, reap, request_stop
 
 shell.enter()
 
@@ -24,8 +25,8 @@ st.title("Train")
 st.write("Training runs in its own process: it goes on if you close this tab, and this page shows it again "
          "when you come back.")
 
-datasets = [i.name for i in corpus.list_datasets()]
-current = st.session_state.get("dataset", corpus.DEFAULT_DATASET)
+datasets = [i.name for i in datasets.list_datasets()]
+current = st.session_state.get("dataset", builtins.DEFAULT_DATASET)
 c1, c2, c3 = st.columns(3)
 dataset = c1.selectbox("Dataset", datasets, index=datasets.index(current) if current in datasets else 0)
 st.session_state["dataset"] = dataset  # as on the Dataset page: the one being worked on, shown in the sidebar

@@ -1,6 +1,6 @@
 import pytest
 
-from musicgen import corpus
+from musicgen.data import builtins, datasets
 
 
 @pytest.fixture(autouse=True)
@@ -16,8 +16,8 @@ def data_dir(tmp_path, monkeypatch):
 def small_builtins(tmp_path_factory):
     """A data folder with the first few pieces of each built-in corpus, built once per test run."""
     root = tmp_path_factory.mktemp("builtins")
-    for name in corpus.BUILTINS:
-        corpus.build_builtin(name, root=root, limit=6)
+    for name in builtins.BUILTINS:
+        builtins.build_builtin(name, root=root, limit=6)
     return root
 
 
@@ -25,10 +25,10 @@ def small_builtins(tmp_path_factory):
 def tiny_models(small_builtins, tmp_path_factory):
     """A models folder with one tiny trained model per family, trained once per test run."""
     from musicgen.config import ModelConfig, TrainConfig
-    from musicgen.train import train
+    from musicgen.learn.train import train
 
     root = tmp_path_factory.mktemp("models")
-    data = corpus.open_dataset("bach-chorales", root=small_builtins)
+    data = datasets.open_dataset("bach-chorales", root=small_builtins)
     fast = TrainConfig(epochs=1, batch_size=32, learning_rate=0.01)
     train(data, root / "tiny-psd", ModelConfig(family="pitch-step-duration", seq_length=8, units=(16,)), fast)
     train(data, root / "tiny-nc", ModelConfig(family="notes-and-chords", seq_length=8, units=(16,),

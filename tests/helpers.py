@@ -4,7 +4,8 @@ import io
 
 import mido
 
-from musicgen.midi_io import Notes, write_midi
+from musicgen.music.notes import Notes
+from musicgen.music.midi import write_midi
 
 
 def notes(rows, tempo=120.0) -> Notes:

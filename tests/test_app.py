@@ -5,8 +5,10 @@ import time
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
+from musicgen.data import datasets
+from musicgen.data import imports
+from musicgen.runs import store
 
-from musicgen import store
 
 APP = "../app.py"
 
@@ -46,9 +48,8 @@ def test_home_runs():
 def test_dataset_page_shows_a_user_dataset():
     from helpers import midi_bytes, scale
 
-    from musicgen import corpus
 
-    corpus.import_files("class", [("scale.mid", midi_bytes(scale(count=9)))])
+    imports.import_files("class", [("scale.mid", midi_bytes(scale(count=9)))])
     at = page("dataset", dataset="class")
     assert [m.value for m in at.metric][:2] == ["1", "9"]
     assert at.get("audio") and at.get("image")
@@ -58,11 +59,10 @@ def test_dataset_page_shows_a_user_dataset():
 def test_a_dataset_that_needs_parsing_is_opened_by_a_job_the_page_follows():
     from helpers import midi_bytes, scale
 
-    from musicgen import corpus
 
-    corpus.import_files("later", [(f"s{i}.mid", midi_bytes(scale(40 + i, count=9))) for i in range(3)])
-    (corpus.datasets_dir() / "later" / "cache.json").unlink()  # as after files were added by hand
-    assert not corpus.is_ready("later")
+    imports.import_files("later", [(f"s{i}.mid", midi_bytes(scale(40 + i, count=9))) for i in range(3)])
+    (datasets.datasets_dir() / "later" / "cache.json").unlink()  # as after files were added by hand
+    assert not datasets.is_ready("later")
     at = page("dataset", dataset="later")
     assert not at.metric and "goes on if you leave the page" in at.get("progress")[0].proto.text
     end = time.monotonic() + 60
@@ -70,15 +70,14 @@ def test_a_dataset_that_needs_parsing_is_opened_by_a_job_the_page_follows():
         assert time.monotonic() < end and not at.exception
         time.sleep(0.3)
         at.run()
-    assert corpus.is_ready("later") and [m.value for m in at.metric][:2] == ["3", "27"]
+    assert datasets.is_ready("later") and [m.value for m in at.metric][:2] == ["3", "27"]
 
 
 def test_dataset_page_builtin_corpus(app_env):
     at = page("dataset")
     assert at.metric[0].value == "6"
-    from musicgen import corpus
 
-    at.selectbox[1].set_value(corpus.open_dataset("bach-chorales").pieces[2].name).run()  # named by its title
+    at.selectbox[1].set_value(datasets.open_dataset("bach-chorales").pieces[2].name).run()  # named by its title
     assert not at.exception and at.get("audio")
     at.radio[0].set_value("A time window").run()
     at.slider[0].set_value((2.0, 6.0)).run()
@@ -114,7 +113,6 @@ def test_generate_page_makes_music(app_env):
 
 
 def test_generate_page_harmonizes_a_chorale_soprano(app_env, small_builtins):
-    from musicgen import corpus
 
     at = page("generate")
     at.radio[0].set_value("Harmonize a melody").run()
@@ -125,7 +123,7 @@ def test_generate_page_harmonizes_a_chorale_soprano(app_env, small_builtins):
     made(at)
     assert not at.exception and not at.error
     result = at.session_state["results"][0][0].rendered
-    chorale = corpus.open_dataset("bach-chorales", root=small_builtins).piece(piece)
+    chorale = datasets.open_dataset("bach-chorales", root=small_builtins).piece(piece)
     assert chorale.title and result.title.startswith(f"{chorale.title} harmonized by")  # its own title
     soprano = chorale.notes.take(chorale.notes.voice == 0)
     top = result.notes.take(result.notes.voice == 0)
@@ -195,7 +193,7 @@ def test_shared_without_password_shows_music_but_changes_nothing(app_env, monkey
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     assert at.session_state["may_change"]  # local by default (.streamlit/config.toml)
-    from musicgen import access
+    from musicgen.infra import access
 
     assert access.is_shared("0.0.0.0") and access.is_shared(None) and not access.is_shared("127.0.0.1")
     assert not access.may_change("0.0.0.0", None, None) and access.may_change("127.0.0.1", None, None)
@@ -262,12 +260,12 @@ def test_the_app_keeps_a_dataset_open_until_it_changes():
     from helpers import midi_bytes, scale
 
     import shell
-    from musicgen import corpus
+    from musicgen.data import imports
 
-    corpus.import_files("kept", [(f"{i}.mid", midi_bytes(scale(50 + i))) for i in range(2)])
+    imports.import_files("kept", [(f"{i}.mid", midi_bytes(scale(50 + i))) for i in range(2)])
     first = shell.dataset("kept")
     assert shell.dataset("kept") is first
-    corpus.import_files("kept", [("new.mid", midi_bytes(scale(70)))])
+    imports.import_files("kept", [("new.mid", midi_bytes(scale(70)))])
     again = shell.dataset("kept")
     assert again is not first and [p.name for p in again.pieces] == ["0.mid", "1.mid", "new.mid"]
 

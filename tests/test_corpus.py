@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from helpers import midi_bytes, scale
 
-from musicgen import corpus
-from musicgen.explore import summarize
+from musicgen.data import builtins, cache, datasets, imports, sources
+from musicgen.music.notes import Notes, summarize
 from musicgen.errors import DatasetError
 
 
@@ -24,9 +24,9 @@ def song(i: int, count=8) -> bytes:
 
 
 def test_import_uploads_makes_a_dataset(data_dir):
-    report = corpus.import_files("My Songs", [("a.mid", song(0)), ("b.midi", song(1, count=5))])
+    report = imports.import_files("My Songs", [("a.mid", song(0)), ("b.midi", song(1, count=5))])
     assert report.name == "my-songs"
-    dataset = corpus.open_dataset("my-songs")
+    dataset = datasets.open_dataset("my-songs")
     assert dataset.title == "My Songs"
     assert sorted(report.added) == ["a.mid", "b.midi"]
     assert sorted(len(p.notes) for p in dataset.pieces) == [5, 8]
@@ -35,18 +35,18 @@ def test_import_uploads_makes_a_dataset(data_dir):
 
 
 def test_import_extends_and_skips_duplicates():
-    corpus.import_files("mine", [("a.mid", song(0))])
-    report = corpus.import_files("mine", [("a.mid", song(0)), ("a.mid", song(2))])
+    imports.import_files("mine", [("a.mid", song(0))])
+    report = imports.import_files("mine", [("a.mid", song(0)), ("a.mid", song(2))])
     assert report.duplicates == 1
     assert report.added == ["a-2.mid"]  # same name, other music: kept under a new name
-    assert report.summary == summarize([p.notes for p in corpus.open_dataset("mine").pieces])
+    assert report.summary == summarize([p.notes for p in datasets.open_dataset("mine").pieces])
     assert report.summary.pieces == 2
-    again = corpus.import_files("mine", [("b.mid", song(2))])  # nothing new: the summary is still the dataset's
+    again = imports.import_files("mine", [("b.mid", song(2))])  # nothing new: the summary is still the dataset's
     assert again.added == [] and again.summary == report.summary
 
 
 def test_import_lists_bad_files_and_keeps_the_good():
-    report = corpus.import_files("mixed", [("good.mid", song(0)), ("bad.mid", b"not midi"), ("empty.mid", b"")])
+    report = imports.import_files("mixed", [("good.mid", song(0)), ("bad.mid", b"not midi"), ("empty.mid", b"")])
     assert report.added == ["good.mid"]
     assert len(report.problems) == 2
     assert any("bad.mid: this is not a MIDI file" in p for p in report.problems)
@@ -54,22 +54,22 @@ def test_import_lists_bad_files_and_keeps_the_good():
 
 
 def test_nothing_usable_changes_nothing(data_dir):
-    corpus.import_files("keep", [("a.mid", song(0))])
+    imports.import_files("keep", [("a.mid", song(0))])
     before = sorted(os.listdir(data_dir / "datasets" / "keep" / "midi"))
     with pytest.raises(DatasetError, match="No usable MIDI file.*not changed"):
-        corpus.import_files("keep", [("x.mid", b"garbage")])
+        imports.import_files("keep", [("x.mid", b"garbage")])
     assert sorted(os.listdir(data_dir / "datasets" / "keep" / "midi")) == before
     with pytest.raises(DatasetError):
-        corpus.import_files("fresh", [("x.txt", b"garbage")])
+        imports.import_files("fresh", [("x.txt", b"garbage")])
     assert not (data_dir / "datasets" / "fresh").exists()
 
 
 def test_dataset_names():
-    assert corpus.dataset_name("  Bach & Friends ") == "bach-friends"
+    assert datasets.dataset_name("  Bach & Friends ") == "bach-friends"
     with pytest.raises(DatasetError):
-        corpus.dataset_name("../..")
+        datasets.dataset_name("../..")
     with pytest.raises(DatasetError, match="built-in"):
-        corpus.import_files("bach-chorales", [("a.mid", song(0))])
+        imports.import_files("bach-chorales", [("a.mid", song(0))])
 
 
 def test_zip_import_is_safe(data_dir):
@@ -81,7 +81,7 @@ def test_zip_import_is_safe(data_dir):
         "readme.txt": b"hello",
         "__MACOSX/songs/._one.mid": b"junk",
     })
-    report = corpus.import_files("zipped", [("songs.zip", z)])
+    report = imports.import_files("zipped", [("songs.zip", z)])
     assert sorted(report.added) == ["songs__deeper__two.mid", "songs__one.mid"]
     problems = "\n".join(report.problems)
     assert "../escape.mid: skipped, its path points outside" in problems
@@ -94,32 +94,32 @@ def test_zip_import_is_safe(data_dir):
 
 
 def test_zip_member_count_cap(monkeypatch):
-    monkeypatch.setattr(corpus, "MAX_ZIP_MEMBERS", 3)
+    monkeypatch.setattr(sources, "MAX_ZIP_MEMBERS", 3)
     z = make_zip({f"{i}.mid": song(i) for i in range(4)})
     with pytest.raises(DatasetError, match="holds 4 files; the limit is 3"):
-        corpus.import_files("many", [("many.zip", z)])
+        imports.import_files("many", [("many.zip", z)])
 
 
 def test_zip_bomb_is_refused(monkeypatch):
-    monkeypatch.setattr(corpus, "MAX_ZIP_TOTAL_BYTES", 10_000)
+    monkeypatch.setattr(sources, "MAX_ZIP_TOTAL_BYTES", 10_000)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("big.mid", b"MThd" + b"\0" * 50_000)  # compresses to almost nothing
     with pytest.raises(DatasetError, match="would unpack to"):
-        corpus.import_files("bomb", [("bomb.zip", buf.getvalue())])
+        imports.import_files("bomb", [("bomb.zip", buf.getvalue())])
 
 
 def test_zip_member_size_cap(monkeypatch):
     small, big = song(0, 1), song(1, 40)
-    monkeypatch.setattr(corpus, "MAX_MIDI_BYTES", len(small))
-    report = corpus.import_files("sizes", [("s.zip", make_zip({"small.mid": small, "big.mid": big}))])
+    monkeypatch.setattr(sources, "MAX_MIDI_BYTES", len(small))
+    report = imports.import_files("sizes", [("s.zip", make_zip({"small.mid": small, "big.mid": big}))])
     assert report.added == ["small.mid"]
     assert "big.mid: the file is too large" in "\n".join(report.problems)
 
 
 def test_damaged_zip():
     with pytest.raises(DatasetError, match="damaged"):
-        corpus.import_files("broken", [("broken.zip", b"PK\x03\x04" + b"\x00" * 40)])
+        imports.import_files("broken", [("broken.zip", b"PK\x03\x04" + b"\x00" * 40)])
 
 
 def test_folder_with_maestro_csv_keeps_splits(tmp_path):
@@ -134,27 +134,28 @@ def test_folder_with_maestro_csv_keeps_splits(tmp_path):
         "X,A,train,2004,2004/a.midi,2004/a.wav,2.0\n"
         'X,"B, op. 2",validation,2004,2004/b.midi,2004/b.wav,2.0\n'
         "X,C,test,2006,2006/c.midi,2006/c.wav,2.0\n")
-    report = corpus.import_files("maestro", [src])
+    report = imports.import_files("maestro", [src])
     assert report.summary.pieces == 3
-    splits = {p.name: p.split for p in corpus.open_dataset("maestro").pieces}
+    splits = {p.name: p.split for p in datasets.open_dataset("maestro").pieces}
     assert splits == {"2004__a.midi": "train", "2004__b.midi": "validation", "2006__c.midi": "test"}
-    reopened = corpus.open_dataset("maestro")
+    reopened = datasets.open_dataset("maestro")
     assert {p.name: p.split for p in reopened.pieces} == splits
 
 
 def test_maestro_zip_keeps_splits():
     z = make_zip({"m/m.csv": b"split,midi_filename\ntrain,2004/a.midi\ntest,2004/b.midi\n",
                   "m/2004/a.midi": song(0), "m/2004/b.midi": song(1)})
-    corpus.import_files("mz", [("m.zip", z)])
-    assert {p.name: p.split for p in corpus.open_dataset("mz").pieces} == {"m__2004__a.midi": "train",
+    imports.import_files("mz", [("m.zip", z)])
+    assert {p.name: p.split for p in datasets.open_dataset("mz").pieces} == {"m__2004__a.midi": "train",
                                                                 "m__2004__b.midi": "test"}
 
 
 def test_cache_reopen_does_not_parse(monkeypatch):
-    corpus.import_files("cached", [(f"{i}.mid", song(i)) for i in range(5)])
-    parsed = corpus.parse_files([(f"{i}.mid", song(i)) for i in range(5)])
-    monkeypatch.setattr(corpus, "parse_files", lambda *a, **k: pytest.fail("parsed again"))
-    again = corpus.open_dataset("cached")
+    imports.import_files("cached", [(f"{i}.mid", song(i)) for i in range(5)])
+    parsed = sources.parse_files([(f"{i}.mid", song(i)) for i in range(5)])
+    for module in (cache, datasets):
+        monkeypatch.setattr(module, "parse_files", lambda *a, **k: pytest.fail("parsed again"))
+    again = datasets.open_dataset("cached")
     assert [p.name for p in again.pieces] == [f"{i}.mid" for i in range(5)]
     for a, b in zip(again.pieces, parsed):
         np.testing.assert_array_equal(a.notes.pitch, b.pitch)
@@ -163,11 +164,11 @@ def test_cache_reopen_does_not_parse(monkeypatch):
 
 
 def test_a_cached_dataset_is_summed_up_from_its_cache_and_makes_its_notes_on_use(monkeypatch):
-    corpus.import_files("sums", [(f"{i}.mid", song(i, count=4 + i)) for i in range(4)] + [("x.mid", b"bad")])
-    data = corpus.open_dataset("sums")
+    imports.import_files("sums", [(f"{i}.mid", song(i, count=4 + i)) for i in range(4)] + [("x.mid", b"bad")])
+    data = datasets.open_dataset("sums")
     made = []
-    real = corpus.Notes.__init__
-    monkeypatch.setattr(corpus.Notes, "__init__", lambda self, *a, **k: made.append(1) or real(self, *a, **k))
+    real = Notes.__init__
+    monkeypatch.setattr(Notes, "__init__", lambda self, *a, **k: made.append(1) or real(self, *a, **k))
     summary = data.summary()
     assert not made  # from the cache entries, not the note tables
     assert data.pieces[2].notes.pitch.tolist() == list(range(50, 56)) and made  # made when asked for
@@ -175,42 +176,42 @@ def test_a_cached_dataset_is_summed_up_from_its_cache_and_makes_its_notes_on_use
 
 
 def test_cache_notices_changed_and_removed_files(data_dir):
-    corpus.import_files("changing", [("a.mid", song(0)), ("b.mid", song(1))])
+    imports.import_files("changing", [("a.mid", song(0)), ("b.mid", song(1))])
     midi = data_dir / "datasets" / "changing" / "midi"
     (midi / "a.mid").write_bytes(song(0, count=3))
     os.utime(midi / "a.mid", ns=(1, 1))  # a different mtime even on coarse clocks
     (midi / "b.mid").unlink()
-    d = corpus.open_dataset("changing")
+    d = datasets.open_dataset("changing")
     assert [(p.name, len(p.notes)) for p in d.pieces] == [("a.mid", 3)]
-    info = {i.name: i for i in corpus.list_datasets()}["changing"]  # sizes from the cache's first line
+    info = {i.name: i for i in datasets.list_datasets()}["changing"]  # sizes from the cache's first line
     assert (info.pieces, info.notes, info.seconds) == (1, 3, d.pieces[0].notes.seconds)
 
 
 def counting_reads(monkeypatch) -> list[str]:
     """The labels of every MIDI file parsed from now on (parsing runs in this process for small counts)."""
-    seen, real = [], corpus.read_midi
+    seen, real = [], sources.read_midi
 
     def read(data, name=None, **kw):
         seen.append(name)
         return real(data, name=name, **kw)
 
-    monkeypatch.setattr(corpus, "read_midi", read)
+    monkeypatch.setattr(sources, "read_midi", read)
     return seen
 
 
 def test_an_import_parses_each_file_once_and_adds_to_the_cache_without_reparsing(monkeypatch, data_dir):
     seen = counting_reads(monkeypatch)
-    corpus.import_files("once", [(f"{i}.mid", song(i)) for i in range(3)])
+    imports.import_files("once", [(f"{i}.mid", song(i)) for i in range(3)])
     assert sorted(seen) == ["0.mid", "1.mid", "2.mid"]  # checked and cached by the same parse
     cache = data_dir / "datasets" / "once" / "cache.bin"
     size = cache.stat().st_size
     seen.clear()
-    report = corpus.import_files("once", [("3.mid", song(3)), ("4.mid", song(4, count=5))])
+    report = imports.import_files("once", [("3.mid", song(3)), ("4.mid", song(4, count=5))])
     assert sorted(seen) == ["3.mid", "4.mid"]  # the files there before are not read again
     assert cache.stat().st_size == size + 13 * 40  # appended: 13 notes of 40 bytes
     assert (report.summary.pieces, report.summary.notes) == (5, 37)
-    assert corpus.is_ready("once")  # the import left its cache current: opening reads no folder again
-    d = corpus.open_dataset("once")
+    assert datasets.is_ready("once")  # the import left its cache current: opening reads no folder again
+    d = datasets.open_dataset("once")
     assert sorted(seen) == ["3.mid", "4.mid"]  # opening after the import parses nothing
     assert [(p.name, len(p.notes)) for p in d.pieces] == [
         ("0.mid", 8), ("1.mid", 8), ("2.mid", 8), ("3.mid", 8), ("4.mid", 5)]
@@ -219,53 +220,53 @@ def test_an_import_parses_each_file_once_and_adds_to_the_cache_without_reparsing
 
 
 def test_a_half_written_block_is_ignored_and_files_gone_are_compacted_away(monkeypatch, data_dir):
-    corpus.import_files("gc", [(f"{i}.mid", song(i)) for i in range(4)])
+    imports.import_files("gc", [(f"{i}.mid", song(i)) for i in range(4)])
     folder = data_dir / "datasets" / "gc"
     with open(folder / "cache.bin", "ab") as fh:  # a writer that died half-way through a block
         fh.write(b"x" * 100)
     seen = counting_reads(monkeypatch)
-    assert len(corpus.open_dataset("gc").pieces) == 4 and not seen
+    assert len(datasets.open_dataset("gc").pieces) == 4 and not seen
     for i in range(3):
         (folder / "midi" / f"{i}.mid").unlink()
-    d = corpus.open_dataset("gc")
+    d = datasets.open_dataset("gc")
     assert [p.name for p in d.pieces] == ["3.mid"] and not seen
     assert (folder / "cache.bin").stat().st_size == 8 * 40  # only the rows of the file still there
-    assert d.pieces[0].notes.pitch.tolist() == corpus.read_midi(song(3)).pitch.tolist()
+    assert d.pieces[0].notes.pitch.tolist() == sources.read_midi(song(3)).pitch.tolist()
 
 
 def test_corrupt_cache_is_rebuilt(data_dir):
-    corpus.import_files("c", [("a.mid", song(0))])
+    imports.import_files("c", [("a.mid", song(0))])
     (data_dir / "datasets" / "c" / "cache.bin").write_bytes(b"rubbish")
-    assert len(corpus.open_dataset("c").pieces) == 1
+    assert len(datasets.open_dataset("c").pieces) == 1
 
 
 def test_unknown_dataset():
     with pytest.raises(DatasetError, match="no dataset called 'nope'"):
-        corpus.open_dataset("nope")
+        datasets.open_dataset("nope")
 
 
 def test_delete_dataset(data_dir):
-    corpus.import_files("gone", [("a.mid", song(0))])
-    corpus.delete_dataset("gone")
+    imports.import_files("gone", [("a.mid", song(0))])
+    datasets.delete_dataset("gone")
     assert not (data_dir / "datasets" / "gone").exists()
     with pytest.raises(DatasetError):
-        corpus.delete_dataset("bach-chorales")
+        datasets.delete_dataset("bach-chorales")
 
 
 def test_load_data_from_paths(tmp_path):
     (tmp_path / "a.mid").write_bytes(song(0))
     (tmp_path / "b.mid").write_bytes(b"bad")
-    d = corpus.load_data(str(tmp_path))
+    d = datasets.load_data(str(tmp_path))
     assert [len(p.notes) for p in d.pieces] == [8]
     assert len(d.problems) == 1 and "not a MIDI file" in d.problems[0]
 
 
 def test_parallel_parse_matches_serial(monkeypatch):
     items = [(f"{i}.mid", song(i)) for i in range(6)] + [("bad.mid", b"x")]
-    serial = corpus.parse_files(items)
-    monkeypatch.setattr(corpus, "PARSE_PARALLEL_FROM", 2)
+    serial = sources.parse_files(items)
+    monkeypatch.setattr(sources, "PARSE_PARALLEL_FROM", 2)
     seen = []
-    parallel = corpus.parse_files(items, progress=lambda done, total, what: seen.append((done, total)))
+    parallel = sources.parse_files(items, progress=lambda done, total, what: seen.append((done, total)))
     assert seen[-1] == (7, 7)
     for a, b in zip(serial, parallel):
         if isinstance(a, str):
@@ -275,33 +276,33 @@ def test_parallel_parse_matches_serial(monkeypatch):
 
 
 def test_builtin_corpora_from_music21(small_builtins):
-    infos = {i.name: i for i in corpus.list_datasets(small_builtins)}
+    infos = {i.name: i for i in datasets.list_datasets(small_builtins)}
     assert infos["bach-chorales"].built and infos["essen-folk"].built
-    bach = corpus.open_dataset("bach-chorales", root=small_builtins)
+    bach = datasets.open_dataset("bach-chorales", root=small_builtins)
     assert len(bach.pieces) == 6 and not bach.problems
-    listed = {i.name: i for i in corpus.list_datasets(small_builtins)}["bach-chorales"]  # opened: its cache is made
+    listed = {i.name: i for i in datasets.list_datasets(small_builtins)}["bach-chorales"]  # opened: its cache is made
     assert (listed.pieces, listed.notes) == (6, sum(len(p.notes) for p in bach.pieces))
     first = bach.pieces[0]
     assert first.name.startswith("bwv") and len(first.notes) > 50
-    from musicgen.midi_io import read_parts
+    from musicgen.music.midi import read_parts
 
     assert [p.name for p in read_parts(bach.midi_path(first.name))] == ["Soprano", "Alto", "Tenor", "Bass"]
     # pieces carry their own titles (chorales from music21's list by BWV number, folk songs from ABC's T:)
     assert all(p.title and "(BWV " in p.title for p in bach.pieces), [p.title for p in bach.pieces]
     assert first.label == f"{first.title} ({first.name})"
-    folk = corpus.open_dataset("essen-folk", root=small_builtins)
+    folk = datasets.open_dataset("essen-folk", root=small_builtins)
     assert len(folk.pieces) == 6 and all(p.title for p in folk.pieces)
     assert all(p.notes.pitch.min() > 40 for p in folk.pieces)  # melodies, one voice
 
 
 def test_unbuilt_builtin_is_listed(data_dir):
-    infos = {i.name: i for i in corpus.list_datasets()}
-    assert set(corpus.BUILTINS) <= set(infos)
+    infos = {i.name: i for i in datasets.list_datasets()}
+    assert set(builtins.BUILTINS) <= set(infos)
     assert not infos["bach-chorales"].built
 
 
 def test_piece_names_never_become_other_paths(small_builtins):
-    bach = corpus.open_dataset("bach-chorales", root=small_builtins)
+    bach = datasets.open_dataset("bach-chorales", root=small_builtins)
     with pytest.raises(DatasetError):
         bach.midi_path("../../etc/passwd")
 
@@ -312,43 +313,43 @@ def test_one_bad_source_never_stops_the_good_ones(tmp_path):
     (tmp_path / "ok.mid").write_bytes(midi_bytes(scale(count=4)))
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 this zip is damaged")
     (tmp_path / "ok2.mid").write_bytes(midi_bytes(scale(count=5)))
-    files, problems = corpus.read_sources([tmp_path / "ok.mid", tmp_path / "broken.zip", tmp_path / "ok2.mid"])
+    files, problems = sources.read_sources([tmp_path / "ok.mid", tmp_path / "broken.zip", tmp_path / "ok2.mid"])
     assert [f.relpath for f in files] == ["ok.mid", "ok2.mid"]
     assert len(problems) == 1 and "damaged" in problems[0]
-    report = corpus.import_files("mixed", [("ok.mid", midi_bytes(scale(count=4))), ("bad.zip", b"PK\x03\x04xx")])
+    report = imports.import_files("mixed", [("ok.mid", midi_bytes(scale(count=4))), ("bad.zip", b"PK\x03\x04xx")])
     assert report.added == ["ok.mid"] and any("damaged" in p for p in report.problems)
 
 
 def test_names_keep_letters_beyond_ascii():
-    assert corpus.dataset_name("Müller") != corpus.dataset_name("Mäller")
-    assert corpus.dataset_name("  Chorals de Bach ") == "chorals-de-bach"
-    assert corpus.dataset_name("../etc") == "etc"
+    assert datasets.dataset_name("Müller") != datasets.dataset_name("Mäller")
+    assert datasets.dataset_name("  Chorals de Bach ") == "chorals-de-bach"
+    assert datasets.dataset_name("../etc") == "etc"
 
 
 def test_wrong_typed_dataset_files_never_break_listing(tmp_path):
     from helpers import midi_bytes, scale
 
-    corpus.import_files("good", [("a.mid", midi_bytes(scale(count=3)))])
-    corpus.import_files("odd", [("b.mid", midi_bytes(scale(count=3)))])
-    odd = corpus.datasets_dir() / "odd"
+    imports.import_files("good", [("a.mid", midi_bytes(scale(count=3)))])
+    imports.import_files("odd", [("b.mid", midi_bytes(scale(count=3)))])
+    odd = datasets.datasets_dir() / "odd"
     (odd / "dataset.json").write_text("[1, 2]")
     (odd / "cache.json").write_text('{"version": 3, "rows": "many", "files": 7}')
-    names = [i.name for i in corpus.list_datasets()]
+    names = [i.name for i in datasets.list_datasets()]
     assert "good" in names
-    good = corpus.datasets_dir() / "good"
+    good = datasets.datasets_dir() / "good"
     (good / "cache.json").write_text("null")
-    assert len(corpus.open_dataset("good").pieces) == 1  # the damaged cache is rebuilt
+    assert len(datasets.open_dataset("good").pieces) == 1  # the damaged cache is rebuilt
 
 
 def test_flipped_bytes_in_the_cache_are_detected_and_the_cache_rebuilt():
     from helpers import midi_bytes, scale
 
-    corpus.import_files("flip", [("a.mid", midi_bytes(scale(count=6)))])
-    cache = corpus.datasets_dir() / "flip" / "cache.bin"
+    imports.import_files("flip", [("a.mid", midi_bytes(scale(count=6)))])
+    cache = datasets.datasets_dir() / "flip" / "cache.bin"
     raw = bytearray(cache.read_bytes())
     raw[10] ^= 0xFF
     cache.write_bytes(bytes(raw))
-    piece = corpus.open_dataset("flip").pieces[0]
+    piece = datasets.open_dataset("flip").pieces[0]
     assert len(piece.notes) == 6 and piece.notes.seconds < 10
 
 
@@ -359,11 +360,11 @@ def test_a_dataset_can_be_read_with_the_sustain_pedal():
     data = raw_midi([[mido.Message("control_change", control=64, value=127),
                       mido.Message("note_on", note=60, velocity=90), mido.Message("note_off", note=60, time=48),
                       mido.Message("control_change", control=64, value=0, time=144)]])
-    corpus.import_files("keys", [("a.mid", data)])
-    dry = corpus.open_dataset("keys")
+    imports.import_files("keys", [("a.mid", data)])
+    dry = datasets.open_dataset("keys")
     assert dry.pieces[0].notes.end_beat.tolist() == [0.5]
-    corpus.import_files("keys", [("b.mid", data + b"")], pedal=True)  # same bytes: a duplicate
-    wet = corpus.open_dataset("keys")
+    imports.import_files("keys", [("b.mid", data + b"")], pedal=True)  # same bytes: a duplicate
+    wet = datasets.open_dataset("keys")
     assert [p.notes.end_beat.tolist() for p in wet.pieces] == [[2.0]]
 
 
@@ -390,24 +391,24 @@ def test_a_full_disk_during_import_leaves_nothing_half_made(monkeypatch):
 
     from musicgen.errors import DatasetError
 
-    corpus.import_files("full", [("a.mid", midi_bytes(scale(count=3)))])
-    before = sorted(p.name for p in (corpus.datasets_dir() / "full").rglob("*"))
+    imports.import_files("full", [("a.mid", midi_bytes(scale(count=3)))])
+    before = sorted(p.name for p in (datasets.datasets_dir() / "full").rglob("*"))
     with monkeypatch.context() as m:
         _full_disk_after(m, 1)
         with pytest.raises(DatasetError, match="Nothing was added to 'full': The disk is full"):
-            corpus.import_files("full", [(f"{k}.mid", midi_bytes(scale(count=3 + k))) for k in range(4)])
-    assert sorted(p.name for p in (corpus.datasets_dir() / "full").rglob("*")) == before  # no temp files either
-    assert len(corpus.open_dataset("full").pieces) == 1
+            imports.import_files("full", [(f"{k}.mid", midi_bytes(scale(count=3 + k))) for k in range(4)])
+    assert sorted(p.name for p in (datasets.datasets_dir() / "full").rglob("*")) == before  # no temp files either
+    assert len(datasets.open_dataset("full").pieces) == 1
 
 
 def test_a_dataset_opens_when_its_cache_cannot_be_written(monkeypatch):
     from helpers import midi_bytes, scale
 
-    corpus.import_files("ro", [("a.mid", midi_bytes(scale(count=5)))])
+    imports.import_files("ro", [("a.mid", midi_bytes(scale(count=5)))])
     for f in ("cache.json", "cache.bin"):
-        (corpus.datasets_dir() / "ro" / f).unlink()
+        (datasets.datasets_dir() / "ro" / f).unlink()
     _full_disk_after(monkeypatch, 0)
-    data = corpus.open_dataset("ro")
+    data = datasets.open_dataset("ro")
     assert len(data.pieces) == 1 and len(data.pieces[0].notes) == 5
 
 
@@ -422,7 +423,7 @@ def padded_song(i: int, size: int) -> bytes:
 
 
 def test_uploads_go_to_disk_in_blocks_and_leave_nothing_behind(data_dir):
-    report = corpus.import_uploads("up", [("a.mid", io.BytesIO(song(0))),
+    report = imports.import_uploads("up", [("a.mid", io.BytesIO(song(0))),
                                           ("z.zip", io.BytesIO(make_zip({"b.mid": song(1), "c.txt": b"x"})))])
     assert sorted(report.added) == ["a.mid", "b.mid"] and any("c.txt" in p for p in report.problems)
     assert not any((data_dir / "uploads").iterdir())
@@ -438,16 +439,15 @@ def test_an_import_holds_one_batch_in_memory_not_the_whole_archive(tmp_path):
         for i in range(24):
             zf.writestr(f"piece{i:02d}.mid", padded_song(i, 4 * 2**20))
     script = f"""
-from musicgen import corpus
-from musicgen.explore import summarize
+from musicgen.data import imports
 
 def peak():  # VmHWM: the most resident memory since the last reset, in MB
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 
-corpus.IMPORT_BATCH_BYTES = 8 * 2**20
+imports.IMPORT_BATCH_BYTES = 8 * 2**20
 before = peak()
 open("/proc/self/clear_refs", "w").write("5")  # the peak starts again from here
-report = corpus.import_files("big", [{str(archive)!r}])
+report = imports.import_files("big", [{str(archive)!r}])
 open({str(tmp_path / "figures")!r}, "w").write(f"{{len(report.added)}} {{round(peak() - before)}}")
 """
     env = dict(os.environ, MUSICGEN_DATA_DIR=str(tmp_path / "data"))

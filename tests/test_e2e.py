@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from musicgen.data import imports
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -252,9 +253,8 @@ def test_a_started_run_shows_at_once_and_a_failing_one_says_why(app_url, browser
     """Start selects the new run within 3 s; a run that cannot train says 'failed' with its sentence."""
     from helpers import midi_bytes, scale
 
-    from musicgen import corpus
 
-    corpus.import_files("one-piece", [("a.mid", midi_bytes(scale(count=40)))], root=small_builtins)
+    imports.import_files("one-piece", [("a.mid", midi_bytes(scale(count=40)))], root=small_builtins)
     page = train_page_on(browser, app_url, "one-piece")
     page.get_by_label("Model name", exact=True).fill("e2e-fails")
     started = time.monotonic()
@@ -272,9 +272,9 @@ def test_a_started_run_shows_at_once_and_a_failing_one_says_why(app_url, browser
 def test_a_run_that_ends_offers_fine_tune_without_a_reload(app_url, browser, small_builtins):
     from helpers import midi_bytes, scale
 
-    from musicgen import corpus
+    from musicgen.data import imports
 
-    corpus.import_files("few-pieces", [(f"{i}.mid", midi_bytes(scale(start_pitch=50 + i, count=60)))
+    imports.import_files("few-pieces", [(f"{i}.mid", midi_bytes(scale(start_pitch=50 + i, count=60)))
                                        for i in range(4)], root=small_builtins)
     page = train_page_on(browser, app_url, "few-pieces")
     page.get_by_label("Model name", exact=True).fill("e2e-quick")

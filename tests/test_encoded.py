@@ -6,13 +6,15 @@ from functools import partial
 import numpy as np
 import pytest
 
-from musicgen import corpus, encoded
+from musicgen.data import encoded
 from musicgen.families import build_encoding, encode, preset, windows
+from musicgen.data import datasets
+from musicgen.learn import train
 
 
 @pytest.fixture
 def tables(small_builtins):
-    return [p.notes for p in corpus.open_dataset("bach-chorales", root=small_builtins).pieces]
+    return [p.notes for p in datasets.open_dataset("bach-chorales", root=small_builtins).pieces]
 
 
 @pytest.mark.parametrize("family,every_step", [("pitch-step-duration", True), ("notes-and-chords", True),
@@ -65,7 +67,7 @@ def resident_kb(path) -> int:
 
 def test_pages_read_are_handed_back(tmp_path):
     """Reading a whole collection's encoding or notes leaves the process's resident memory as it was."""
-    from musicgen.memory import MappedFile
+    from musicgen.infra.memory import MappedFile
 
     path = tmp_path / "rows.bin"
     np.arange(2**21, dtype=np.int32).tofile(path)  # 8 MB
@@ -91,10 +93,9 @@ def test_drawing_windows_keeps_few_pages(tables, tmp_path):
 
 
 def test_preparing_to_train_hands_back_the_notes_it_read(small_builtins, data_dir):
-    from musicgen import train
     from musicgen.config import TrainConfig
 
-    data = corpus.open_dataset("bach-chorales", root=small_builtins)
+    data = datasets.open_dataset("bach-chorales", root=small_builtins)
     model, _ = preset("notes-and-chords")
     train.prepare(data, model, TrainConfig())
     cache = small_builtins / "datasets" / "bach-chorales" / "cache.bin"
@@ -109,7 +110,7 @@ def test_windows_moved_batch_by_batch_are_those_of_the_moved_pieces(tables, tmp_
     """Transposition at batch time: the pieces' own encoding, moved as windows are drawn, gives the windows of
     the moved pieces' encodings, in the same order (the copies are never written)."""
     from musicgen import families
-    from musicgen.train import transposed
+    from musicgen.learn.train import transposed
 
     model, _ = preset(family)
     model = replace(model, normalize_key=False, min_count=1)
@@ -131,11 +132,12 @@ def test_windows_moved_batch_by_batch_are_those_of_the_moved_pieces(tables, tmp_
 
 
 def test_transposing_with_keys_normalized_is_a_sentence(small_builtins):
-    from musicgen import train
+    from musicgen.data import datasets
+    from musicgen.learn import train
     from musicgen.config import TrainConfig
     from musicgen.errors import ConfigError
 
-    data = corpus.open_dataset("bach-chorales", root=small_builtins)
+    data = datasets.open_dataset("bach-chorales", root=small_builtins)
     model, _ = preset("polyphony")
     with pytest.raises(ConfigError, match="no-normalize-key"):
         train.prepare(data, model, TrainConfig(transpose=2))

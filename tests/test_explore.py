@@ -1,7 +1,10 @@
 import numpy as np
 from helpers import notes
 
-from musicgen.explore import clock, histograms, note_name, note_rows, summarize
+from musicgen.music.notes import clock
+from musicgen.analysis.explore import histograms, note_rows
+from musicgen.music.theory import note_name
+from musicgen.music.notes import summarize
 
 
 def test_note_names():

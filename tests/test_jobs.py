@@ -5,8 +5,11 @@ import time
 
 import pytest
 
-from musicgen import jobs
 from musicgen.errors import MidiError, MusicgenError
+from musicgen.data import datasets
+from musicgen.infra import jobs
+from musicgen.infra import processes
+from musicgen.services import pieces
 
 
 def counting(n, progress=None):
@@ -82,7 +85,7 @@ def test_progress_and_cancel(tmp_path):
 
 def with_a_helper(marker, progress=None):
     """A job that forks a helper (as rendering does for the sound) and both wait."""
-    from musicgen.render import _beside
+    from musicgen.infra.processes import _beside
 
     pending = _beside(lambda: time.sleep(60))
     marker.write_text(str(os.getpid()))
@@ -119,29 +122,28 @@ def test_a_piece_is_made_and_rendered_in_a_job(tmp_path, tiny_models, small_buil
     from musicgen.config import SampleConfig
 
     monkeypatch.setenv("MUSICGEN_DATA_DIR", str(small_builtins))
-    request = jobs.PieceRequest(str(tiny_models / "tiny-poly"), SampleConfig(length=16, seed=2), "a title", 0)
-    piece = wait(jobs.Job.start(jobs.make_piece, request, root=tmp_path), 120).result()
+    request = pieces.PieceRequest(str(tiny_models / "tiny-poly"), SampleConfig(length=16, seed=2), "a title", 0)
+    piece = wait(jobs.Job.start(pieces.make_piece, request, root=tmp_path), 120).result()
     r = piece.rendered
     assert r.title == "a title" and len(r.notes) and r.ogg[:4] == b"OggS" and "<svg" in r.sheet.svg
     assert r.midi[:4] == b"MThd" and r.piano_roll_png[:4] == b"\x89PNG"
 
 
 def test_the_length_cap_follows_the_pace():
-    assert jobs.length_cap(0.01) == jobs.MAX_JOB_S * 100
-    assert jobs.length_cap(100.0) == 8
+    assert pieces.length_cap(0.01) == pieces.MAX_JOB_S * 100
+    assert pieces.length_cap(100.0) == 8
 
 
 @pytest.mark.parametrize("model", ["tiny-poly", "tiny-nc", "tiny-psd"])
 def test_a_continuation_plays_and_engraves_after_its_primer(tmp_path, tiny_models, small_builtins, monkeypatch,
                                                             model):
-    from musicgen import corpus
     from musicgen.config import SampleConfig
-    from musicgen.render import SEAM_TEXT
+    from musicgen.render.notation import SEAM_TEXT
 
     monkeypatch.setenv("MUSICGEN_DATA_DIR", str(small_builtins))
-    primer = corpus.open_dataset("bach-chorales").pieces[0].notes.excerpt(0, 24)
-    request = jobs.PieceRequest(str(tiny_models / model), SampleConfig(length=12, seed=1), "t", 0, primer=primer)
-    r = jobs.make_piece(request).rendered
+    primer = datasets.open_dataset("bach-chorales").pieces[0].notes.excerpt(0, 24)
+    request = pieces.PieceRequest(str(tiny_models / model), SampleConfig(length=12, seed=1), "t", 0, primer=primer)
+    r = pieces.make_piece(request).rendered
     assert len(r.notes) > len(primer) and r.seam is not None
     assert r.seam >= primer.start_beat.max() - 1e-6 - 4  # in or after the bar of the primer's last onset
     later = r.notes.start_beat >= r.seam - 1e-6
@@ -156,7 +158,7 @@ def data_folder(progress=None):
 
 
 def test_a_job_runs_with_its_starters_settings_not_the_fork_servers(tmp_path, monkeypatch):
-    jobs.context()  # the server is running already, started with other settings
+    processes.context()  # the server is running already, started with other settings
     monkeypatch.setenv("MUSICGEN_DATA_DIR", str(tmp_path / "mine"))
     assert wait(jobs.Job.start(data_folder, root=tmp_path / "jobs")).result() == str(tmp_path / "mine")
 
@@ -174,10 +176,10 @@ def test_a_shared_job_is_started_once_and_keeps_a_failure(tmp_path, monkeypatch)
 
 def test_a_page_reads_a_models_training_music_only_when_it_opens_quickly(tiny_models, small_builtins,
                                                                          monkeypatch):
-    from musicgen import store
+    from musicgen.runs import provenance
 
     model = tiny_models / "tiny-poly"
-    assert not store.training_data_ready(model)  # its corpus is not made in this data folder: a job makes it
+    assert not provenance.training_data_ready(model)  # its corpus is not made in this data folder: a job makes it
     monkeypatch.setenv("MUSICGEN_DATA_DIR", str(small_builtins))
-    assert store.training_data_ready(model) and store.model_quotes(model) is not None
-    assert store.training_data_ready(model.parent / "no-such-model")  # nothing to read: answered at once
+    assert provenance.training_data_ready(model) and provenance.model_quotes(model) is not None
+    assert provenance.training_data_ready(model.parent / "no-such-model")  # nothing to read: answered at once

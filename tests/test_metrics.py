@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 from helpers import notes
 
-from musicgen.metrics import (
-    compare,
-    length_histogram,
-    longest_copy,
-    pitch_class_entropy,
-    scale_consistency,
-    statistics,
-)
+from musicgen.analysis.metrics import compare, length_histogram, pitch_class_entropy, scale_consistency, statistics
+from musicgen.music.copies import longest_copy
 
 # at 60 bpm a beat is a second
 C_MAJOR_SCALE = notes([(p, i, i + 1) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])], tempo=60)
@@ -90,7 +84,7 @@ def _chords(*sonorities, length=1.0):
 
 
 def test_four_part_statistics_find_parallels_chords_and_spacing():
-    from musicgen.metrics import four_part_statistics
+    from musicgen.analysis.metrics import four_part_statistics
 
     good = _chords((72, 67, 64, 48), (71, 67, 62, 55), (72, 67, 64, 48), (74, 67, 59, 43))  # I V I V
     s = four_part_statistics(good)
@@ -106,7 +100,7 @@ def test_four_part_statistics_find_parallels_chords_and_spacing():
 
 
 def test_compare_judges_four_part_statistics_by_the_percentile_band():
-    from musicgen.metrics import compare
+    from musicgen.analysis.metrics import compare
 
     corpus = [_chords((72, 67, 64, 48), (72, 65, 60, 53)) for _ in range(5)]
     rows = {r.name: r for r in compare(corpus, corpus)}
@@ -116,14 +110,14 @@ def test_compare_judges_four_part_statistics_by_the_percentile_band():
 
 def test_compare_without_pieces_is_a_sentence():
     from musicgen.errors import MusicgenError
-    from musicgen.metrics import compare
+    from musicgen.analysis.metrics import compare
 
     with pytest.raises(MusicgenError, match="nothing to compare"):
         compare([], [_chords((60, 64, 67))])
 
 
 def test_quotes_know_every_run_just_over_the_limit_transposed_too():
-    from musicgen.metrics import COPY_LIMIT, Quotes
+    from musicgen.music.copies import COPY_LIMIT, Quotes
 
     tune = [60, 62, 64, 65, 67, 69, 71, 72, 71, 69, 67, 65, 64, 62, 60, 59, 57, 55, 57, 59]
     q = Quotes([notes([(p, i, i + 1) for i, p in enumerate(tune)])])
@@ -135,7 +129,7 @@ def test_quotes_know_every_run_just_over_the_limit_transposed_too():
 
 
 def test_chords_are_named_by_root_and_quality():
-    from musicgen.metrics import chord_of
+    from musicgen.music.theory import chord_of
 
     assert chord_of([48, 64, 67, 72]) == (0, "major")
     assert chord_of([57, 60, 64]) == (9, "minor")
@@ -147,8 +141,8 @@ def test_chords_are_named_by_root_and_quality():
 def test_agreement_with_the_original_beat_by_beat():
     import numpy as np
 
-    from musicgen.metrics import agreement
-    from musicgen.midi_io import Notes
+    from musicgen.analysis.metrics import agreement
+    from musicgen.music.notes import Notes
 
     def chords(rows):  # one chord a beat
         out = [(p, b, b + 1) for b, chord in enumerate(rows) for p in chord]

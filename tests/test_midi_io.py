@@ -5,9 +5,10 @@ import pytest
 from helpers import midi_bytes, notes, raw_midi, scale
 from mido import Message, MetaMessage
 
-from musicgen import midi_io
+from musicgen.music import midi
 from musicgen.errors import MidiError
-from musicgen.midi_io import Notes, Part, TempoMap, pickup_rest, read_midi, read_parts, write_midi
+from musicgen.music.notes import Notes, Part, TempoMap
+from musicgen.music.midi import pickup_rest, read_midi, read_parts, write_midi
 
 
 def test_notes_are_sorted_and_steps_derived():
@@ -135,19 +136,19 @@ def test_absurd_tick():
 
 
 def test_too_large(monkeypatch):
-    monkeypatch.setattr(midi_io, "MAX_MIDI_BYTES", 100)
+    monkeypatch.setattr(midi, "MAX_MIDI_BYTES", 100)
     assert "too large" in error_for(midi_bytes(scale(count=40)))
 
 
 def test_too_large_path_is_refused_before_reading(tmp_path, monkeypatch):
-    monkeypatch.setattr(midi_io, "MAX_MIDI_BYTES", 100)
+    monkeypatch.setattr(midi, "MAX_MIDI_BYTES", 100)
     path = tmp_path / "song.mid"
     path.write_bytes(midi_bytes(scale(count=40)))
     assert "too large" in error_for(path)
 
 
 def test_too_many_notes(monkeypatch):
-    monkeypatch.setattr(midi_io, "MAX_NOTES", 10)
+    monkeypatch.setattr(midi, "MAX_NOTES", 10)
     assert "too many notes" in error_for(midi_bytes(scale(count=11)))
 
 
@@ -354,7 +355,7 @@ def test_a_tempo_change_long_after_the_music_costs_nothing():
 def test_a_window_keeps_its_signatures_and_bar_lines():
     rows = np.array([(60 + i, i, i + 1) for i in range(12)], np.float64)
     n = Notes.from_beats(rows[:, 0], rows[:, 1], rows[:, 2], meter=((0.0, 3, 4),), keys=((0.0, 1, False),),
-                         tempo_map=midi_io.TempoMap.constant(60))
+                         tempo_map=TempoMap.constant(60))
     assert n.bar_start(4.5) == 3.0 and n.bar_start(2.0) == 0.0
     w = n.window(3.0, 9.0).shifted(-3.0)
     assert w.meter == ((0.0, 3, 4),) and w.keys == ((0.0, 1, False),) and w.start_beat[0] == 0
@@ -403,19 +404,19 @@ def test_an_excerpt_starts_at_its_bar_and_a_join_puts_the_second_after_the_first
 
 def test_a_title_is_written_as_the_sequence_name_and_read_back():
     data = write_midi(notes(scale()), title="Meine Seel’ erhebt den Herren (BWV 10.7)")
-    assert midi_io.midi_title(data) == "Meine Seel’ erhebt den Herren (BWV 10.7)"
+    assert midi.midi_title(data) == "Meine Seel’ erhebt den Herren (BWV 10.7)"
     assert mido.MidiFile(file=__import__("io").BytesIO(data)).tracks[0][0].type == "track_name"
     np.testing.assert_array_equal(read_midi(data).pitch, read_midi(midi_bytes(scale())).pitch)
-    assert midi_io.midi_title(midi_bytes(scale())) is None
+    assert midi.midi_title(midi_bytes(scale())) is None
 
 
 def test_a_first_track_with_notes_names_an_instrument_not_the_piece():
     piano = [MetaMessage("track_name", name="Piano"), Message("note_on", note=60, velocity=80),
              Message("note_off", note=60, time=96)]
-    assert midi_io.midi_title(raw_midi([piano, piano])) is None
-    assert midi_io.midi_title(raw_midi([piano])) == "Piano"  # one track: its name is the file's
+    assert midi.midi_title(raw_midi([piano, piano])) is None
+    assert midi.midi_title(raw_midi([piano])) == "Piano"  # one track: its name is the file's
     conductor = [MetaMessage("set_tempo", tempo=500000), MetaMessage("track_name", name="  Ein  feste Burg ")]
-    assert midi_io.midi_title(raw_midi([conductor, piano])) == "Ein feste Burg"
+    assert midi.midi_title(raw_midi([conductor, piano])) == "Ein feste Burg"
 
 
 def test_reading_a_title_never_fails_on_damaged_bytes():
@@ -425,13 +426,13 @@ def test_reading_a_title_never_fails_on_damaged_bytes():
         data = bytearray(good[: rng.integers(0, len(good))] if i % 2 else good)
         for at in rng.integers(0, len(data) or 1, size=3 if len(data) else 0):
             data[at] = int(rng.integers(0, 256))
-        title = midi_io.midi_title(bytes(data))
+        title = midi.midi_title(bytes(data))
         assert title is None or isinstance(title, str)
 
 
 HOSTILE_MEMORY = '''
 from musicgen.errors import MidiError
-from musicgen.midi_io import read_midi
+from musicgen.music.midi import read_midi
 
 HEADER = b"MThd" + (6).to_bytes(4, "big") + (0).to_bytes(2, "big") + (1).to_bytes(2, "big") + (96).to_bytes(2, "big")
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from musicgen.ngram import NGram
+from musicgen.learn.ngram import NGram
 
 
 def test_probabilities_sum_to_one_after_any_context():

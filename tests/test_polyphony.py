@@ -6,9 +6,13 @@ import pytest
 
 from musicgen.config import ModelConfig, SampleConfig
 from musicgen.families import build_encoding, encode, get
-from musicgen.families.polyphony import STEP, bar_positions, held, key_shift, new, sonorities
-from musicgen.midi_io import Notes, TempoMap
-from musicgen.sample import StepModel, harmonize, top_line
+from musicgen.families.polyphony import STEP, new
+from musicgen.music.theory import bar_positions, key_shift, sonorities
+from musicgen.music.notes import Notes, TempoMap
+from musicgen.learn.sample import StepModel, harmonize, top_line
+from musicgen.data import datasets
+from musicgen.data import imports
+from musicgen.learn import sample
 
 POLY = ModelConfig(family="polyphony", seq_length=16, units=(12,), embedding=6)
 
@@ -81,7 +85,7 @@ def test_key_normalization():
 
 @pytest.fixture(scope="module")
 def step_model():
-    from musicgen.model import build, keras, numpy_weights
+    from musicgen.learn.model import build, keras, numpy_weights
 
     keras.utils.set_random_seed(2)
     enc = build_encoding(POLY, [chorale(2)])
@@ -89,7 +93,7 @@ def step_model():
 
 
 def test_step_model_equals_keras_model():
-    from musicgen.model import build, keras, numpy_weights
+    from musicgen.learn.model import build, keras, numpy_weights
 
     keras.utils.set_random_seed(3)
     enc = build_encoding(POLY, [chorale(2)])
@@ -115,7 +119,7 @@ def _valid(notes_steps, voices):
 
 
 def test_free_generation_is_always_valid_and_seeded(step_model):
-    from musicgen.sample import run
+    from musicgen.learn.sample import run
 
     fam = get("polyphony")
     for seed in range(3):
@@ -175,7 +179,7 @@ def test_top_line():
 
 def test_only_polyphony_models_harmonize():
     from musicgen.errors import ModelError
-    from musicgen.model import build, numpy_weights
+    from musicgen.learn.model import build, numpy_weights
 
     config = ModelConfig(family="pitch-step-duration", seq_length=4, units=(4,))
     enc = build_encoding(config, [])
@@ -185,8 +189,8 @@ def test_only_polyphony_models_harmonize():
 
 
 def test_sampled_voices_make_no_parallel_fifths_or_octaves(step_model):
-    from musicgen.metrics import four_part_statistics
-    from musicgen.sample import generate
+    from musicgen.analysis.metrics import four_part_statistics
+    from musicgen.learn.sample import generate
 
     for seed in range(3):
         g = generate(step_model, SampleConfig(length=40, temperature=1.5, seed=seed))
@@ -196,7 +200,7 @@ def test_sampled_voices_make_no_parallel_fifths_or_octaves(step_model):
 
 
 def test_evaluate_checks_that_melodies_stay_on_top(step_model):
-    from musicgen.metrics import harmony_report, melody_kept
+    from musicgen.analysis.metrics import harmony_report, melody_kept
 
     report = harmony_report(step_model, {"c": chorale(2)}, [melody(), chorale(1)], temperature=1.0)
     assert report.kept == 2 and len(report.pieces) == 2 and report.voices_under > 1
@@ -213,7 +217,7 @@ def test_voice_assignment_never_doubles_a_voice():
 
 
 def test_a_continuation_goes_on_where_the_primer_stopped_in_the_bar(step_model):
-    from musicgen.sample import generate
+    from musicgen.learn.sample import generate
 
     primer = chorale(1, meter=((0.0, 3, 4),)).head(9)  # ends inside a 3/4 bar
     g = generate(step_model, SampleConfig(length=8, seed=2), primer)
@@ -232,11 +236,10 @@ def test_transposing_moves_the_key_signature():
 def test_bach_voices_harmonizes_folk_songs_it_never_heard(small_builtins):
     from pathlib import Path
 
-    from musicgen import corpus, store
-    from musicgen.metrics import melody_kept
+    from musicgen.analysis.metrics import melody_kept
 
-    model = store.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
-    for piece in corpus.open_dataset("essen-folk", root=small_builtins).pieces[:3]:
+    model = sample.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
+    for piece in datasets.open_dataset("essen-folk", root=small_builtins).pieces[:3]:
         g = harmonize(model, piece.notes, SampleConfig(seed=0, temperature=0.7))
         line, _ = top_line(piece.notes)
         assert melody_kept(g.notes, line), piece.name
@@ -247,8 +250,8 @@ def test_bach_voices_harmonizes_folk_songs_it_never_heard(small_builtins):
 
 
 def test_free_generation_keeps_clear_of_quoting_its_training_music(step_model):
-    from musicgen.metrics import COPY_LIMIT, Quotes, longest_copy
-    from musicgen.sample import generate
+    from musicgen.music.copies import COPY_LIMIT, Quotes, longest_copy
+    from musicgen.learn.sample import generate
 
     settings = SampleConfig(length=60, temperature=0.3, seed=4, voices=4)
     first = generate(step_model, settings).notes
@@ -260,7 +263,7 @@ def test_free_generation_keeps_clear_of_quoting_its_training_music(step_model):
 
 def test_a_rewind_gives_back_the_state_before_the_rows_taken_back(step_model):
     from musicgen.families.base import Rewind, Sampler
-    from musicgen.sample import run
+    from musicgen.learn.sample import run
 
     class Script(Sampler):
         def __init__(self, script):
@@ -292,7 +295,7 @@ def test_a_rewind_gives_back_the_state_before_the_rows_taken_back(step_model):
 def test_a_free_piece_begins_in_its_first_bar_and_ends_where_a_bar_does(step_model):
     """Ended by the model or by the length asked, a piece stops on a bar line or where in the bar it began
     (its last bar completes the pickup, as the chorales do), never half-way; no whole bar of silence opens it."""
-    from musicgen.sample import generate
+    from musicgen.learn.sample import generate
 
     for seed in range(8):
         g = generate(step_model, SampleConfig(length=16, temperature=1.5, seed=seed), None)
@@ -322,10 +325,9 @@ def test_what_the_model_hears_names_notes_in_the_primers_key():
     temperature), not that note in the model's C major / A minor; time moving on is said apart, not as a note."""
     from pathlib import Path
 
-    from musicgen import store
-    from musicgen.sample import generate, next_choices
+    from musicgen.learn.sample import generate, next_choices
 
-    model = store.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
+    model = sample.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
     primer = chorale(2, keys=((0.0, 0, False),)).transposed(-5).replace(keys=((0.0, -2, True),))  # G minor
     assert key_shift(primer) != 0
     heard = next_choices(model, primer, (0.05, 1.0))
@@ -334,7 +336,7 @@ def test_what_the_model_hears_names_notes_in_the_primers_key():
     assert abs(sum(c.chances[1] for c in heard.choices) - 1) < 0.2  # the notes' chances, among notes alone
     g = generate(model, SampleConfig(length=4, temperature=0.05, seed=0), primer)
     first = g.notes.take(g.notes.start_beat == g.notes.start_beat.min())
-    from musicgen.explore import note_name
+    from musicgen.music.theory import note_name
 
     top = heard.choices[0].name.split()[0]
     assert top == note_name(int(first.pitch.max())), (heard.choices[0], first.pitch)
@@ -345,12 +347,11 @@ def test_voices_keep_their_ranges_in_long_pieces():
     long pieces of the committed model no voice of a full step leaves them, so the voices do not drift apart."""
     from pathlib import Path
 
-    from musicgen import store
     from musicgen.families.polyphony import voice_ranges
-    from musicgen.sample import generate
+    from musicgen.learn.sample import generate
 
     assert voice_ranges([sonorities(chorale(2), 4)]) == ((72, 74, 2), (67, 67, 0), (64, 65, 1), (48, 55, 7))
-    model = store.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
+    model = sample.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
     ranges = model.enc.ranges
     assert len(ranges) == 4
     for seed in range(3):
@@ -366,9 +367,8 @@ def test_voices_keep_their_ranges_in_long_pieces():
 def test_fermatas_round_trip_through_tokens_midi_and_the_parse_cache(tmp_path):
     """A fermata is a token at the start of each step under it (from its beat to the end of the longest note
     starting there); decoding gives the fermata back at the same beat, and MIDI keeps it as a marker."""
-    from musicgen import corpus
     from musicgen.families.polyphony import FERMATA, fermata_steps
-    from musicgen.midi_io import read_midi, write_midi
+    from musicgen.music.midi import read_midi, write_midi
 
     piece = chorale(2).replace(fermatas=(2.0, 6.0))  # on the soprano's half notes
     assert fermata_steps(piece, 4) == set(range(8, 12)) | set(range(24, 28))
@@ -395,13 +395,13 @@ def test_fermatas_round_trip_through_tokens_midi_and_the_parse_cache(tmp_path):
     assert back.fermatas == (2.0, 6.0)
     again = read_midi(write_midi(back))
     assert again.fermatas == (2.0, 6.0)
-    from musicgen.render import musicxml
+    from musicgen.render.notation import musicxml
 
     xml = musicxml(back, "fermatas").decode()  # over each voice: above the upper voice of a staff, under the lower
     assert xml.count('<fermata type="upright"') == 4 and xml.count('<fermata type="inverted"') == 4
     folder = tmp_path / "datasets"
-    corpus.import_files("with fermatas", [("f.mid", write_midi(piece))], root=folder)
-    assert corpus.open_dataset("with fermatas", root=folder).pieces[0].notes.fermatas == (2.0, 6.0)
+    imports.import_files("with fermatas", [("f.mid", write_midi(piece))], root=folder)
+    assert datasets.open_dataset("with fermatas", root=folder).pieces[0].notes.fermatas == (2.0, 6.0)
     old = build_encoding(POLY, [chorale(2)])  # a model that never saw one skips them
     assert FERMATA not in old.tokens and STEP in [old.tokens[i] for i in fam.tokens(old, piece)[0]]
 
@@ -409,8 +409,8 @@ def test_fermatas_round_trip_through_tokens_midi_and_the_parse_cache(tmp_path):
 def test_sampled_and_harmonized_fermatas_come_out_as_fermatas():
     """Free generation may open a step with a fermata and gets it back in its notes; a harmonization
     keeps the melody's fermatas where the melody has them."""
-    from musicgen.model import build, keras, numpy_weights
-    from musicgen.sample import generate
+    from musicgen.learn.model import build, keras, numpy_weights
+    from musicgen.learn.sample import generate
 
     keras.utils.set_random_seed(4)
     enc = build_encoding(POLY, [chorale(2).replace(fermatas=(2.0,))])
@@ -425,7 +425,7 @@ def test_sampled_and_harmonized_fermatas_come_out_as_fermatas():
 def test_training_copies_move_into_the_keys_the_voices_can_sing():
     """Transposed training copies of four-part music (DeepBach's augmentation): each piece moves only as far as
     keeps every voice between the lowest and highest notes that voice has in the training pieces."""
-    from musicgen.train import transposed
+    from musicgen.learn.train import transposed
 
     low, high = chorale(1), chorale(1).transposed(5)
     fam = get("polyphony")
@@ -442,10 +442,10 @@ def test_a_free_piece_pauses_only_after_its_first_bar():
     note (the committed model put one on the first chord at temperature 1.0, seed 0)."""
     from pathlib import Path
 
-    from musicgen import store
-    from musicgen.sample import generate
+    from musicgen.learn import sample
+    from musicgen.learn.sample import generate
 
-    model = store.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
+    model = sample.load_step_model(Path(__file__).resolve().parents[1] / "models" / "bach-voices")
     for seed in range(4):
         g = generate(model, SampleConfig(length=120, temperature=1.0, seed=seed))
         assert g.notes.fermatas, seed

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from musicgen.midi_io import Notes
-from musicgen.realness import features, openings, tell_apart
-from musicgen.sample import top_line
+from musicgen.music.notes import Notes
+from musicgen.analysis.realness import features, openings, tell_apart
+from musicgen.learn.sample import top_line
 
 
 def piece(rng, step_choices, lengths) -> Notes:

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from helpers import notes, scale
 
-from musicgen.explore import histograms
-from musicgen import render
-from musicgen.render import audio, histogram_figure, piano_roll
+from musicgen.analysis.explore import histograms
+from musicgen.render.audio import RELEASE_S, audio
+from musicgen.render.figures import histogram_figure, piano_roll
 
 
 def bars(fig):
@@ -60,7 +60,7 @@ def wav_samples(data: bytes):
 def test_audio_is_real_sound_of_the_right_length():
     import numpy as np
 
-    from musicgen.render import audio
+    from musicgen.render.audio import audio
 
     n = notes([(60, 0.0, 1.0), (64, 1.0, 2.0), (67, 2.0, 3.0)])
     sound = audio(n)
@@ -77,7 +77,7 @@ def test_audio_is_real_sound_of_the_right_length():
 def test_audio_without_fluidsynth_says_why(monkeypatch):
     import sys
 
-    from musicgen.render import audio
+    from musicgen.render.audio import audio
 
     monkeypatch.setitem(sys.modules, "fluidsynth", None)  # as on a machine without libfluidsynth
     sound = audio(notes([(69, 0.0, 0.5)]))
@@ -88,7 +88,7 @@ def test_audio_without_fluidsynth_says_why(monkeypatch):
 def test_sheet_music_reads_like_sheet_music():
     from music21 import converter
 
-    from musicgen.render import musicxml, sheet_music_svg
+    from musicgen.render.notation import musicxml, sheet_music_svg
 
     g_major = [(p, i * 0.6, (i + 1) * 0.6) for i, p in enumerate([67, 69, 71, 72, 74, 76, 78, 79])]
     bass = [(43, 0.0, 2.4), (50, 2.4, 4.8)]
@@ -109,7 +109,7 @@ def test_sheet_music_reads_like_sheet_music():
 def test_one_staff_for_a_melody_and_systems_for_a_long_piece():
     from music21 import converter
 
-    from musicgen.render import musicxml, sheet_music_svg
+    from musicgen.render.notation import musicxml, sheet_music_svg
 
     melody = notes([(72 + i % 5, i * 0.3, i * 0.3 + 0.3) for i in range(200)], tempo=100)
     assert len(converter.parse(musicxml(melody)).parts) == 1
@@ -129,8 +129,8 @@ def test_ogg_is_the_same_sound_much_smaller():
 
 
 def test_a_long_score_comes_in_sections_of_bars():
-    from musicgen.midi_io import Notes
-    from musicgen.render import SECTION_BARS, section, section_bars, section_title, sections
+    from musicgen.music.notes import Notes
+    from musicgen.render.notation import SECTION_BARS, section, section_bars, section_title, sections
 
     beats = np.arange(0, 4 * (2 * SECTION_BARS + 3), 1.0)  # 2 sections and 3 bars of quarter notes in 4/4
     n = Notes.from_beats(60 + beats % 12, beats, beats + 1.5, meter=((0.0, 4, 4),))
@@ -145,7 +145,7 @@ def test_a_long_score_comes_in_sections_of_bars():
 
 
 def test_render_all_plays_the_same_sound_made_beside_the_score():
-    from musicgen.render import PAGE_SAMPLE_RATE, render_all
+    from musicgen.render.bundle import PAGE_SAMPLE_RATE, render_all
 
     n = notes([(60, 0, 0.5), (64, 0.5, 1.0), (67, 1.0, 2.0)])
     r = render_all(n, "t")
@@ -160,7 +160,7 @@ def test_render_all_plays_the_same_sound_made_beside_the_score():
 
 
 def test_histograms_are_drawn_at_display_size_with_a_labelled_overflow_bar():
-    from musicgen.render import png
+    from musicgen.render.figures import png
 
     h = histograms(notes([(60, 0.0, 0.5), (62, 0.5, 9.0)]))["duration"]
     fig = histogram_figure(h, "Note length (s)")
@@ -176,8 +176,10 @@ def test_histograms_are_drawn_at_display_size_with_a_labelled_overflow_bar():
 def test_the_cursor_knows_when_each_engraved_note_sounds():
     """Cues: every note of the score with its onset and end in the piece's beats, for any section, with a
     pickup and a tempo change; the follow-along block holds them, the sound and the roll's axes."""
-    from musicgen.midi_io import Notes, TempoMap
-    from musicgen.render import SECTION_BARS, follow_html, render_all, sheet
+    from musicgen.music.notes import Notes, TempoMap
+    from musicgen.render.notation import SECTION_BARS, sheet
+    from widgets import follow_html
+    from musicgen.render.bundle import render_all
 
     beats = np.arange(3.0, 3.0 + 4 * (SECTION_BARS + 2), 1.0)  # a one-beat pickup, then quarter notes in 4/4
     n = Notes.from_beats(60 + beats % 7, beats, beats + 1.0, meter=((0.0, 4, 4),),
@@ -201,8 +203,8 @@ def test_rests_are_written_by_the_beat():
     middle of the bar; a silent short last bar is one whole-bar rest."""
     from music21 import converter
 
-    from musicgen.midi_io import Notes
-    from musicgen.render import musicxml
+    from musicgen.music.notes import Notes
+    from musicgen.render.notation import musicxml
 
     rows = [(72, 0.0, 4.0, 0), (74, 4.0, 7.0, 0),  # soprano: a whole note, then three beats (the last bar)
             (48, 3.5, 4.0, 1), (50, 4.0, 7.0, 1)]  # bass: silent for three and a half beats, then an eighth
@@ -218,7 +220,7 @@ def test_rests_are_written_by_the_beat():
 
 
 def test_a_long_title_is_engraved_up_to_its_first_comma_and_kept_whole_in_the_musicxml():
-    from musicgen.render import sheet
+    from musicgen.render.notation import sheet
 
     title = "a folk song harmonized by bach-voices, 4 voices, temperature 0.7, seed 123456, church organ"
     s = sheet(notes(scale()), title)
@@ -229,8 +231,8 @@ def test_a_long_title_is_engraved_up_to_its_first_comma_and_kept_whole_in_the_mu
 def test_a_later_section_goes_on_counting_bars_and_has_no_pickup():
     import re
 
-    from musicgen.midi_io import Notes
-    from musicgen.render import SECTION_BARS, sheet
+    from musicgen.music.notes import Notes
+    from musicgen.render.notation import SECTION_BARS, sheet
 
     # two voices in 4/4 that rest through the first half of bar 33, where the second section begins
     beats = np.concatenate([np.arange(0, 4 * SECTION_BARS, 2.0), np.arange(4 * SECTION_BARS + 2, 4 * 40, 2.0)])
@@ -243,8 +245,8 @@ def test_a_later_section_goes_on_counting_bars_and_has_no_pickup():
 
 
 def test_notes_outside_the_key_are_spelled_by_their_degree():
-    from musicgen.midi_io import Notes
-    from musicgen.render import score
+    from musicgen.music.notes import Notes
+    from musicgen.render.notation import score
 
     def spelled(pitches, sharps, minor):
         b = np.arange(len(pitches), dtype=float)
@@ -260,11 +262,11 @@ def test_notes_outside_the_key_are_spelled_by_their_degree():
 
 def test_sound_begins_at_the_first_note():
     """A pickup's rests (or a harmonized tune's) are not played as seconds of silence; the follow view knows."""
-    from musicgen.midi_io import Notes, TempoMap
+    from musicgen.music.notes import Notes, TempoMap
 
     n = Notes.from_beats([67, 72], [3.0, 4.0], [4.0, 6.0], tempo_map=TempoMap.constant(100), meter=((0.0, 4, 4),))
-    a = render.audio(n)
+    a = audio(n)
     assert a.start == pytest.approx(1.8)
     loud = np.flatnonzero(np.abs(a.samples) > 0.01)
     assert loud[0] / a.sample_rate < 0.05  # sound within 50 ms
-    assert a.seconds == pytest.approx(3 * 0.6 + render.RELEASE_S, abs=0.05)  # 3 beats of notes, then the release
+    assert a.seconds == pytest.approx(3 * 0.6 + RELEASE_S, abs=0.05)  # 3 beats of notes, then the release

@@ -7,7 +7,8 @@ from helpers import notes, scale
 from musicgen.config import ModelConfig, SampleConfig
 from musicgen.families import build_encoding, encode
 from musicgen.families.base import END, PAD, START, UNK
-from musicgen.sample import StepModel, generate, pick
+from musicgen.families.base import pick
+from musicgen.learn.sample import StepModel, generate
 
 PIECE = notes(scale(count=10) + [(48, 0.0, 1.0), (52, 0.0, 1.0), (55, 1.0, 2.0)], tempo=120)
 CONFIGS = [
@@ -18,7 +19,7 @@ CONFIGS = [
 
 
 def keras_and_step_model(config):
-    from musicgen.model import build, keras, numpy_weights
+    from musicgen.learn.model import build, keras, numpy_weights
 
     keras.utils.set_random_seed(1)
     enc = build_encoding(config, [PIECE])
@@ -104,12 +105,13 @@ def test_primer_changes_the_continuation():
 def test_committed_models_generate(name):
     from pathlib import Path
 
-    from musicgen import store
+    from musicgen.learn import sample
+    from musicgen.runs import store
 
     folder = Path(__file__).resolve().parents[1] / "models" / name
     assert sum(f.stat().st_size for f in folder.iterdir()) <= 10 * 2**20
     assert store.default_temperature(folder) == (1.0 if name == "bach-voices" else 0.5)  # chosen in README
-    g = generate(store.load_step_model(folder), SampleConfig(length=64, seed=0))
+    g = generate(sample.load_step_model(folder), SampleConfig(length=64, seed=0))
     assert g.events >= 32 and len(g.notes) > 0
     assert 21 <= g.notes.pitch.min() and g.notes.pitch.max() <= 108  # a piano's range, as in the chorales
 
@@ -117,7 +119,7 @@ def test_committed_models_generate(name):
 def test_sampler_runs_on_one_blas_thread():
     from threadpoolctl import threadpool_info
 
-    from musicgen.sample import run
+    from musicgen.learn.sample import run
 
     _, step_model, enc = keras_and_step_model(CONFIGS[0])
     seen = []

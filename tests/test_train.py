@@ -11,11 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicgen import corpus, store
 from musicgen.config import ModelConfig, SampleConfig, TrainConfig, checked
 from musicgen.families import build_encoding, preset
 from musicgen.errors import ConfigError, ModelError, MusicgenError, TrainingError
-from musicgen.sample import generate
+from musicgen.learn.sample import generate
+from musicgen.data import datasets
+from musicgen.data import imports
+from musicgen.learn import sample
+from musicgen.runs import store
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -29,12 +32,13 @@ FAST = TrainConfig(epochs=2, batch_size=32, learning_rate=0.01, seed=3)
 @pytest.fixture
 def bach(small_builtins, monkeypatch):
     monkeypatch.setenv("MUSICGEN_DATA_DIR", str(small_builtins))  # evaluate() finds the model's dataset by name
-    return corpus.open_dataset("bach-chorales")
+    return datasets.open_dataset("bach-chorales")
 
 
 @pytest.mark.parametrize("family", list(TINY))
 def test_train_save_load_generate(family, bach, tmp_path):
-    from musicgen.train import evaluate, train
+    from musicgen.learn.evaluate import evaluate
+    from musicgen.learn.train import train
 
     out = tmp_path / "models" / family
     status = train(bach, out, TINY[family], FAST)
@@ -47,7 +51,7 @@ def test_train_save_load_generate(family, bach, tmp_path):
     assert len(summary["pieces"]["train"]) == 5 and len(summary["pieces"]["validation"]) == 1
     epochs = [r for r in store.read_history(out) if r["type"] == "epoch"]
     assert [r["epoch"] for r in epochs] == [1, 2] and all("val_loss" in r for r in epochs)
-    g = generate(store.load_step_model(out), SampleConfig(length=24, seed=1))
+    g = generate(sample.load_step_model(out), SampleConfig(length=24, seed=1))
     assert len(g.notes) > 0 and g.notes.pitch.max() <= 127 and (g.notes.duration > 0).all()
     figures = evaluate(out)
     assert figures["pieces"] == 1 and 0 <= figures["accuracy"] <= 1
@@ -59,7 +63,7 @@ def test_train_save_load_generate(family, bach, tmp_path):
 
 
 def test_tutorial_preset_trains_with_regression_heads(bach, tmp_path):
-    from musicgen.train import train
+    from musicgen.learn.train import train
 
     model, train_cfg = preset("pitch-step-duration", "tutorial")
     assert model.time_heads == "regression" and train_cfg.learning_rate == 0.005
@@ -67,12 +71,12 @@ def test_tutorial_preset_trains_with_regression_heads(bach, tmp_path):
     tiny = checked(model, units=(8,), seq_length=8)
     out = tmp_path / "tut"
     assert train(bach, out, tiny, checked(train_cfg, epochs=1))["state"] == "finished"
-    g = generate(store.load_step_model(out), SampleConfig(length=16, seed=0))
+    g = generate(sample.load_step_model(out), SampleConfig(length=16, seed=0))
     assert (g.notes.duration > 0).all() and (np.diff(g.notes.start) >= 0).all()
 
 
 def test_same_seed_same_weights(bach, tmp_path):
-    from musicgen.train import train
+    from musicgen.learn.train import train
 
     for name in ("a", "b"):
         train(bach, tmp_path / name, TINY["pitch-step-duration"], checked(FAST, epochs=1))
@@ -83,7 +87,7 @@ def test_same_seed_same_weights(bach, tmp_path):
 
 
 def test_fine_tune_keeps_the_vocabulary(bach, tmp_path):
-    from musicgen.train import train
+    from musicgen.learn.train import train
 
     train(bach, tmp_path / "base", TINY["notes-and-chords"], checked(FAST, epochs=1))
     status = train(bach, tmp_path / "tuned", TINY["notes-and-chords"], checked(FAST, epochs=1),
@@ -94,8 +98,7 @@ def test_fine_tune_keeps_the_vocabulary(bach, tmp_path):
 
 
 def test_fine_tuning_a_run_killed_in_its_first_epoch_is_a_sentence(bach, tmp_path, monkeypatch):
-    from musicgen import store
-    from musicgen.train import train
+    from musicgen.learn.train import train
 
     monkeypatch.setenv("MUSICGEN_MODELS_DIR", str(tmp_path))
     killed = store.RunFolder(tmp_path / "killed")  # what a run leaves when kill -9 ends its first epoch
@@ -111,10 +114,10 @@ def test_fine_tuning_a_run_killed_in_its_first_epoch_is_a_sentence(bach, tmp_pat
 def test_too_little_data(tmp_path):
     from helpers import midi_bytes, scale
 
-    from musicgen.train import train
+    from musicgen.learn.train import train
 
-    corpus.import_files("one", [("a.mid", midi_bytes(scale()))])
-    one = corpus.open_dataset("one")
+    imports.import_files("one", [("a.mid", midi_bytes(scale()))])
+    one = datasets.open_dataset("one")
     with pytest.raises(TrainingError, match="at least 2 usable pieces"):
         train(one, tmp_path / "m", TINY["pitch-step-duration"], FAST)
     assert not (tmp_path / "m").exists()
@@ -135,12 +138,12 @@ def test_settings_are_checked():
 
 def test_missing_and_broken_models_are_sentences(tmp_path):
     with pytest.raises(ModelError, match="no model called 'ghost'"):
-        store.load_step_model("ghost")
+        sample.load_step_model("ghost")
     broken = tmp_path / "models" / "broken"
     broken.mkdir(parents=True)
     (broken / "config.json").write_text("{}")
     with pytest.raises(ModelError, match="no trained weights"):
-        store.load_step_model("broken")
+        sample.load_step_model("broken")
     with pytest.raises(ModelError, match="no trained model yet"):
         store.default_model()
 
@@ -260,7 +263,7 @@ def test_transposed_copies_stay_on_the_piano():
     from helpers import notes
 
     from musicgen.families import get
-    from musicgen.train import transposed
+    from musicgen.learn.train import transposed
 
     low = notes([(22, 0, 1), (40, 1, 2)])
     out = transposed([low], 2, get("pitch-step-duration").move_bounds([low]))
@@ -268,7 +271,7 @@ def test_transposed_copies_stay_on_the_piano():
 
 
 def test_a_stale_status_is_ended_and_never_signalled(tmp_path):
-    from musicgen.train import request_stop
+    from musicgen.services.trainer import request_stop
 
     folder = tmp_path / "models" / "stale"
     folder.mkdir(parents=True)
@@ -289,7 +292,7 @@ def test_a_stale_status_is_ended_and_never_signalled(tmp_path):
 
 
 def test_two_runs_can_never_share_a_folder(tmp_path):
-    from musicgen.train import claim
+    from musicgen.runs.store import claim
 
     out = tmp_path / "models" / "shared"
     claim(out)
@@ -301,23 +304,25 @@ def test_a_launched_run_that_fails_early_says_why_and_leaves_no_defunct_process(
                                                                                  monkeypatch):
     from helpers import midi_bytes, scale
 
-    from musicgen import train as training
+    from musicgen.data import imports
+    from musicgen.runs import store
+    from musicgen.services import trainer
 
     monkeypatch.setenv("MUSICGEN_DATA_DIR", str(tmp_path / "data"))
-    corpus.import_files("one", [("a.mid", midi_bytes(scale()))])
-    folder = training.launch("one", "doomed", "pitch-step-duration", "default", {}, {"epochs": 1})
+    imports.import_files("one", [("a.mid", midi_bytes(scale()))])
+    folder = trainer.launch("one", "doomed", "pitch-step-duration", "default", {}, {"epochs": 1})
     deadline = time.time() + 60
     while store.read_status(folder)["state"] == "running" and time.time() < deadline:
         time.sleep(0.2)
     status = store.read_status(folder)
     assert status["state"] == "failed" and "at least 2 usable pieces" in status["message"], status
-    pid = training.CHILDREN[folder.resolve()].pid
+    pid = trainer.CHILDREN[folder.resolve()].pid
     deadline = time.time() + 30
     while Path(f"/proc/{pid}").exists() and time.time() < deadline:  # no page asks: it is waited for anyway
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists(), Path(f"/proc/{pid}/stat").read_text()  # not even defunct
-    training.reap()
-    assert folder.resolve() not in training.CHILDREN
+    trainer.reap()
+    assert folder.resolve() not in trainer.CHILDREN
     store.delete_model(folder)
 
 
@@ -351,16 +356,16 @@ def test_damaged_model_folders_are_sentences(damage, tiny_models, tmp_path, monk
         cfg["model"]["family"] = "waltz"
         (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError) as info:
-        store.load_step_model("hurt")
+        sample.load_step_model("hurt")
     assert str(info.value).startswith("hurt: ") and str(tmp_path) not in str(info.value)
     assert "hurt" in [m.name for m in store.list_models()]  # still listed, so it can be deleted
 
 
 def test_resume_of_a_missing_model_leaves_nothing_behind(small_builtins, tmp_path):
-    from musicgen.train import resume
+    from musicgen.learn.train import resume
 
     with pytest.raises(TrainingError, match="no model called 'typo'"):
-        resume(tmp_path / "models" / "typo", corpus.open_dataset("bach-chorales", root=small_builtins))
+        resume(tmp_path / "models" / "typo", datasets.open_dataset("bach-chorales", root=small_builtins))
     assert not (tmp_path / "models" / "typo").exists()
 
 
@@ -368,7 +373,7 @@ def test_a_full_disk_while_training_is_a_sentence_and_the_run_says_failed(bach, 
     import errno
 
     from musicgen.errors import StorageError
-    from musicgen.train import train
+    from musicgen.learn.train import train
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -387,10 +392,10 @@ def test_one_tune_stays_on_one_side_of_the_split():
     added) is never split from its twin, whatever the seed; distinct tunes are split as before."""
     import numpy as np
 
-    from musicgen.corpus import Dataset, Piece
-    from musicgen.metrics import same_tunes
-    from musicgen.midi_io import Notes
-    from musicgen.train import split_pieces
+    from musicgen.data.datasets import Dataset, Piece
+    from musicgen.data.splits import same_tunes
+    from musicgen.music.notes import Notes
+    from musicgen.data.splits import split_pieces
 
     rng = np.random.default_rng(0)
 

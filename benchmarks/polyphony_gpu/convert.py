@@ -18,15 +18,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from musicgen.config import ModelConfig, TrainConfig  # noqa: E402
-from musicgen.corpus import load_data  # noqa: E402
+from musicgen.data.datasets import load_data
 from musicgen.families import Encoding  # noqa: E402
-from musicgen.midi_io import write_json  # noqa: E402
-from musicgen.store import RunFolder  # noqa: E402
+from musicgen.infra.files import write_json
+from musicgen.runs.store import RunFolder
 
 
 def main(data_path: str, results_path: str, bundle: str, name: str, out: str) -> None:
-    from musicgen.model import build, compile_model
-    from musicgen.train import evaluate
+    from musicgen.learn.evaluate import evaluate
+    from musicgen.learn.model import build, compile_model
 
     meta = json.loads(bytes(np.load(data_path)["meta"]).decode())
     result = json.loads(Path(results_path).read_text())[name]

@@ -18,10 +18,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from musicgen.config import ModelConfig, TrainConfig  # noqa: E402
-from musicgen.corpus import load_data  # noqa: E402
+from musicgen.data.datasets import load_data
+from musicgen.data.splits import split_pieces
 from musicgen.families import build_encoding, encode, get  # noqa: E402
-from musicgen.families.polyphony import FERMATA, STEP, key_shift  # noqa: E402
-from musicgen.train import split_pieces  # noqa: E402
+from musicgen.families.polyphony import FERMATA, STEP
+from musicgen.music.theory import key_shift
 
 
 def pack(rows: list[np.ndarray]) -> dict:

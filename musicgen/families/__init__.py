@@ -5,12 +5,12 @@ A new family is one module implementing Family, plus one line in REGISTRY.
 
 from __future__ import annotations
 
-from ..config import ModelConfig, TrainConfig
-from ..errors import ConfigError
-from .base import Encoding, Family, Generated, Windows, windows
-from .notes_and_chords import NotesAndChords
-from .pitch_step_duration import PitchStepDuration
-from .polyphony import Polyphony
+from musicgen.config import ModelConfig, TrainConfig
+from musicgen.errors import ConfigError
+from musicgen.families.base import Encoding, Family, Generated, Windows, windows
+from musicgen.families.notes_and_chords import NotesAndChords
+from musicgen.families.pitch_step_duration import PitchStepDuration
+from musicgen.families.polyphony import Polyphony
 
 REGISTRY: dict[str, Family] = {f.name: f for f in (PitchStepDuration(), NotesAndChords(), Polyphony())}
 FAMILIES = tuple(REGISTRY)

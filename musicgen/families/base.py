@@ -10,9 +10,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..config import DEFAULT_TEMPO_QPM, PIANO_HIGH, PIANO_LOW, ModelConfig, SampleConfig
-from ..errors import ModelError
-from ..midi_io import Notes
+from musicgen.config import DEFAULT_TEMPO_QPM, PIANO_HIGH, PIANO_LOW, ModelConfig, SampleConfig
+from musicgen.errors import ModelError
+from musicgen.music.notes import Notes
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)  # ids 0..3 in every token vocabulary
@@ -79,7 +79,7 @@ class Head:
     def keras_loss(self, targets, outputs):
         """Per-event loss in TensorFlow, the same numpy_loss computes. targets shape=(...) (class numbers or
         values), outputs shape=(..., size)."""
-        from ..model import mse_with_positive_pressure, tf
+        from musicgen.learn.model import mse_with_positive_pressure, tf
 
         if self.regression:
             return mse_with_positive_pressure(targets[..., None], outputs)
@@ -261,7 +261,7 @@ class Family(ABC):
     def choice_name(self, enc: Encoding, k: int, semitones: int = 0) -> str | None:
         """Class k of the first head in words (a note, a chord, 'the end'), its pitches moved by `semitones`
         (a sampler's to_key); None for one never sampled."""
-        from ..explore import note_name
+        from musicgen.music.theory import note_name
 
         if not enc.tokens:
             return note_name(k + semitones)

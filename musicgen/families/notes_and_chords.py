@@ -7,15 +7,29 @@ from collections import Counter
 
 import numpy as np
 
-from ..config import ModelConfig, SampleConfig
-from ..midi_io import Notes, TempoMap
-from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, EventSampler, Family, Head,
-                   moved_token_rows, nearest_bin, pick, tempo_of)
+from musicgen.config import ModelConfig, SampleConfig
+from musicgen.families.base import (
+    END,
+    PAD,
+    SPECIALS,
+    START,
+    UNK,
+    Column,
+    Encoding,
+    EventSampler,
+    Family,
+    Head,
+    moved_token_rows,
+    nearest_bin,
+    pick,
+    tempo_of,
+)
+from musicgen.music.notes import Notes, TempoMap
+from musicgen.music.theory import CHORD_TOLERANCE_BEATS
 
 # the time grid (beats): the usual note values, triplets and dotted ones included
 BEAT_GRID = (0.0, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 3 / 8, 1 / 2, 2 / 3, 3 / 4, 1.0, 5 / 4, 4 / 3, 3 / 2, 7 / 4, 2.0,
              5 / 2, 3.0, 7 / 2, 4.0, 5.0, 6.0, 8.0)
-CHORD_TOLERANCE_BEATS = 1 / 24  # onsets closer than this sound as one chord
 END_ALLOWED_AFTER = 0.5  # fraction of the asked length before a model may end a piece on its own
 TIME_EMBEDDING = 16  # size of the step and duration embeddings
 PRIMER_EVENTS = 64

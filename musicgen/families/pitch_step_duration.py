@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import ModelConfig
-from ..midi_io import Notes
-from .base import Column, Encoding, EventSampler, Family, Head, nearest_bin, pick, tempo_of
+from musicgen.config import ModelConfig
+from musicgen.families.base import Column, Encoding, EventSampler, Family, Head, nearest_bin, pick, tempo_of
+from musicgen.music.notes import Notes
 
 # time bins (seconds): a zero step for chords, then geometric steps
 STEP_BINS = tuple([0.0] + np.round(np.geomspace(0.04, 3.0, 23), 4).tolist())

@@ -13,11 +13,29 @@ import itertools
 
 import numpy as np
 
-from ..config import PITCH_MAX, PITCH_MIN, ModelConfig, SampleConfig
-from ..errors import MidiError
-from ..midi_io import Notes, TempoMap
-from .base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head, Rewind, Sampler,
-                   log_probability, moved_token_rows, piano_bounds, pick, tempo_of)
+from musicgen.config import PITCH_MAX, PITCH_MIN, ModelConfig, SampleConfig
+from musicgen.errors import MidiError
+from musicgen.families.base import (
+    END,
+    PAD,
+    SPECIALS,
+    START,
+    UNK,
+    Column,
+    Encoding,
+    Family,
+    Generated,
+    Head,
+    Rewind,
+    Sampler,
+    log_probability,
+    moved_token_rows,
+    piano_bounds,
+    pick,
+    tempo_of,
+)
+from musicgen.music.notes import Notes, TempoMap
+from musicgen.music.theory import bar_positions, grid_steps, key_shift, sonorities
 
 STEP = "<step>"
 FERMATA = "<fermata>"  # in the vocabulary of models whose training pieces had fermatas
@@ -44,24 +62,6 @@ def held(p: int) -> str:
 
 # ---------------------------------------------------------------- the grid
 
-def grid_steps(notes: Notes, steps_per_beat: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each note's first grid step and the step after its last, shape=(n,) each; every note lasts >= 1 step."""
-    on = np.rint(notes.start_beat * steps_per_beat).astype(np.int64)
-    off = np.maximum(on + 1, np.rint(notes.end_beat * steps_per_beat).astype(np.int64))
-    return on, off
-
-
-def sonorities(notes: Notes, steps_per_beat: int) -> list[list[tuple[int, bool]]]:
-    """Per grid step, the sounding (pitch, is new) from the highest down; a pitch sounds once per step."""
-    if not len(notes):
-        return []
-    on, off = grid_steps(notes, steps_per_beat)
-    steps: list[dict[int, bool]] = [dict() for _ in range(int(off.max()))]
-    for p, a, b in zip(notes.pitch.tolist(), on.tolist(), off.tolist()):
-        for s in range(a, b):
-            steps[s][p] = steps[s].get(p, False) or s == a
-    return [sorted(step.items(), reverse=True) for step in steps]
-
 
 def fermata_steps(notes: Notes, steps_per_beat: int) -> set[int]:
     """The grid steps under a fermata: from each fermata's beat to the end of the highest note starting there
@@ -80,23 +80,6 @@ def fermata_steps(notes: Notes, steps_per_beat: int) -> set[int]:
 def fermata_beats(steps: set[int] | frozenset[int], steps_per_beat: int) -> tuple[float, ...]:
     """The beats where runs of steps under a fermata begin: the fermatas of decoded music."""
     return tuple(s / steps_per_beat for s in sorted(steps) if s - 1 not in steps)
-
-
-def bar_positions(n_steps: int, steps_per_beat: int, meter, positions: int) -> np.ndarray:
-    """Position of each grid step within its bar (0 = downbeat), following the file's time signatures."""
-    beats = np.arange(n_steps + 1) / steps_per_beat
-    pos = beats * steps_per_beat % (4 * steps_per_beat)
-    for at, num, den in meter or ():
-        bar = num * 4.0 / den * steps_per_beat
-        later = beats >= at
-        pos[later] = (beats[later] - at) * steps_per_beat % bar
-    return np.minimum(np.rint(pos), positions - 1).astype(np.int32)
-
-
-def key_shift(notes: Notes) -> int:
-    """Semitones that move the piece to C major or A minor (-6..5), by its key signature (stated or estimated)."""
-    sharps, _ = notes.key_signature()
-    return int(((-sharps * 7) + 6) % 12 - 6)  # the same shift for a major key and its relative minor
 
 
 def voice_ranges(pieces: list[list[list[tuple[int, bool]]]]) -> tuple[tuple[int, int, int], ...]:
@@ -279,7 +262,7 @@ class Polyphony(Family):
         return _Sampler(self, enc, sampling, primer)
 
     def choice_name(self, enc, k, semitones=0):
-        from ..explore import note_name
+        from musicgen.music.theory import note_name
 
         token = enc.tokens[k]
         if token.startswith(("new ", "held ")):
@@ -521,7 +504,7 @@ class _Harmonizer(_Sampler):
         # moved to C, the melody may leave the model's range: an octave down or up then (and back after)
         fits = [s for s in (self.shift, self.shift - 12, self.shift + 12) if lo <= low + s and high + s <= hi]
         if not fits:
-            from ..explore import note_name
+            from musicgen.music.theory import note_name
 
             raise MidiError(f"The melody ({note_name(low)} to {note_name(high)}) goes outside the range this "
                             f"model knows ({note_name(lo - self.shift)} to {note_name(hi - self.shift)}).")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import os
 
-from . import families
-from .config import ModelConfig, TrainConfig, cluster
-from .errors import TrainingError
-from .families import Encoding
+from musicgen import families
+from musicgen.config import ModelConfig, TrainConfig, cluster
+from musicgen.errors import TrainingError
+from musicgen.families import Encoding
 
 
 def _import_quietly():

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import data_dir
-from .errors import storage_error
-from .families import Encoding, Windows, encode
-from .memory import MappedFile
-from .midi_io import Notes, write_json
+from musicgen.config import data_dir
+from musicgen.errors import storage_error
+from musicgen.families import Encoding, Windows, encode
+from musicgen.infra.files import write_json
+from musicgen.infra.memory import MappedFile
+from musicgen.music.notes import Notes
 
 FORMAT = 1
 RELEASE_EVERY = 4  # batches drawn between handing back the pages they read

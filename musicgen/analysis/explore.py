@@ -6,53 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .midi_io import Notes
-
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-
-
-def note_name(pitch: int) -> str:
-    """MIDI note number as scientific pitch, e.g. 60 -> 'C4'."""
-    return f"{NOTE_NAMES[int(pitch) % 12]}{int(pitch) // 12 - 1}"
-
-
-def clock(seconds: float) -> str:
-    """Seconds as m:ss or h:mm:ss."""
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-@dataclass(frozen=True)
-class Summary:
-    pieces: int
-    notes: int
-    seconds: float  # total playing time, summed over pieces
-    pitch_min: int | None
-    pitch_max: int | None
-    tempo: float | None  # median first tempo over pieces, quarter notes per minute
-
-    def text(self) -> str:
-        if not self.notes:
-            return "no notes"
-        lead = f"{self.pieces:,} pieces, " if self.pieces != 1 else ""
-        return (f"{lead}{self.notes} notes, {clock(self.seconds)}, "
-                f"pitch {note_name(self.pitch_min)}-{note_name(self.pitch_max)}, {self.tempo:.0f} bpm")
-
-
-def summarize(tables: Notes | list[Notes]) -> Summary:
-    """Counts, length, pitch range and tempo of one note table or several (a dataset)."""
-    tables = [tables] if isinstance(tables, Notes) else list(tables)
-    filled = [t for t in tables if len(t)]
-    if not filled:
-        return Summary(len(tables), 0, 0.0, None, None, None)
-    return Summary(
-        pieces=len(tables),
-        notes=sum(len(t) for t in filled),
-        seconds=float(sum(t.seconds for t in filled)),
-        pitch_min=int(min(t.pitch.min() for t in filled)),
-        pitch_max=int(max(t.pitch.max() for t in filled)),
-        tempo=float(np.median([t.tempo for t in filled])),
-    )
+from musicgen.music.notes import Notes
+from musicgen.music.theory import note_name
 
 
 @dataclass(frozen=True)

@@ -4,132 +4,14 @@ music21 -> MusicXML -> verovio, and piano roll and histogram figures (matplotlib
 from __future__ import annotations
 
 import importlib.resources
-import io
-import os
-import wave
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .explore import Histogram, note_name
-from .midi_io import Notes, pretty_midi, write_midi
-
-SAMPLE_RATE = 44100  # Hz
-SOUNDFONTS = (  # best first; Debian's fluid-soundfont-gm, then timgm6mb-soundfont, then pretty_midi's own
-    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
-    Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
-)
-NO_FLUIDSYNTH = ("Real instrument sound needs the FluidSynth library, which is not installed, so this is a "
-                 "plain synthesizer. To fix: sudo apt-get install libfluidsynth3 fluid-soundfont-gm")
-
+from musicgen.music.notes import Notes
+from musicgen.music.theory import CHROMATIC_DEGREES, LETTERS
 
 # ---------------------------------------------------------------- audio
-
-def soundfont() -> Path:
-    """The best General MIDI SoundFont on this machine."""
-    for path in SOUNDFONTS:
-        if path.exists():
-            return path
-    return Path(pretty_midi().__file__).parent / "TimGM6mb.sf2"
-
-
-@dataclass(frozen=True)
-class Audio:
-    samples: np.ndarray  # float32 mono, -1..1, shape=(n,)
-    sample_rate: int  # Hz
-    note: str | None  # a sentence for the user when the sound is not what it should be
-    start: float = 0.0  # seconds of the piece where the sound begins: its first note (a pickup's rests are silent)
-
-    @property
-    def seconds(self) -> float:
-        return len(self.samples) / self.sample_rate
-
-    @property
-    def wav(self) -> bytes:
-        """16-bit mono WAV: exact, and about 5 MB a minute."""
-        pcm = (np.clip(self.samples, -1, 1) * 32767).astype("<i2")
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(self.sample_rate)
-            w.writeframes(pcm.tobytes())
-        return buf.getvalue()
-
-    @property
-    def ogg(self) -> bytes:
-        """Ogg Vorbis: what the page plays, about 1/20 of the WAV."""
-        import soundfile
-
-        buf = io.BytesIO()
-        with soundfile.SoundFile(buf, "w", self.sample_rate, 1, format="OGG", subtype="VORBIS") as f:
-            for i in range(0, len(self.samples), OGG_BLOCK):  # one large write crashes libsndfile's encoder
-                f.write(self.samples[i:i + OGG_BLOCK])
-        return buf.getvalue()
-
-
-OGG_BLOCK = 8192  # frames per write
-
-
-RELEASE_S = 1.0  # seconds of sound after the last note ends: the release and the reverb
-
-
-def _fluidsynth(notes: Notes, sample_rate: int, sf2: Path) -> np.ndarray:
-    """The notes through one FluidSynth synthesizer, one channel per program (never the drum channel 10),
-    event by event: mono float samples. (pretty_midi's own loads the SoundFont once per instrument.)"""
-    pretty_midi()  # imports pyfluidsynth quietly (it prints to stdout when CI is set)
-    import fluidsynth  # raises ImportError without the C library
-
-    synth = fluidsynth.Synth(samplerate=float(sample_rate))
-    try:
-        synth.setting("synth.dynamic-sample-loading", 1)  # only the samples played: 0.2 s less for FluidR3
-        font = synth.sfload(str(sf2))
-        if font < 0:
-            raise OSError(f"FluidSynth could not load {sf2}")
-        programs = sorted(set(notes.program.tolist()))
-        channel = {p: c for p, c in zip(programs, [c for c in range(16) if c != 9])}
-        for p, c in channel.items():
-            synth.program_select(c, font, 0, p)
-        chans = [channel.get(p, 0) for p in notes.program.tolist()]  # past 15 programs: the first channel
-        events = sorted([(float(t), 1, c, int(k), int(v)) for t, k, v, c in
-                         zip(notes.start, notes.pitch, notes.velocity, chans)]
-                        + [(float(t), 0, c, int(k), 0) for t, k, c in
-                           zip(notes.end, notes.pitch, chans)])  # at one time, offs first
-        chunks, at = [], 0
-        for t, on, c, k, v in events:
-            frame = int(round(t * sample_rate))
-            if frame > at:
-                chunks.append(synth.get_samples(frame - at))
-                at = frame
-            if on:
-                synth.noteon(c, k, v)
-            else:
-                synth.noteoff(c, k)
-        chunks.append(synth.get_samples(int(RELEASE_S * sample_rate)))
-    finally:
-        synth.delete()
-    stereo = np.concatenate(chunks).astype(np.float32).reshape(-1, 2)
-    return stereo.mean(axis=1) / 32768.0
-
-
-def audio(notes: Notes, program: int | None = 0, sample_rate: int = SAMPLE_RATE) -> Audio:
-    """The notes played by a General MIDI instrument (program 0 = piano; None keeps each note's own), from the
-    first note on: the rests before it (a pickup's, a harmonized tune's) are not played as silence."""
-    start = float(notes.start.min()) if len(notes) else 0.0
-    notes = notes.shifted(-start) if start > 0 else notes
-    if program is not None:
-        notes = notes.replace(program=np.full(len(notes), int(np.clip(program, 0, 127)), dtype=np.int16))
-    note = None
-    try:
-        samples = _fluidsynth(notes, sample_rate, soundfont())
-    except (ImportError, OSError):
-        note = NO_FLUIDSYNTH
-        samples = pretty_midi().PrettyMIDI(io.BytesIO(write_midi(notes))).synthesize(fs=sample_rate)
-    peak = float(np.abs(samples).max()) if len(samples) else 0.0
-    if peak > 0:
-        samples = samples / peak * 0.89  # -1 dBFS: loud, never clipped
-    return Audio(np.asarray(samples, np.float32), sample_rate, note, start)
 
 
 # ---------------------------------------------------------------- sheet music
@@ -418,13 +300,6 @@ def _snap(quarters: float, grid: int) -> float:
     return round(quarters * grid) / grid
 
 
-# A note outside the key is spelled as the degree it usually is, in semitones above the tonic: in major a
-# raised 1, 4 and 5 and a lowered 3 and 7 (C#, F#, G#, Eb, Bb in C major); in minor a lowered 2 and a raised
-# 3, 4, 6 and 7 (Bb, C#, D#, F#, G# in A minor). Value: the degree, counted from the tonic's letter.
-CHROMATIC_DEGREES = {"major": {1: 0, 3: 2, 6: 3, 8: 4, 10: 6}, "minor": {1: 1, 4: 2, 6: 3, 9: 5, 11: 6}}
-LETTERS = "CDEFGAB"
-
-
 def _spell(part, found_key) -> None:
     """Notes of the key as the key signature has them; the others by their degree (CHROMATIC_DEGREES),
     so a G major tune's B-flat is written B-flat, not A-sharp: no needless accidentals."""
@@ -450,7 +325,7 @@ def _spell(part, found_key) -> None:
 def musicxml(notes: Notes, title: str = "musicgen", seam: float | None = None, first_bar: int = 1) -> bytes:
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
-    from .errors import MusicgenError
+    from musicgen.errors import MusicgenError
 
     try:  # what GeneralObjectExporter.parse does, on our own score rather than on a deep copy of it
         sc = score(notes, title, seam, first_bar)
@@ -477,7 +352,7 @@ def _engraved(xml: bytes, width: int = 2100) -> tuple[str, list[tuple[str, float
     first onset, from verovio's timemap, for a cursor that follows the sound."""
     import verovio
 
-    from .errors import MusicgenError
+    from musicgen.errors import MusicgenError
 
     # toolkit(False) and an explicit resource path: Streamlit runs pages in threads, where verovio's
     # default font path is not set
@@ -504,97 +379,7 @@ def _engraved(xml: bytes, width: int = 2100) -> tuple[str, list[tuple[str, float
     return svg, cues
 
 
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure  # no pyplot: its global state is not thread-safe under Streamlit
-
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    return fig, fig.add_subplot()
-
-
-def piano_roll(notes: Notes, first: int | None = None, window: tuple[float, float] | None = None,
-               title: str | None = None, seam: float | None = None):
-    """A matplotlib Figure of the notes as bars (time in seconds, pitch with note names), shaded by velocity.
-
-    first: only the first N notes; window: only notes starting in [t0, t1) seconds.
-    """
-    if window is not None:
-        notes = notes.window(*window)
-    if first is not None:
-        notes = notes.head(first)
-    fig, ax = _figure(10, 3.6)
-    if len(notes):
-        from matplotlib import colormaps
-
-        colors = colormaps["viridis"](0.25 + 0.65 * (notes.velocity / 127.0))
-        _bars(ax, notes.pitch, notes.start, notes.end, 0.85, colors, 1)
-        lo, hi = int(notes.pitch.min()) - 2, int(notes.pitch.max()) + 2
-        ax.set_ylim(lo - 0.5, hi + 0.5)
-        c_notes = [p for p in range(lo, hi + 1) if p % 12 == 0] or [lo, hi]
-        ax.set_yticks(c_notes, [note_name(p) for p in c_notes])
-        ax.set_xlim(float(notes.start.min()), float(notes.end.max()))
-        black = [p for p in range(lo, hi + 1) if p % 12 in (1, 3, 6, 8, 10)]  # shaded, as on a piano roll
-        t0, t1 = float(notes.start.min()), float(notes.end.max())
-        _bars(ax, np.array(black, np.float64), np.full(len(black), t0), np.full(len(black), t1), 1.0, "0.94", 0)
-    else:
-        ax.text(0.5, 0.5, "no notes", ha="center", va="center", transform=ax.transAxes)
-    if seam is not None:  # seconds: where the model's continuation leaves its primer
-        ax.axvline(seam, color="#c0392b", linewidth=1.5)
-        ax.annotate(SEAM_TEXT, (seam, 1.0), xycoords=("data", "axes fraction"), xytext=(4, -12),
-                    textcoords="offset points", color="#c0392b", fontsize=9, style="italic")
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("pitch")
-    ax.grid(axis="x", alpha=0.3)
-    if title:
-        ax.set_title(title)
-    return fig
-
-
-def _bars(ax, y, x0, x1, height: float, colors, zorder: int) -> None:
-    """Horizontal bars as one collection (ax.barh makes an artist per bar: most of a piano roll's time)."""
-    y0, y1 = np.asarray(y, np.float64) - height / 2, np.asarray(y, np.float64) + height / 2
-    corners = np.stack([np.stack(c, -1) for c in ((x0, y0), (x0, y1), (x1, y1), (x1, y0))], 1)
-    from matplotlib.collections import PolyCollection
-
-    ax.add_collection(PolyCollection(corners, facecolors=colors, edgecolors="none", zorder=zorder),
-                      autolim=False)
-
-
-HISTOGRAM_SIZE = (4.2, 2.6)  # inches at 100 dpi: the width of one of three columns on a wide page, so type
 # is drawn at the size it is read (a larger figure is shrunk into the column, with it its labels)
-
-
-def histogram_figure(hist: Histogram, title: str):
-    """A bar chart of one Histogram; pitch axes get note names; values past the last edge are a bar of their
-    own, in another colour, labelled (e.g. '>= 2 s')."""
-    fig, ax = _figure(*HISTOGRAM_SIZE)
-    widths = np.diff(hist.edges)
-    ax.bar(hist.edges[:-1], hist.counts, width=widths, align="edge", color="#4c72b0", edgecolor="none")
-    if hist.unit == "MIDI pitch":
-        used = np.nonzero(hist.counts)[0]
-        if len(used):
-            ax.set_xlim(used.min() - 2, used.max() + 2)
-            ticks = [p for p in range(int(used.min()) - 2, int(used.max()) + 3) if p % 12 == 0]
-            ax.set_xticks(ticks, [note_name(p) for p in ticks])
-    elif hist.overflow:
-        gap, width = widths[-1], 4 * widths[-1]
-        at = hist.edges[-1] + gap
-        ax.bar([at], [hist.overflow], width=width, align="edge", color="#dd8452", edgecolor="none")
-        span = hist.edges[-1] - hist.edges[0]  # no tick so near the overflow bar that the labels collide
-        ticks = [t for t in ax.get_xticks() if hist.edges[0] <= t <= hist.edges[-1] - 0.12 * span]
-        ax.set_xticks(ticks + [at + width / 2], [f"{t:g}" for t in ticks] + [hist.overflow_label])
-        ax.set_xlim(hist.edges[0], at + width + gap)
-    ax.set_xlabel(hist.unit, fontsize=9)
-    ax.set_ylabel("notes", fontsize=9)
-    ax.tick_params(labelsize=8)
-    ax.set_title(title, fontsize=10)
-    return fig
-
-
-def png(fig, dpi: int = 100) -> bytes:
-    """A matplotlib Figure as PNG bytes (cacheable, unlike the figure)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
 
 
 SECTION_BARS = 32  # bars engraved at a time: a long piece's score comes a section at a time
@@ -651,213 +436,3 @@ def sheet(notes: Notes, title: str, k: int = 0, seam: float | None = None) -> Sh
     # the score's first onset is the section's first note, at this beat of the whole piece
     first = float(part.start_beat.min()) + (k * SECTION_BARS * notes.bar_length() if k else 0.0) if len(part) else 0.0
     return Sheet(k, xml, svg, tuple((i, first + on, first + off) for i, on, off in cues))
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A piece in every form the app shows or offers for download."""
-
-    title: str
-    notes: Notes
-    midi: bytes
-    ogg: bytes  # what the page plays and offers: about 1/20 of a WAV
-    sound_note: str | None  # why the sound is plain, when FluidSynth is missing
-    sheet: Sheet  # the first section of the score; sections(notes) says how many there are
-    piano_roll_png: bytes
-    seam: float | None = None  # beat where the model's music begins after a primer (marked in score and roll)
-    roll_axes: tuple = ()  # (left, right) of the roll's plot as fractions of the picture's width, (t0, t1) seconds
-    sound_start: float = 0.0  # seconds of the piece where the sound begins (its first note)
-
-
-PAGE_SAMPLE_RATE = 32000  # Hz: the page's sound (all a General MIDI piano has), a third less work than 44.1 kHz
-
-
-def render_all(notes: Notes, title: str, program: int = 0, progress=None, seam: float | None = None) -> Rendered:
-    """Sound, score (first section), piano roll and MIDI; the sound is made beside the score and the roll where
-    it can be (a forked process), so a 2-core machine renders in about the time of the score alone."""
-    say = progress or (lambda fraction, stage: None)
-    say(0.0, "playing and engraving")
-
-    def sound():
-        played = audio(notes, program, PAGE_SAMPLE_RATE)
-        return played.ogg, played.note, played.start
-
-    beside = _beside(sound)
-    first = sheet(notes, title, 0, seam)
-    roll, axes = _roll(notes, title, None if seam is None else float(notes.tempo_map.seconds(seam)))
-    say(0.8, "playing")
-    ogg, note, start = beside()
-    return Rendered(title, notes, write_midi(notes, title=title), ogg, note, first, roll, seam, axes, start)
-
-
-def _roll(notes: Notes, title: str, seam_s: float | None) -> tuple[bytes, tuple]:
-    """The piano roll as PNG, and where its plot lies: (left, right) fractions of the width, (t0, t1) seconds."""
-    fig = piano_roll(notes, title=title, seam=seam_s)
-    picture = png(fig)
-    box, ax = fig.axes[0].get_position(), fig.axes[0]  # after drawing: where constrained layout put the plot
-    return picture, (float(box.x0), float(box.x1), *map(float, ax.get_xlim()))
-
-
-BESIDE_TIMEOUT_S = 300  # a forked helper that has not answered by then is stopped, and the work done here
-
-
-def _one_thread() -> bool:
-    """Whether this process runs a single thread, native ones (BLAS, TensorFlow) counted: only then is a
-    fork safe (a lock held by another thread would stay locked in the child for ever)."""
-    try:
-        return len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        return False
-
-
-def _beside(work):
-    """Start work() in a forked child when this process has one thread (the app's job processes), else run
-    it here; returns a function that gives its result."""
-    import multiprocessing
-
-    if not _one_thread() or "fork" not in multiprocessing.get_all_start_methods():
-        value = work()
-        return lambda: value
-    ctx = multiprocessing.get_context("fork")
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_send_result, args=(send, work), daemon=True)
-    child.start()
-    send.close()
-
-    def result():
-        try:
-            if not receive.poll(BESIDE_TIMEOUT_S):
-                raise EOFError
-            value = receive.recv()
-        except EOFError:  # the child died or hangs (a crash in a C library): do it here instead
-            child.kill()
-            value = work()
-        child.join()
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    return result
-
-
-def _send_result(send, work) -> None:
-    try:  # Linux: end with the job that forked us, however it ends
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-    except (OSError, AttributeError):
-        pass
-    try:
-        send.send(work())
-    except Exception as e:  # noqa: BLE001  (raised again in the parent)
-        send.send(e)
-
-
-def statistics_figure(corpus: dict[str, np.ndarray], piece: dict[str, float]):
-    """One small histogram per statistic of the corpus pieces, the piece marked by a red line."""
-    from matplotlib.figure import Figure
-
-    from .metrics import FOUR_PART, STATISTICS
-
-    fig = Figure(figsize=(12, 6.3), dpi=100, layout="constrained")
-    axes = fig.subplots(3, 4).ravel()
-    for ax, (name, (unit, _)) in zip(axes, {**STATISTICS, **FOUR_PART}.items()):
-        ax.hist(corpus[name], bins=20, color="#9db4d8")
-        ax.axvline(piece[name], color="#c0392b", linewidth=2)
-        ax.set_title(name.replace("_", " "), fontsize=9)
-        ax.set_xlabel(unit, fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[-1].axis("off")
-    axes[-1].text(0.0, 0.5, "bars: the training pieces\nred line: this piece", fontsize=9, va="center")
-    return fig
-
-
-def choices_figure(choices, temperatures: tuple[float, ...]):
-    """The model's likeliest next choices as horizontal bars, one colour per temperature, likeliest on top."""
-    fig, ax = _figure(6.4, 0.32 * len(choices) + 1.0)
-    y = np.arange(len(choices))[::-1]
-    height = 0.8 / len(temperatures)
-    for j, (t, color) in enumerate(zip(temperatures, ("#4c72b0", "#dd8452", "#55a868"))):
-        ax.barh(y + (len(temperatures) / 2 - j - 0.5) * height, [100 * c.chances[j] for c in choices], height,
-                color=color, label=f"temperature {t:g}")
-    ax.set_yticks(y, [c.name for c in choices], fontsize=9)
-    ax.set_xlabel("chance of being chosen next (%)", fontsize=9)
-    ax.tick_params(axis="x", labelsize=8)
-    ax.legend(fontsize=8, loc="lower right")
-    return fig
-
-
-FOLLOW_SCORE_PX = 520  # the score's box in the follow-along view; it scrolls to what is playing
-
-
-def follow_html(r: Rendered, sheet: Sheet) -> str:
-    """One HTML block for the page: the sound's player, the score whose sounding notes light up and the piano
-    roll with a line at the playing time; both follow the player (beats from the piece's own tempo map)."""
-    import base64
-    import json
-
-    tm = r.notes.tempo_map
-    tempo = [[float(b), float(tm.seconds(b)), float(q)] for b, q in zip(tm.beat, tm.qpm)]
-    ogg = base64.b64encode(r.ogg).decode()
-    roll = base64.b64encode(r.piano_roll_png).decode()
-    data = json.dumps({"cues": [list(c) for c in sheet.cues], "tempo": tempo, "axes": list(r.roll_axes),
-                       "start": r.sound_start})
-    return f"""<!doctype html><html><head><meta charset="utf-8"><style>
-body {{ margin: 0; font-family: sans-serif; }}
-audio {{ width: 100%; }}
-#score {{ max-height: {FOLLOW_SCORE_PX}px; overflow-y: auto; border: 1px solid #ddd; border-radius: 6px; }}
-#score svg {{ width: 100%; height: auto; }}
-#score g.playing, #score g.playing * {{ fill: #c0392b; stroke: #c0392b; }}
-#roll {{ position: relative; margin-top: 8px; }}
-#roll img {{ width: 100%; display: block; }}
-#line {{ position: absolute; top: 0; bottom: 0; width: 2px; background: #c0392b; display: none; }}
-</style></head><body>
-<audio id="player" controls preload="auto" src="data:audio/ogg;base64,{ogg}"></audio>
-<div id="score">{sheet.svg}</div>
-<div id="roll"><img alt="piano roll" src="data:image/png;base64,{roll}"><div id="line"></div></div>
-<script>
-const D = {data};
-const player = document.getElementById("player"), box = document.getElementById("score");
-const line = document.getElementById("line");
-const svg = box.querySelector("svg");
-if (svg) {{  // scale to the box: the engraved size becomes the picture's own coordinates
-  const w = parseFloat(svg.getAttribute("width")), h = parseFloat(svg.getAttribute("height"));
-  if (w && h) svg.setAttribute("viewBox", `0 0 ${{w}} ${{h}}`);
-  svg.removeAttribute("width"); svg.removeAttribute("height");
-}}
-const notes = D.cues.map(c => [document.getElementById(c[0]), c[1], c[2]]).filter(c => c[0]);
-function beatAt(t) {{  // the tempo map: from beat b (at second s) on, q quarter notes a minute
-  let k = 0;
-  while (k + 1 < D.tempo.length && D.tempo[k + 1][1] <= t) k++;
-  const [b, s, q] = D.tempo[k];
-  return b + (t - s) * q / 60;
-}}
-let shown = null;
-function follow() {{
-  const t = player.currentTime + D.start, beat = beatAt(t);  // the sound begins at the first note
-  let first = null;
-  for (const [el, on, off] of notes) {{
-    const now = on <= beat + 1e-6 && beat < off;
-    el.classList.toggle("playing", now);
-    if (now && !first) first = el;
-  }}
-  if (first && first !== shown) {{  // keep the sounding system in view
-    shown = first;
-    const a = first.getBoundingClientRect(), c = box.getBoundingClientRect();
-    if (a.top < c.top || a.bottom > c.bottom) box.scrollTop += a.top - c.top - c.height / 3;
-  }}
-  const [x0, x1, t0, t1] = D.axes;
-  if (D.axes.length === 4 && t1 > t0) {{
-    const f = Math.min(Math.max((t - t0) / (t1 - t0), 0), 1);
-    line.style.left = (100 * (x0 + f * (x1 - x0))) + "%";
-    line.style.display = "block";
-  }}
-  document.body.dataset.beat = beat.toFixed(3);
-  document.body.dataset.playing = String(notes.filter(n => n[0].classList.contains("playing")).length);
-}}
-function loop() {{ follow(); if (!player.paused) requestAnimationFrame(loop); }}
-player.addEventListener("play", loop);
-player.addEventListener("timeupdate", follow);
-player.addEventListener("seeked", follow);
-</script></body></html>"""
-

@@ -3,117 +3,24 @@ progress, an estimate and Cancel: the page's thread only polls, so one browser s
 
 from __future__ import annotations
 
-import atexit
 import json
-import signal
 import os
 import pickle
 import shutil
+import signal
 import threading
 import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from multiprocessing import context as mp_context
-from multiprocessing import popen_forkserver
 from pathlib import Path
 
-from .errors import MusicgenError
+from musicgen.errors import MusicgenError
+from musicgen.infra.processes import _process, _signal_group
 
-# imported once by the fork server, so a job starts warm (a fork, not an interpreter and its imports)
-PRELOAD = ["numpy", "musicgen.sample", "musicgen.preload", "music21", "verovio", "soundfile", "matplotlib.figure"]
 PROGRESS_EVERY_S = 0.2  # the job writes its progress at most this often
 JOB_NICENESS = 5  # added to a job's nice value (and its helper's)
 STALE_JOB_S = 24 * 3600  # job folders older than this (a server killed mid-job) are removed
-ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-_context = None
-_lock = threading.Lock()
-_launching = threading.Lock()
-
-
-class _Popen(popen_forkserver.Popen):
-    """The fork server's Popen without the parent's __main__: under Streamlit that is the page being run,
-    which the child would run again."""
-
-    def _launch(self, process_obj):
-        original = popen_forkserver.spawn.get_preparation_data
-
-        def without_main(name):
-            data = original(name)
-            data.pop("init_main_from_name", None)
-            data.pop("init_main_from_path", None)
-            return data
-
-        with _launching:
-            popen_forkserver.spawn.get_preparation_data = without_main
-            try:
-                super()._launch(process_obj)
-            finally:
-                popen_forkserver.spawn.get_preparation_data = original
-
-
-class _Process(mp_context.ForkServerProcess):
-    @staticmethod
-    def _Popen(process_obj):
-        return _Popen(process_obj)
-
-
-class _Context(mp_context.ForkServerContext):
-    """multiprocessing's fork server context with our Process: what jobs and worker pools are made with."""
-
-    Process = _Process
-
-
-def pool_context():
-    """Where worker pools come from: a process of one thread (the CLI) forks its workers at once (no server to
-    start, no preloads to wait for); forking Streamlit's many threads is unsafe, so the app uses its fork server."""
-    if threading.active_count() == 1:
-        import multiprocessing
-
-        return multiprocessing.get_context("fork")
-    return context()
-
-
-def context() -> _Context:
-    """The one process context of this program: a fork server, started once, with PRELOAD imported and BLAS
-    on one thread (a job samples on one anyway, and a one-thread process may fork its helper safely). Jobs and
-    the corpus' worker pools share it, so no second server starts without the preloads (or with __main__)."""
-    global _context
-    with _lock:
-        if _context is None:
-            from multiprocessing import forkserver
-
-            ctx = _Context()
-            ctx.set_forkserver_preload(PRELOAD)
-            saved = {k: os.environ.get(k) for k in ONE_THREAD}
-            os.environ.update(ONE_THREAD)  # read by the fork server as it starts, then put back
-            try:
-                forkserver.ensure_running()
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-            atexit.register(_stop_server)
-            _context = ctx
-    return _context
-
-
-def _stop_server() -> None:
-    """Stop the fork server as this process ends (it would also go when the last holder of its pipe does)."""
-    from multiprocessing import forkserver
-
-    try:
-        forkserver._forkserver._stop()
-    except (OSError, AttributeError, ChildProcessError):
-        pass
-
-
-def _process(target, args) -> _Process:
-    context()
-    # not a daemon: it makes its own helper process (the sound, beside the score)
-    return _Process(target=target, args=args, daemon=False)
 
 
 def warm() -> None:
@@ -125,17 +32,8 @@ def _nothing(progress=None) -> None:
     return None
 
 
-MAX_JOB_S = 180  # the longest piece the app makes takes at most this long, by this server's measured pace
-SECONDS_PER_EVENT = 0.02  # the pace assumed until a piece has been made here
-
-
-def length_cap(seconds_per_event: float) -> int:
-    """The most events a piece may have to be made within MAX_JOB_S at this pace."""
-    return max(8, int(MAX_JOB_S / max(seconds_per_event, 1e-4)))
-
-
 def jobs_root() -> Path:
-    from .config import data_dir
+    from musicgen.config import data_dir
 
     return data_dir() / "jobs"
 
@@ -228,13 +126,6 @@ class Job:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _remove_stale(root: Path) -> None:
     now = time.time()
     for entry in os.scandir(root):
@@ -287,74 +178,6 @@ def _write(path: Path, data: bytes) -> None:
 
 
 # ---------------------------------------------------------------- the app's tasks
-
-@dataclass(frozen=True)
-class PieceRequest:
-    """A piece to make: from a model, after a primer or under a melody, rendered for the page."""
-
-    model: str  # the model's folder
-    sampling: object  # SampleConfig
-    title: str
-    program: int  # General MIDI instrument of the sound
-    primer: object = None  # Notes the piece continues, if any
-    melody: object = None  # Notes to harmonize, if any (then primer is None)
-    quotes: object = None  # metrics.Quotes of the model's training music, when the asker has them at hand
-
-
-@dataclass(frozen=True)
-class Piece:
-    rendered: object  # render.Rendered
-    note: str | None  # what the model said about the input, if anything
-    model: str  # the model's folder
-
-
-COMPOSE_SHARE = 0.5  # of the progress bar: composing, then rendering
-
-
-def make_piece(request: PieceRequest, progress=None) -> Piece:
-    from . import render, store
-    from .sample import generate, harmonize
-
-    say = progress or (lambda fraction, stage: None)
-    say(0.0, "loading the model")
-    model = store.load_step_model(request.model)
-
-    def composing(fraction: float) -> None:
-        say(COMPOSE_SHARE * fraction, "harmonizing" if request.melody is not None else "composing")
-
-    if request.melody is not None:
-        result = harmonize(model, request.melody, request.sampling, progress=composing)
-    else:
-        quotes = request.quotes
-        if quotes is None:
-            say(0.0, "reading the model's training music")
-            quotes = store.model_quotes(Path(request.model))
-        result = generate(model, request.sampling, request.primer, quotes, progress=composing)
-    notes, seam = result.notes, None
-    if request.primer is not None and result.after is not None:  # the primer plays and engraves too
-        notes = request.primer.joined(result.notes, result.after)
-        seam = result.after + (float(result.notes.start_beat.min()) if len(result.notes) else 0.0)
-    rendered = render.render_all(notes, request.title, request.program,
-                                 lambda f, stage: say(COMPOSE_SHARE + (1 - COMPOSE_SHARE) * f, stage), seam)
-    say(1.0, "done")
-    return Piece(rendered, result.note, request.model)
-
-
-def make_sheet(notes, title: str, k: int, seam: float | None = None, progress=None):
-    from . import render
-
-    (progress or (lambda f, s: None))(0.0, "engraving")
-    return render.sheet(notes, title, k, seam)
-
-
-def open_dataset(name: str, progress=None) -> None:
-    """Make a dataset quick to open (build a built-in corpus, parse new files into the cache), in a job: it
-    goes on while the pages that asked for it come and go."""
-    from . import corpus
-
-    say = progress or (lambda fraction, stage: None)
-    say(0.0, "opening the dataset")
-    corpus.open_dataset(name, lambda done, total, what: say(done / max(total, 1), f"{what}: {done:,} of {total:,}"))
 
 
 class Shared:

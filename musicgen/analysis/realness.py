@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .families.notes_and_chords import CHORD_TOLERANCE_BEATS
-from .metrics import all_statistics
-from .midi_io import Notes
-from .sample import top_line
+from musicgen.analysis.metrics import all_statistics
+from musicgen.learn.sample import top_line
+from musicgen.music.notes import Notes
+from musicgen.music.theory import CHORD_TOLERANCE_BEATS
 
 IOI_EDGES = (0.0, 0.375, 0.625, 0.875, 1.25, 1.75, 2.5, np.inf)  # quarter notes: 16th, 8th, dotted 8th, 4th, ...
 IOI_LABELS = ("sixteenth", "eighth", "dotted eighth", "quarter", "dotted quarter", "half", "longer")
@@ -38,7 +38,7 @@ def openings(notes: Notes, onsets: int) -> Notes:
 def features(notes: Notes) -> dict[str, float]:
     """Key-normalised pitch classes (by duration), the top voice's intervals, the time between onsets (in
     quarter notes), and the general and four-part statistics (metrics.all_statistics): name -> value."""
-    from .families.polyphony import key_shift
+    from musicgen.music.theory import key_shift
 
     out: dict[str, float] = {}
     pcs = np.bincount((notes.pitch.astype(np.int64) + key_shift(notes)) % 12, weights=notes.duration_beats,

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .families.notes_and_chords import CHORD_TOLERANCE_BEATS
-from .midi_io import Notes
+from musicgen.music.copies import COPY_LIMIT, Copy, Quotes, longest_copy
+from musicgen.music.notes import Notes
+from musicgen.music.theory import CHORD_TOLERANCE_BEATS, MAJOR, MINOR, _is_chord, _onsets, chord_of
 
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
-MINOR = (0, 2, 3, 5, 7, 8, 10)  # natural minor
 LENGTH_EDGES = (0.0, 0.375, 0.75, 1.5, 3.0, np.inf)  # beats: sixteenth-ish, eighth, quarter, half, longer
 LENGTH_LABELS = ("< 3/8", "3/8-3/4", "3/4-3/2", "3/2-3", ">= 3")
 
@@ -24,12 +23,6 @@ STATISTICS = {
     "repeated_onsets": ("fraction", "onsets that repeat the previous one exactly"),
     "mean_note_length": ("beats", "mean note length"),
 }
-
-
-def _onsets(notes: Notes) -> list[np.ndarray]:
-    """Pitch sets of the onsets, in order (notes within the chord tolerance start together)."""
-    group = np.cumsum(np.diff(notes.start_beat, prepend=-np.inf) >= CHORD_TOLERANCE_BEATS) - 1
-    return [np.unique(notes.pitch[group == g]) for g in range(group[-1] + 1)] if len(notes) else []
 
 
 def pitch_class_entropy(notes: Notes) -> float:
@@ -74,32 +67,11 @@ FOUR_PART = {
     "four_voices": ("fraction", "grid steps with exactly four notes sounding"),
     "wide_spacing": ("fraction", "four-note sonorities with soprano-alto or alto-tenor over an octave"),
 }
-CHORDS = {  # quality: semitones above the root
-    "major": (0, 4, 7), "minor": (0, 3, 7), "diminished": (0, 3, 6), "augmented": (0, 4, 8),
-    "dominant seventh": (0, 4, 7, 10), "major seventh": (0, 4, 7, 11), "minor seventh": (0, 3, 7, 10),
-    "half-diminished seventh": (0, 3, 6, 10), "diminished seventh": (0, 3, 6, 9),
-}
-_SHAPES = {frozenset(v): k for k, v in CHORDS.items()}
-
-
-def chord_of(pitches) -> tuple[int, str] | None:
-    """(root pitch class, quality) of the pitches when their pitch classes make a triad or seventh chord of
-    CHORDS, else None (a diminished seventh is named from its lowest pitch class: it has no one root)."""
-    pcs = sorted({int(p) % 12 for p in pitches})
-    for root in pcs:
-        quality = _SHAPES.get(frozenset((q - root) % 12 for q in pcs))
-        if quality:
-            return root, quality
-    return None
-
-
-def _is_chord(pitches: tuple[int, ...]) -> bool:
-    return chord_of(pitches) is not None
 
 
 def four_part_statistics(notes: Notes) -> dict[str, float]:
     """The four-part writing statistics of FOUR_PART, voices taken by register on a sixteenth grid."""
-    from .families.polyphony import sonorities
+    from musicgen.music.theory import sonorities
 
     steps = [tuple(p for p, _ in s) for s in sonorities(notes, GRID)]  # pitches from the top, per step
     changes = [b for a, b in zip([()] + steps[:-1], steps) if b and b != a]
@@ -129,73 +101,6 @@ def length_histogram(notes: Notes) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- copies
-
-def intervals(notes: Notes) -> np.ndarray:
-    """The notes in order (by onset, then pitch) as the intervals between neighbours: transposition-free."""
-    return np.diff(notes.pitch.astype(np.int64))
-
-
-COPY_LIMIT = 16  # notes: a longer shared run is a quotation, not style
-
-
-@dataclass(frozen=True)
-class Copy:
-    notes: int  # length of the longest run of consecutive notes shared with a training piece
-    piece: str | None  # the training piece it is shared with
-
-
-def longest_copy(generated: Notes, training: dict[str, Notes]) -> Copy:
-    """The longest run of consecutive notes (compared as intervals) that also stands in a training piece."""
-    gen = intervals(generated)
-    train = {name: intervals(n) for name, n in training.items()}
-
-    def shared(length: int) -> str | None:
-        if length == 0:
-            return next(iter(train), None)
-        wanted = {tuple(gen[i:i + length]) for i in range(len(gen) - length + 1)}
-        for name, seq in train.items():
-            for i in range(len(seq) - length + 1):
-                if tuple(seq[i:i + length]) in wanted:
-                    return name
-        return None
-
-    lo, hi, where = 0, len(gen), shared(0)  # lo intervals are shared; more than hi cannot be
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        found = shared(mid)
-        if found is not None:
-            lo, where = mid, found
-        else:
-            hi = mid - 1
-    return Copy(lo + 1 if len(generated) else 0, where if lo else None)
-
-
-class Quotes:
-    """Every run of COPY_LIMIT + 1 consecutive notes (as intervals) of some pieces, to tell a sampler which
-    continuations would quote them: 8 bytes per note of the pieces."""
-
-    def __init__(self, pieces):
-        keys = [self._keys(intervals(n)) for n in pieces]
-        self.keys = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.uint64)
-
-    @staticmethod
-    def _keys(iv: np.ndarray) -> np.ndarray:
-        if len(iv) < COPY_LIMIT:
-            return np.zeros(0, np.uint64)
-        windows = np.lib.stride_tricks.sliding_window_view((iv + 128).astype(np.uint64), COPY_LIMIT)
-        key = np.zeros(len(windows), np.uint64)
-        with np.errstate(over="ignore"):  # a polynomial hash, wrapping at 2**64
-            for j in range(COPY_LIMIT):
-                key = key * np.uint64(1_000_003) + windows[:, j]
-        return key
-
-    def quotes(self, pitches: list[int]) -> bool:
-        """Whether the last COPY_LIMIT + 1 of these pitches (in the order of a note table) stand in a piece."""
-        if len(pitches) <= COPY_LIMIT or not len(self.keys):
-            return False
-        key = self._keys(np.diff(np.array(pitches[-COPY_LIMIT - 1:], np.int64)))[0]
-        i = int(np.searchsorted(self.keys, key))
-        return i < len(self.keys) and self.keys[i] == key
 
 
 # ---------------------------------------------------------------- comparing sets of pieces
@@ -228,7 +133,7 @@ def compare(corpus: list[Notes], generated: list[Notes]) -> list[Row]:
     c = [all_statistics(n) for n in corpus if len(n)]
     g = [all_statistics(n) for n in generated if len(n)]
     if not c or not g:
-        from .errors import MusicgenError
+        from musicgen.errors import MusicgenError
 
         raise MusicgenError("There is nothing to compare: " + ("the training pieces are not on this computer."
                                                                if not c else "no piece came out."))
@@ -255,8 +160,8 @@ class SampleReport:
 def sample_report(step_model, training: dict[str, Notes], samples: int, length: int, temperature: float,
                   seed: int = 0) -> SampleReport:
     """Generate `samples` pieces (seeds seed, seed+1, ...) and compare them with the training pieces."""
-    from .config import SampleConfig
-    from .sample import generate
+    from musicgen.config import SampleConfig
+    from musicgen.learn.sample import generate
 
     quotes = Quotes(training.values())
     pieces = [generate(step_model, SampleConfig(length=length, temperature=temperature, seed=seed + i),
@@ -291,10 +196,9 @@ def harmony_report(step_model, training: dict[str, Notes], melodies: list[Notes]
                    voices: int = 4, seed: int = 0) -> HarmonyReport:
     """Harmonize each melody (seeds seed, seed+1, ...), compare the results with the training pieces and
     check that each melody stayed on top, note for note."""
-    from .config import SampleConfig
-    from .sample import harmonize, top_line
-
-    from .errors import MidiError
+    from musicgen.config import SampleConfig
+    from musicgen.errors import MidiError
+    from musicgen.learn.sample import harmonize, top_line
 
     pieces, kept, under, notes = [], 0, [], []
     for i, melody in enumerate(melodies):
@@ -340,53 +244,6 @@ def agreement(other: Notes, original: Notes) -> Agreement:
 
 
 # ---------------------------------------------------------------- the same tune
-
-TUNE_GRAM = 4  # beat-to-beat intervals of the top line compared four at a time
-SAME_TUNE = 0.5  # share of those shared (Jaccard) from which two pieces are the same tune
-MAX_TUNE_PIECES = 1000  # past this many pieces, comparing every pair (a second here) would take too long
-
-
-def beat_line(notes: Notes) -> np.ndarray:
-    """The highest pitch sounding on each beat, repeats merged: a tune without its passing notes, so two
-    harmonizations of one chorale melody give the same line."""
-    if not len(notes):
-        return np.zeros(0, np.int64)
-    beats = np.arange(0.0, np.floor(notes.beats) + 1e-9)
-    i = np.searchsorted(beats, notes.start_beat - 1e-6)  # first beat at or after each onset
-    j = np.searchsorted(beats, notes.end_beat - 1e-6)  # first beat at or after each end
-    top = np.full(len(beats), -1, np.int64)
-    for p, a, b in zip(notes.pitch.tolist(), i.tolist(), j.tolist()):
-        top[a:b] = np.maximum(top[a:b], p)
-    top = top[top >= 0]
-    return top[np.r_[True, top[1:] != top[:-1]]] if len(top) else top
-
-
-def same_tunes(tables: list[Notes]) -> list[int]:
-    """A group number per piece: pieces whose beat lines share at least SAME_TUNE of their runs of
-    TUNE_GRAM intervals (transposition-free) are one tune, with every piece linked to them (a duplicate
-    harmonization under another number, or another setting of one chorale melody). Each piece is its own
-    group past MAX_TUNE_PIECES pieces."""
-    n = len(tables)
-    group = list(range(n))
-    if n > MAX_TUNE_PIECES:
-        return group
-    grams = []
-    for notes in tables:
-        iv = np.diff(beat_line(notes)).tolist()
-        grams.append({tuple(iv[k:k + TUNE_GRAM]) for k in range(len(iv) - TUNE_GRAM + 1)})
-
-    def root(k: int) -> int:
-        while group[k] != k:
-            group[k] = group[group[k]]
-            k = group[k]
-        return k
-
-    for a in range(n):
-        for b in range(a + 1, n):
-            shared = len(grams[a] & grams[b])
-            if shared and shared >= SAME_TUNE * len(grams[a] | grams[b]):
-                group[root(a)] = root(b)
-    return [root(k) for k in range(n)]
 
 
 def corpus_statistics(tables: list[Notes]) -> dict[str, np.ndarray]:

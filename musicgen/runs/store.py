@@ -18,17 +18,16 @@ import json
 import os
 import shutil
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import families
-from .config import ModelConfig, TrainConfig, from_json, to_json
-from .errors import ModelError, MusicgenError, storage_error
-from .families import Encoding
-from .midi_io import write_json
+from musicgen import families
+from musicgen.config import ModelConfig, TrainConfig, from_json, to_json
+from musicgen.errors import ModelError, MusicgenError, TrainingError, storage_error
+from musicgen.families import Encoding
+from musicgen.infra.files import write_json
 
 DEFAULT_MODEL = "bach-voices"  # the pretrained model Generate selects first: it writes chorales best (README)
 HARMONIZE_MODEL = "bach-voices"  # the pretrained polyphony model harmonize uses when none is named
@@ -83,7 +82,7 @@ class RunFolder:
 
     def save_best(self, model) -> None:
         """model.keras without optimizer state (smaller) and weights.npz for the sampler."""
-        from .model import keras, numpy_weights
+        from musicgen.learn.model import keras, numpy_weights
 
         bare = keras.Model.from_config(model.get_config())  # clone_model would copy the optimizer too
         bare.set_weights(model.get_weights())
@@ -194,22 +193,6 @@ def read_configs(folder: Path) -> tuple[ModelConfig, TrainConfig, Encoding]:
         raise ModelError(f"{folder.name}: {e} Train the model again or delete it.") from None
 
 
-def load_step_model(name_or_path: str | os.PathLike):
-    """The model's StepModel for generating (numpy only, no TensorFlow); a ModelError says what is wrong."""
-    from .sample import StepModel
-
-    folder = check_model(name_or_path)
-    model, _, enc = read_configs(folder)
-    try:
-        with np.load(folder / "weights.npz") as weights:
-            return StepModel(dict(weights), model, enc)
-    except ModelError as e:
-        raise ModelError(f"{folder.name}: {e} Train it again or delete it.") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, IndexError) as e:
-        raise ModelError(f"{folder.name}: the model's weights are damaged or do not fit its settings "
-                         f"({type(e).__name__}); train it again or delete it.") from None
-
-
 def check_model(name_or_path: str | os.PathLike) -> Path:
     """The folder of a usable model, or a ModelError saying why it is not one."""
     folder = model_path(name_or_path)
@@ -318,45 +301,43 @@ def heldout(folder: Path) -> dict | None:
         return None
 
 
-def model_pieces(folder: Path, split: str) -> dict:
-    """{name: Notes} of the model's own pieces of one split ('train', 'validation'), from its dataset.
-
-    Raises DatasetError when that dataset is no longer on this computer.
-    """
-    from . import corpus
-
-    summary = read_json(Path(folder) / "data.json")
-    names = set(summary["pieces"][split])
-    data = corpus.load_data(summary["dataset"])
-    return {p.name: p.notes for p in data.pieces if p.name in names}
-
-
-def training_data_ready(folder: Path) -> bool:
-    """Whether the model's training dataset opens quickly (made, its cache current), so a page may read it;
-    else a job does, in its own process (building a corpus takes a minute)."""
-    from . import corpus
-
-    try:
-        name = read_json(Path(folder) / "data.json")["dataset"]
-    except (MusicgenError, OSError, KeyError, TypeError, ValueError):
-        return True  # nothing to read: model_quotes says None at once
-    return not corpus.is_dataset_name(name) or corpus.is_ready(name)
-
-
-def model_quotes(folder: Path):
-    """The runs of the model's training music (metrics.Quotes) its pieces keep clear of; None when its
-    dataset is not on this computer (then nothing is checked)."""
-    from .metrics import Quotes
-
-    try:
-        return Quotes(model_pieces(Path(folder), "train").values())
-    except (MusicgenError, OSError, KeyError, TypeError):
-        return None
-
-
 def default_temperature(folder: Path) -> float:
     """The temperature chosen for this model (sampling.json), else 1.0."""
     try:
         return float(json.loads((Path(folder) / "sampling.json").read_text())["temperature"])
     except (OSError, ValueError, KeyError, TypeError):
         return 1.0
+
+
+def mark_failed(out: Path, message: str) -> None:
+    """Write 'failed' with the sentence into a run folder this process owns (claimed, or launched for it)."""
+    status_file = Path(out) / "status.json"
+    try:
+        status = json.loads(status_file.read_text()) if status_file.exists() else None
+    except (OSError, ValueError):
+        status = None
+    ours = any(Path(fh.name).parent.resolve() == Path(out).resolve() for fh in _CLAIMS)
+    if status is not None and (ours or status.get("pid") == os.getpid()) and status.get("state") == "running":
+        try:
+            RunFolder(Path(out)).status("failed", message)
+        except MusicgenError:
+            pass  # a full disk: the CLI still prints the sentence
+
+
+def claim(out: Path):
+    """Hold the model folder for this process until it ends (a lock the kernel drops with the process), so two
+    runs can never write into one folder; a TrainingError when another run holds it."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    fh = open(out / ".claim", "w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise TrainingError(f"{out.name} is being trained by another run; choose another name.") from None
+    _CLAIMS.append(fh)  # kept open: the claim lasts as long as this process
+    return fh
+
+
+_CLAIMS: list = []

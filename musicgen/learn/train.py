@@ -6,13 +6,11 @@ Run it in its own process (python -m musicgen train): the app starts that proces
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import partial
@@ -20,55 +18,32 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ModelConfig, TrainConfig, data_dir
-from .corpus import Dataset, Piece, dataset_name
-from . import families
-from .encoded import WindowSource, encoded, fingerprint
-from .families import Encoding, build_encoding, encode
-from .errors import ConfigError, MusicgenError, TrainingError, storage_error
-from .metrics import same_tunes
-from .midi_io import Notes
-from .store import RunFolder, check_model, process_start, read_configs, read_history, read_json, read_status, write_json
+from musicgen import families
+from musicgen.config import ModelConfig, TrainConfig
+from musicgen.data.datasets import Dataset, Piece
+from musicgen.data.encoded import WindowSource, encoded, fingerprint
+from musicgen.data.splits import split_pieces
+from musicgen.errors import ConfigError, MusicgenError, TrainingError, storage_error
+from musicgen.families import Encoding, build_encoding
+from musicgen.learn.evaluate import evaluate
+from musicgen.music.notes import Notes
+from musicgen.runs.store import (
+    RunFolder,
+    check_model,
+    claim,
+    read_configs,
+    read_history,
+    read_json,
+    read_status,
+    write_json,
+)
 
 STEPS_PER_EXECUTION = 8  # batches per compiled call: small LSTMs on a CPU spend much time between calls
 PROGRESS_EVERY_S = 1.0  # how often a progress line goes to history.jsonl within an epoch
 VALIDATION_WINDOWS = 4096  # windows of held-out pieces measured after each epoch (all of them at the end)
-# Added to a training run's nice value: the long background work yields the cores to everything interactive
-# (the app's pages at 0, its jobs making a piece at +5) and still has them all when nothing else runs.
-TRAIN_NICENESS = 15
 
 
 # ---------------------------------------------------------------- data
-
-def split_pieces(data: Dataset, validation_fraction: float, seed: int,
-                 validation_names: list[str] | None = None) -> dict[str, list[Piece]]:
-    """train / validation / test, always by piece: the dataset's own split if it has one, else a seeded draw."""
-    if validation_names is not None:  # resuming: the same split as before
-        chosen = set(validation_names)
-        return {"train": [p for p in data.pieces if p.name not in chosen and p.split != "test"],
-                "validation": [p for p in data.pieces if p.name in chosen],
-                "test": [p for p in data.pieces if p.split == "test"]}
-    parts = {s: [p for p in data.pieces if p.split == s] for s in ("train", "validation", "test")}
-    parts["train"] += [p for p in data.pieces if p.split not in ("train", "validation", "test")]
-    if not parts["validation"] and len(parts["train"]) >= 2:
-        pieces = parts["train"]
-        k = min(len(pieces) - 1, max(1, round(validation_fraction * len(pieces))))
-        # one tune (a duplicate harmonization, another setting of a chorale melody) stays on one side
-        tunes: dict[int, list[Piece]] = {}
-        for piece, tune in zip(pieces, same_tunes([p.notes for p in pieces])):
-            tunes.setdefault(tune, []).append(piece)
-        ranked = sorted(tunes.values(), key=lambda g: zlib.crc32(f"{seed}:{min(p.name for p in g)}".encode()))
-        chosen: set[str] = set()
-        for tune in ranked:
-            if len(chosen) + len(tune) <= k:
-                chosen.update(p.name for p in tune)
-            if len(chosen) >= k:
-                break
-        if not chosen:  # every tune is larger than the validation share: the smallest one
-            chosen = {p.name for p in min(ranked, key=len)} if len(ranked) > 1 else {ranked[0][0].name}
-        parts["validation"] = [p for p in pieces if p.name in chosen]
-        parts["train"] = [p for p in pieces if p.name not in chosen]
-    return parts
 
 
 @dataclass
@@ -149,7 +124,7 @@ def _windows(source: WindowSource, batch: int, seed: int, shuffle: bool, limit: 
     Each batch is gathered from the encoding on disk by index (per-window tf.data ops cost more than the model
     on a CPU), as (inputs, targets, per-step weights: 0 on padding). limit: at most this many windows, a seeded
     sample. Returns (dataset function, batches per epoch)."""
-    from .model import tf
+    from musicgen.learn.model import tf
 
     index = np.arange(len(source), dtype=np.int64)
     if limit is not None and len(index) > limit:
@@ -196,7 +171,7 @@ def strategy():
 
     MUSICGEN_LOGICAL_CPUS=N splits the CPU into N logical devices and mirrors over them (for tests).
     """
-    from .model import MULTI_WORKER, tf
+    from musicgen.learn.model import MULTI_WORKER, tf
 
     if MULTI_WORKER is not None:
         return MULTI_WORKER
@@ -218,7 +193,7 @@ class _Steps:
     """
 
     def __init__(self, net, strat, heads, loss_weights):
-        from .model import tf
+        from musicgen.learn.model import tf
 
         self.net, self.strat, self.heads, self.tf = net, strat, heads, tf
         self.weights = np.asarray(loss_weights[:len(heads)], np.float32)
@@ -333,25 +308,6 @@ class _Tracker:
         return self.wait >= self.patience and not stopped
 
 
-def claim(out: Path):
-    """Hold the model folder for this process until it ends (a lock the kernel drops with the process), so two
-    runs can never write into one folder; a TrainingError when another run holds it."""
-    import fcntl
-
-    out.mkdir(parents=True, exist_ok=True)
-    fh = open(out / ".claim", "w")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise TrainingError(f"{out.name} is being trained by another run; choose another name.") from None
-    _CLAIMS.append(fh)  # kept open: the claim lasts as long as this process
-    return fh
-
-
-_CLAIMS: list = []
-
-
 def train(data: Dataset, out: str | os.PathLike, model: ModelConfig, train_cfg: TrainConfig,
           progress=None, stop: threading.Event | None = None, init_from: str | os.PathLike | None = None) -> dict:
     """Train a new model into `out` (or fine-tune the one in init_from on this data); returns the final status."""
@@ -417,7 +373,7 @@ def _data_summary(data: Dataset, prepared: Prepared) -> dict:
 
 def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepared: Prepared, progress,
          stop: threading.Event, resume: bool = False, init_from=None) -> dict:
-    from .config import cluster
+    from musicgen.config import cluster
 
     index, workers = cluster()
     if workers:  # TensorFlow's start (importing model.py) waits until every worker has started
@@ -431,7 +387,7 @@ def _fit(run: RunFolder, model_cfg: ModelConfig, train_cfg: TrainConfig, prepare
         for signum in handlers:
             signal.signal(signum, signal.SIG_DFL)
     try:
-        from .model import MULTI_WORKER, build, compile_model, keras, tf
+        from musicgen.learn.model import MULTI_WORKER, build, compile_model, keras, tf
     finally:
         if workers and main_thread:
             for signum, handler in handlers.items():
@@ -515,218 +471,7 @@ def _epochs_done(folder: Path) -> str:
 
 # ---------------------------------------------------------------- held-out figures
 
-NGRAM_ORDERS = (5, 10)  # the n-gram baselines evaluate measures beside a token model (BachBot's orders)
-
-
-def evaluate(folder: str | os.PathLike, data: Dataset | None = None, pieces: list[Piece] | None = None,
-             release=None, baselines: tuple[int, ...] = ()) -> dict:
-    """Held-out figures of a saved model: loss per head, next-pitch (or next-token) accuracy, time errors;
-    for a family whose tokens include one that moves time on a grid (polyphony), the first head's loss per
-    grid step too (a step's tokens summed: encodings that add easy tokens compare fairly there).
-
-    Each held-out piece is run from its start through the step-wise sampler's network, every note predicted
-    once from all notes before it: the way music is generated, and no TensorFlow needed.
-    On the model's own validation pieces unless data (every piece of it) or pieces are given; release: called
-    now and then to hand back the pages of notes read (Dataset.release_pages). baselines: orders of n-gram
-    models (ngram.NGram) fitted on the model's training pieces and scored on the very same tokens
-    (token families only; needs the training dataset on this computer).
-    """
-    from .store import load_step_model, model_pieces
-
-    folder = Path(folder)
-    _, _, enc = read_configs(folder)
-    if pieces is not None:
-        tables = [p.notes for p in pieces]
-    else:
-        tables = [p.notes for p in data.pieces] if data else list(model_pieces(folder, "validation").values())
-    step_model = load_step_model(folder)
-    family = step_model.family
-    heads = family.heads(enc)
-    waits = np.array([family.waits(enc, k) for k in range(len(enc.tokens))], bool) if enc.tokens else None
-    grams = _ngrams(folder, enc, baselines) if baselines and enc.tokens else {}
-    # sums over the events, a piece at a time: a collection's held-out events never all in memory
-    events, loss, correct, steps = 0, np.zeros(len(heads)), 0, 0
-    gram_loss = dict.fromkeys(grams, 0.0)
-    error, moments = np.zeros(len(heads)), np.zeros((len(heads), 4))  # |guess - truth|; sums of g, g^2, t, t^2
-    for k, notes in enumerate(tables, 1):
-        inputs, targets = encode(enc, notes)
-        state = step_model.zero_state()
-        outs = [[] for _ in heads]
-        for j in range(len(inputs) - 1):
-            out, state = step_model.step(inputs[j], state)
-            for h in range(len(heads)):
-                outs[h].append(out[h])
-        if release is not None and k % 256 == 0:
-            release()
-        if len(inputs) < 2:
-            continue
-        events += len(inputs) - 1
-        if waits is not None:
-            steps += int(waits[targets[1:, 0].astype(np.int64)].sum())
-        for order, gram in grams.items():
-            gram_loss[order] -= float(gram.log_probs(targets[:, 0].astype(np.int64)).sum())
-        for h, head in enumerate(heads):
-            pred, t = np.array(outs[h], dtype=np.float64), targets[1:, h]
-            loss[h] += float(head.numpy_loss(pred, t).sum())
-            guess = head.guess(pred)
-            if h == 0:
-                correct += int((guess == t).sum())
-            elif head.regression or head.centers:
-                centers = np.asarray(head.centers)
-                value, truth = (guess, t) if head.regression else (centers[guess], centers[t.astype(np.int64)])
-                value, truth = np.asarray(value, np.float64), np.asarray(truth, np.float64)
-                error[h] += float(np.abs(value - truth).sum())
-                moments[h] += (value.sum(), (value ** 2).sum(), truth.sum(), (truth ** 2).sum())
-    if not events:
-        raise TrainingError("There is nothing to evaluate on: the pieces have no notes.")
-    result = {"pieces": len(tables), "events": events, "loss": {}, "unit": family.unit}
-    if steps:
-        result["steps"] = steps
-        result["loss_per_step"] = float(loss[0] / steps)
-    if grams:
-        result["ngram"] = {str(order): {"loss": total / events, **({"loss_per_step": total / steps} if steps else {})}
-                           for order, total in gram_loss.items()}
-    for h, head in enumerate(heads):
-        result["loss"][head.name] = float(loss[h] / events)
-        if h == 0:
-            result["accuracy"] = correct / events
-        elif head.regression or head.centers:
-            g, g2, t, t2 = moments[h] / events
-            result[f"{head.name}_mae"] = float(error[h] / events)
-            result[f"{head.name}_spread"] = float(np.sqrt(max(g2 - g * g, 0.0)) / max(np.sqrt(max(t2 - t * t, 0.0)), 1e-9))
-    return result
-
-
-def _ngrams(folder: Path, enc: Encoding, orders: tuple[int, ...]) -> dict:
-    """order -> an n-gram model of the first column of the model's training pieces' encoding."""
-    from .ngram import NGram
-    from .store import model_pieces
-
-    sequences = [encode(enc, notes)[1][:, 0].astype(np.int64) for notes in model_pieces(folder, "train").values()]
-    return {order: NGram(sequences, order, len(enc.tokens)) for order in orders}
-
 
 # ---------------------------------------------------------------- a run in its own process (for the app)
 
-def launch(dataset: str, name: str, family: str, preset_name: str, model_changes: dict,
-           train_changes: dict) -> Path:
-    """Start `python -m musicgen train` in its own process (it outlives the page); returns the model folder.
 
-    Settings are checked here first, so a mistake is a sentence on the page, not a failed run.
-    """
-    from .config import checked
-
-    model, train_cfg = families.preset(family, preset_name)
-    checked(model, **model_changes)
-    checked(train_cfg, **train_changes)
-    folder = _new_folder(name)
-    args = ["--data", dataset, "--family", family, "--preset", preset_name]
-    for key, value in {**model_changes, **train_changes}.items():
-        args += [f"--{key.replace('_', '-')}", *map(str, value if isinstance(value, tuple) else [value])]
-    return _start(folder, args)
-
-
-def launch_finetune(base: str | os.PathLike, dataset: str, name: str, epochs: int) -> Path:
-    """Start a new run `name` that begins from the weights of model `base` and trains on `dataset`
-    (base's family, settings and vocabulary); returns the new model folder."""
-    from .config import checked
-
-    base = check_model(base)
-    _, train_cfg, _ = read_configs(base)
-    checked(train_cfg, epochs=epochs)
-    folder = _new_folder(name)
-    return _start(folder, ["--data", dataset, "--init", str(base.resolve()), "--epochs", str(epochs)])
-
-
-def _new_folder(name: str) -> Path:
-    """A new model folder for a run the app starts, named by the same rules as datasets."""
-    from .store import model_path
-
-    folder = model_path(dataset_name(name))
-    if folder.exists():
-        raise TrainingError(f"A model called '{folder.name}' exists already; choose another name.")
-    folder.mkdir(parents=True)
-    return folder
-
-
-def launch_resume(folder: str | os.PathLike) -> Path:
-    """Continue a stopped (or ended) run in its own process, on the data it was trained on."""
-    folder = Path(folder)
-    status = read_status(folder)
-    if status["state"] == "running":
-        raise TrainingError(f"{folder.name} is still training.")
-    if not (folder / "last.keras").exists():
-        raise TrainingError(f"{folder.name} has no saved epoch to go on from; train a new model instead.")
-    return _start(folder, ["--data", read_json(folder / "data.json")["dataset"], "--resume"], append=True)
-
-
-def _start(folder: Path, args: list[str], append: bool = False) -> Path:
-    """`python -m musicgen train ARGS --out FOLDER` in its own process, which outlives the page; its handle
-    is kept (CHILDREN), its output goes to train.log."""
-    import subprocess
-    import sys
-
-    from .store import models_dir
-
-    env = {**os.environ, "MUSICGEN_MODELS_DIR": str(models_dir().resolve()),
-           "MUSICGEN_DATA_DIR": str(data_dir().resolve())}
-    cmd = [sys.executable, "-m", "musicgen", "train", *args, "--out", str(folder.resolve())]
-    with open(folder / "train.log", "a" if append else "w") as log:
-        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    CHILDREN[folder.resolve()] = proc
-    # waited for the moment it ends, whether or not a page is looking: no defunct process under the server
-    threading.Thread(target=proc.wait, name=f"wait for {folder.name}", daemon=True).start()
-    old = read_json(folder / "status.json") if (folder / "status.json").exists() else {}
-    if old.get("pid") != proc.pid:  # unless the child has already said something (e.g. failed at once)
-        write_json(folder / "status.json", {**old, "state": "running", "message": "starting", "pid": proc.pid,
-                                            "started": process_start(proc.pid), "updated": time.time()})
-    return folder
-
-
-def mark_failed(out: Path, message: str) -> None:
-    """Write 'failed' with the sentence into a run folder this process owns (claimed, or launched for it)."""
-    status_file = Path(out) / "status.json"
-    try:
-        status = json.loads(status_file.read_text()) if status_file.exists() else None
-    except (OSError, ValueError):
-        status = None
-    ours = any(Path(fh.name).parent.resolve() == Path(out).resolve() for fh in _CLAIMS)
-    if status is not None and (ours or status.get("pid") == os.getpid()) and status.get("state") == "running":
-        try:
-            RunFolder(Path(out)).status("failed", message)
-        except MusicgenError:
-            pass  # a full disk: the CLI still prints the sentence
-
-
-CHILDREN: dict[Path, "subprocess.Popen"] = {}  # noqa: F821  (training processes this process started)
-
-
-def reap() -> None:
-    """Collect the trainers this process started that have ended, so none lingers as a defunct process."""
-    for folder, proc in list(CHILDREN.items()):
-        if proc.poll() is not None:
-            del CHILDREN[folder]
-
-
-def request_stop(folder: str | os.PathLike) -> bool:
-    """Ask a running training process to stop after its current batch (it saves first); False if none runs.
-
-    Only a process we know is this folder's trainer is signalled: one we started ourselves, or one whose PID,
-    start time and command line match; a stale status never is.
-    """
-
-    folder = Path(folder)
-    reap()
-    proc = CHILDREN.get(folder.resolve())
-    if proc is not None:
-        proc.send_signal(signal.SIGTERM)
-        return True
-    status = read_status(folder)
-    if status["state"] != "running":
-        return False
-    try:
-        os.kill(int(status["pid"]), signal.SIGTERM)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True

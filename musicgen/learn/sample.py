@@ -7,16 +7,19 @@ seeded numpy Generator: the same seed gives the same piece.
 
 from __future__ import annotations
 
+import os
+import zipfile
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import families
-from .config import ModelConfig, SampleConfig
-from .errors import MidiError, ModelError
-from .families.base import REWIND_LIMIT, Encoding, Generated, Rewind, pick  # noqa: F401  (pick: this module's API)
-from .midi_io import Notes
+from musicgen import families
+from musicgen.config import ModelConfig, SampleConfig
+from musicgen.errors import MidiError, ModelError
+from musicgen.families.base import REWIND_LIMIT, Encoding, Generated, Rewind
+from musicgen.music.notes import Notes
+from musicgen.runs.store import check_model, read_configs
 
 
 class StepModel:
@@ -220,3 +223,19 @@ def next_choices(step_model: StepModel, primer: Notes | None, temperatures: tupl
     order = [i for i in np.argsort(-chances[0]) if not waits[i]][:top]
     return Heard([Choice(names[int(valid[i])], tuple(float(c[i]) for c in chances)) for i in order],
                  tuple(wait) if waits.any() else None)
+
+
+def load_step_model(name_or_path: str | os.PathLike):
+    """The model's StepModel for generating (numpy only, no TensorFlow); a ModelError says what is wrong."""
+    from musicgen.learn.sample import StepModel
+
+    folder = check_model(name_or_path)
+    model, _, enc = read_configs(folder)
+    try:
+        with np.load(folder / "weights.npz") as weights:
+            return StepModel(dict(weights), model, enc)
+    except ModelError as e:
+        raise ModelError(f"{folder.name}: {e} Train it again or delete it.") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, IndexError) as e:
+        raise ModelError(f"{folder.name}: the model's weights are damaged or do not fit its settings "
+                         f"({type(e).__name__}); train it again or delete it.") from None
