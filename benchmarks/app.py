@@ -36,7 +36,7 @@ def baseline(model: str) -> float:
     from musicgen.learn import sample
     from musicgen.learn.sample import generate
     from musicgen.music.midi import write_midi
-    from musicgen.render.audio import Audio, audio, soundfont
+    from musicgen.render.audio import Audio, soundfont
     from musicgen.render import figures, notation
     from musicgen.runs import store
 

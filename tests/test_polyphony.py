@@ -7,7 +7,7 @@ import pytest
 from musicgen.config import ModelConfig, SampleConfig
 from musicgen.families import build_encoding, encode, get
 from musicgen.families.polyphony import STEP, new
-from musicgen.music.theory import bar_positions, key_shift, sonorities
+from musicgen.music.grid import bar_positions, key_shift, sonorities
 from musicgen.music.notes import Notes, TempoMap
 from musicgen.learn.sample import StepModel, harmonize, top_line
 from musicgen.data import datasets

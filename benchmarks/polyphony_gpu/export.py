@@ -22,7 +22,7 @@ from musicgen.data.datasets import load_data
 from musicgen.data.splits import split_pieces
 from musicgen.families import build_encoding, encode, get  # noqa: E402
 from musicgen.families.polyphony import FERMATA, STEP
-from musicgen.music.theory import key_shift
+from musicgen.music.grid import key_shift
 
 
 def pack(rows: list[np.ndarray]) -> dict:

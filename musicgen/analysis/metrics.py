@@ -8,7 +8,8 @@ import numpy as np
 
 from musicgen.music.copies import COPY_LIMIT, Copy, Quotes, longest_copy
 from musicgen.music.notes import Notes
-from musicgen.music.theory import CHORD_TOLERANCE_BEATS, MAJOR, MINOR, _is_chord, _onsets, chord_of
+from musicgen.music.grid import onset_beats, onsets, sonorities
+from musicgen.music.theory import MAJOR, MINOR, chord_of, is_chord, parallel
 
 LENGTH_EDGES = (0.0, 0.375, 0.75, 1.5, 3.0, np.inf)  # beats: sixteenth-ish, eighth, quarter, half, longer
 LENGTH_LABELS = ("< 3/8", "3/8-3/4", "3/4-3/2", "3/2-3", ">= 3")
@@ -43,15 +44,15 @@ def statistics(notes: Notes) -> dict[str, float]:
     """Every statistic of STATISTICS for one piece (times in beats from the piece's tempo map)."""
     if not len(notes):
         raise ValueError("a piece without notes has no statistics")
-    onsets = _onsets(notes)
-    starts = np.unique(np.round(notes.start_beat / CHORD_TOLERANCE_BEATS)) * CHORD_TOLERANCE_BEATS
-    same = [np.array_equal(a, b) for a, b in zip(onsets[1:], onsets[:-1])]
+    groups = onsets(notes)
+    starts = onset_beats(notes)
+    same = [np.array_equal(a, b) for a, b in zip(groups[1:], groups[:-1])]
     return {
         "pitch_class_entropy": pitch_class_entropy(notes),
         "scale_consistency": scale_consistency(notes),
         "pitch_range": float(notes.pitch.max() - notes.pitch.min()),
         "mean_ioi": float(np.diff(starts).mean()) if len(starts) > 1 else 0.0,
-        "polyphony": float(np.mean([len(o) for o in onsets])),
+        "polyphony": float(np.mean([len(o) for o in groups])),
         "repeated_onsets": float(np.mean(same)) if same else 0.0,
         "mean_note_length": float(notes.duration_beats.mean()),
     }
@@ -71,8 +72,6 @@ FOUR_PART = {
 
 def four_part_statistics(notes: Notes) -> dict[str, float]:
     """The four-part writing statistics of FOUR_PART, voices taken by register on a sixteenth grid."""
-    from musicgen.music.theory import sonorities
-
     steps = [tuple(p for p, _ in s) for s in sonorities(notes, GRID)]  # pitches from the top, per step
     changes = [b for a, b in zip([()] + steps[:-1], steps) if b and b != a]
     parallels = 0
@@ -81,14 +80,11 @@ def four_part_statistics(notes: Notes) -> dict[str, float]:
             continue
         for i in range(len(a)):
             for j in range(i + 1, len(a)):
-                before, after = (a[i] - a[j]) % 12, (b[i] - b[j]) % 12
-                moved = a[i] != b[i] and a[j] != b[j]
-                if moved and before == after and before in (0, 7):
-                    parallels += 1
+                parallels += parallel((a[i], b[i]), (a[j], b[j]))
     four = [s for s in steps if len(s) == 4]
     return {
         "parallels": 100.0 * parallels / max(len(changes) - 1, 1),
-        "triads_sevenths": float(np.mean([_is_chord(c) for c in changes])) if changes else 0.0,
+        "triads_sevenths": float(np.mean([is_chord(c) for c in changes])) if changes else 0.0,
         "four_voices": len(four) / max(len(steps), 1),
         "wide_spacing": float(np.mean([s[0] - s[1] > 12 or s[1] - s[2] > 12 for s in four])) if four else 0.0,
     }

@@ -14,6 +14,7 @@ import numpy as np
 from musicgen.analysis.metrics import all_statistics
 from musicgen.learn.sample import top_line
 from musicgen.music.notes import Notes
+from musicgen.music.grid import key_shift, onset_beats
 from musicgen.music.theory import CHORD_TOLERANCE_BEATS
 
 IOI_EDGES = (0.0, 0.375, 0.625, 0.875, 1.25, 1.75, 2.5, np.inf)  # quarter notes: 16th, 8th, dotted 8th, 4th, ...
@@ -23,23 +24,21 @@ INTERVALS = 7  # the top voice's steps from -7 to +7 semitones, the rest gathere
 
 def onset_count(notes: Notes) -> int:
     """Onsets of the piece, notes starting together counted once."""
-    return len(np.unique(np.round(notes.start_beat / CHORD_TOLERANCE_BEATS)))
+    return len(onset_beats(notes))
 
 
 def openings(notes: Notes, onsets: int) -> Notes:
     """The piece's first `onsets` onsets (notes starting together count once): a real piece cut to the length
     of a generated one."""
-    starts = np.unique(np.round(notes.start_beat / CHORD_TOLERANCE_BEATS))
+    starts = onset_beats(notes)
     if len(starts) <= onsets:
         return notes
-    return notes.take(np.round(notes.start_beat / CHORD_TOLERANCE_BEATS) < starts[onsets])
+    return notes.take(notes.start_beat < starts[onsets] - CHORD_TOLERANCE_BEATS / 2)
 
 
 def features(notes: Notes) -> dict[str, float]:
     """Key-normalised pitch classes (by duration), the top voice's intervals, the time between onsets (in
     quarter notes), and the general and four-part statistics (metrics.all_statistics): name -> value."""
-    from musicgen.music.theory import key_shift
-
     out: dict[str, float] = {}
     pcs = np.bincount((notes.pitch.astype(np.int64) + key_shift(notes)) % 12, weights=notes.duration_beats,
                       minlength=12)
@@ -49,7 +48,7 @@ def features(notes: Notes) -> dict[str, float]:
     counts = np.bincount(steps + INTERVALS + 1, minlength=2 * INTERVALS + 3)
     for k, v in enumerate(counts / max(counts.sum(), 1)):
         out[f"top voice {k - INTERVALS - 1:+d}"] = float(v)
-    starts = np.unique(np.round(notes.start_beat / CHORD_TOLERANCE_BEATS)) * CHORD_TOLERANCE_BEATS
+    starts = onset_beats(notes)
     gaps = np.histogram(np.diff(starts), IOI_EDGES)[0]
     for label, v in zip(IOI_LABELS, gaps / max(gaps.sum(), 1)):
         out[f"{label} between onsets"] = float(v)

@@ -13,6 +13,7 @@ import numpy as np
 from musicgen.config import DEFAULT_TEMPO_QPM, PIANO_HIGH, PIANO_LOW, ModelConfig, SampleConfig
 from musicgen.errors import ModelError
 from musicgen.music.notes import Notes
+from musicgen.music.theory import note_name
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)  # ids 0..3 in every token vocabulary
@@ -76,17 +77,8 @@ class Head:
     regression: bool = False
     centers: tuple[float, ...] = ()  # what each class stands for (time heads), for the mean error in evaluate
 
-    def keras_loss(self, targets, outputs):
-        """Per-event loss in TensorFlow, the same numpy_loss computes. targets shape=(...) (class numbers or
-        values), outputs shape=(..., size)."""
-        from musicgen.learn.model import mse_with_positive_pressure, tf
-
-        if self.regression:
-            return mse_with_positive_pressure(targets[..., None], outputs)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), outputs)
-
     def numpy_loss(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Per-event loss, the same the Keras loss computes. outputs shape=(n, size), targets shape=(n,)."""
+        """Per-event loss, the same learn.model.head_loss computes in TensorFlow. outputs shape=(n, size), targets shape=(n,)."""
         outputs = np.asarray(outputs, np.float64)
         if self.regression:
             p = outputs[:, 0]
@@ -261,8 +253,6 @@ class Family(ABC):
     def choice_name(self, enc: Encoding, k: int, semitones: int = 0) -> str | None:
         """Class k of the first head in words (a note, a chord, 'the end'), its pitches moved by `semitones`
         (a sampler's to_key); None for one never sampled."""
-        from musicgen.music.theory import note_name
-
         if not enc.tokens:
             return note_name(k + semitones)
         token = enc.tokens[k]

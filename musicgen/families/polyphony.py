@@ -35,7 +35,8 @@ from musicgen.families.base import (
     tempo_of,
 )
 from musicgen.music.notes import Notes, TempoMap
-from musicgen.music.theory import bar_positions, grid_steps, key_shift, sonorities
+from musicgen.music.grid import bar_positions, grid_steps, key_shift, sonorities
+from musicgen.music.theory import note_name, parallel
 
 STEP = "<step>"
 FERMATA = "<fermata>"  # in the vocabulary of models whose training pieces had fermatas
@@ -262,8 +263,6 @@ class Polyphony(Family):
         return _Sampler(self, enc, sampling, primer)
 
     def choice_name(self, enc, k, semitones=0):
-        from musicgen.music.theory import note_name
-
         token = enc.tokens[k]
         if token.startswith(("new ", "held ")):
             kind, p = token.split()
@@ -392,11 +391,7 @@ class _Sampler(Sampler):
         if not k or k >= len(before):
             return pitches
         q = before[k]  # where this voice was
-        bad = set()
-        for (above, _), r in zip(self.current, before):
-            interval = (r - q) % 12
-            if above != r and interval in (0, 7):  # the voice above moved, and they stood a fifth or octave apart
-                bad.update(p for p in pitches if p != q and (above - p) % 12 == interval)
+        bad = {p for p in pitches for (above, _), r in zip(self.current, before) if parallel((r, above), (q, p))}
         return [p for p in pitches if p not in bad] or pitches
 
     def done(self) -> bool:
@@ -504,8 +499,6 @@ class _Harmonizer(_Sampler):
         # moved to C, the melody may leave the model's range: an octave down or up then (and back after)
         fits = [s for s in (self.shift, self.shift - 12, self.shift + 12) if lo <= low + s and high + s <= hi]
         if not fits:
-            from musicgen.music.theory import note_name
-
             raise MidiError(f"The melody ({note_name(low)} to {note_name(high)}) goes outside the range this "
                             f"model knows ({note_name(lo - self.shift)} to {note_name(hi - self.shift)}).")
         self.shift = fits[0]

@@ -9,6 +9,7 @@ from musicgen import families
 from musicgen.config import ModelConfig, TrainConfig, cluster
 from musicgen.errors import TrainingError
 from musicgen.families import Encoding
+from musicgen.families.base import Head
 
 
 def _import_quietly():
@@ -49,6 +50,14 @@ def mse_with_positive_pressure(y_true, y_pred):
     mse = (y_true - y_pred) ** 2
     positive_pressure = 10 * keras.ops.maximum(-y_pred, 0.0)
     return keras.ops.mean(mse + positive_pressure, axis=-1)  # per sample, so sample weights can apply
+
+
+def head_loss(head: Head, targets, outputs):
+    """Per-event loss of one head, the same Head.numpy_loss computes. targets shape=(...) (class numbers or
+    values), outputs shape=(..., size)."""
+    if head.regression:
+        return mse_with_positive_pressure(targets[..., None], outputs)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), outputs)
 
 
 def build(config: ModelConfig, enc: Encoding) -> keras.Model:

@@ -193,9 +193,9 @@ class _Steps:
     """
 
     def __init__(self, net, strat, heads, loss_weights):
-        from musicgen.learn.model import tf
+        from musicgen.learn.model import head_loss, tf
 
-        self.net, self.strat, self.heads, self.tf = net, strat, heads, tf
+        self.net, self.strat, self.heads, self.tf, self.head_loss = net, strat, heads, tf, head_loss
         self.weights = np.asarray(loss_weights[:len(heads)], np.float32)
         self.train = tf.function(lambda iterator, n, stop: self._chunk(iterator, n, stop, self._train_replica))
         self.test = tf.function(lambda iterator, n: self._chunk(iterator, n, 0.0, self._test_replica))
@@ -203,7 +203,7 @@ class _Steps:
     def _sums(self, x, y, w, training):
         tf = self.tf
         out = self.net(x, training=training)
-        sums = [tf.reduce_sum(head.keras_loss(y[..., k], out[head.name]) * w) for k, head in enumerate(self.heads)]
+        sums = [tf.reduce_sum(self.head_loss(head, y[..., k], out[head.name]) * w) for k, head in enumerate(self.heads)]
         first = out[self.heads[0].name]
         correct = tf.cast(tf.equal(tf.argmax(first, -1, output_type=tf.int32), tf.cast(y[..., 0], tf.int32)),
                           tf.float32) if not self.heads[0].regression else tf.zeros_like(w)

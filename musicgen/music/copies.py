@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musicgen.music.notes import Notes
-from musicgen.music.theory import intervals
+from musicgen.music.grid import intervals
 
 COPY_LIMIT = 16  # notes: a longer shared run is a quotation, not style
 

@@ -16,7 +16,7 @@ from musicgen.config import (
     VELOCITY_MAX,
     VELOCITY_MIN,
 )
-from musicgen.music.theory import DIATONIC, MAJOR_PROFILE, MINOR_PROFILE, SIGNATURE_MISFIT, _sharps_moved, note_name
+from musicgen.music.theory import estimate_key, note_name, sharps_moved
 
 
 @dataclass(frozen=True, eq=False)
@@ -312,27 +312,11 @@ class Notes:
         """(sharps, minor): the first key signature of the file, else estimated from the notes; also estimated
         where the notes plainly contradict it (Essen's K: field names only the tonic: K:A over an A-minor tune)."""
         hist = np.bincount(self.pitch % 12, weights=self.duration_beats, minlength=12)
-        total = float(hist.sum())
-        if not total:
-            return (self.keys[0][1], self.keys[0][2]) if self.keys else (0, False)
-
-        def fit(sharps: int) -> float:  # share of the music inside the signature's scale
-            return float(hist[[(sharps * 7 + d) % 12 for d in DIATONIC]].sum()) / total
-
-        fits = {s: fit(s) for s in range(-6, 7)}
-        best = max(fits.values())
-        if self.keys and fit(self.keys[0][1]) >= best - SIGNATURE_MISFIT:
-            return self.keys[0][1], self.keys[0][2]
-        # the fewest accidentals; between near-equal signatures (and for the mode) the Krumhansl profiles decide
-        options = [(np.corrcoef(np.roll(profile, (s * 7 + home) % 12), hist)[0, 1], s, home == 9)
-                   for s, f in fits.items() if f >= best - 0.02
-                   for profile, home in ((MAJOR_PROFILE, 0), (MINOR_PROFILE, 9))]
-        _, sharps, minor = max(options, key=lambda o: o[0] if np.isfinite(o[0]) else -np.inf)
-        return int(sharps), bool(minor)
+        return estimate_key(hist, (self.keys[0][1], self.keys[0][2]) if self.keys else None)
 
     def transposed(self, semitones: int) -> Notes:
         """Moved by `semitones`, the key signatures with it."""
-        keys = tuple((b, _sharps_moved(s, semitones), m) for b, s, m in self.keys)
+        keys = tuple((b, sharps_moved(s, semitones), m) for b, s, m in self.keys)
         return self.replace(pitch=np.clip(self.pitch + semitones, PITCH_MIN, PITCH_MAX).astype(np.int16), keys=keys)
 
 

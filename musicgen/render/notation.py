@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from musicgen.music.notes import Notes
-from musicgen.music.theory import CHROMATIC_DEGREES, LETTERS
+from musicgen.music.theory import spelled_letter
 
 # ---------------------------------------------------------------- audio
 
@@ -301,20 +301,15 @@ def _snap(quarters: float, grid: int) -> float:
 
 
 def _spell(part, found_key) -> None:
-    """Notes of the key as the key signature has them; the others by their degree (CHROMATIC_DEGREES),
-    so a G major tune's B-flat is written B-flat, not A-sharp: no needless accidentals."""
-    tonic = found_key.tonic
-    degrees = CHROMATIC_DEGREES["minor" if found_key.mode == "minor" else "major"]
+    """Notes spelled as theory.spelled_letter says, so a G major tune's B-flat is written B-flat, not A-sharp:
+    no needless accidentals."""
+    tonic, minor = found_key.tonic, found_key.mode == "minor"
     in_key = {p.pitchClass: p.name for p in found_key.pitches}
     for n in part.recurse().notes:
         for p in n.pitches:
             if p.accidental is not None and p.accidental.alter == 0:
                 p.accidental = None  # music21 marks MIDI-made white keys 'natural', which would be printed
-            letter = None
-            if p.pitchClass in in_key:
-                letter = in_key[p.pitchClass][0]
-            elif (p.pitchClass - tonic.pitchClass) % 12 in degrees:
-                letter = LETTERS[(LETTERS.index(tonic.step) + degrees[(p.pitchClass - tonic.pitchClass) % 12]) % 7]
+            letter = spelled_letter(p.pitchClass, tonic.pitchClass, tonic.step, minor, in_key)
             if letter is not None and p.step != letter:
                 for other in p.getAllCommonEnharmonics(alterLimit=2):
                     if other.step == letter:
