@@ -26,7 +26,7 @@ from musicgen.runs.store import RunFolder
 
 def main(data_path: str, results_path: str, bundle: str, name: str, out: str) -> None:
     from musicgen.learn.evaluate import evaluate
-    from musicgen.learn.model import build, compile_model
+    from musicgen.learn.model import bare_model, build, compile_model
 
     meta = json.loads(bytes(np.load(data_path)["meta"]).decode())
     result = json.loads(Path(results_path).read_text())[name]
@@ -57,7 +57,7 @@ def main(data_path: str, results_path: str, bundle: str, name: str, out: str) ->
                    f"GPU, {result['batches']} batches of 256 windows of 128 tokens, "
                    f"{result['train_tokens_seen'] / result['train_tokens']:.0f} passes over the training tokens; "
                    f"the best of its validation scores kept"})
-    run.save_best(net)
+    run.save_best(*bare_model(net))
     heldout = evaluate(out, pieces=[by_name[n] for n in meta["validation_names"]])
     write_json(Path(out) / "heldout.json", heldout)
     run.status("finished", f"Trained on a GPU by benchmarks/polyphony_gpu/train_torch.py ({name}).",

@@ -1,4 +1,4 @@
-"""Numbers and tables for exploring a piece or a dataset: summaries, histogram data, the notes table."""
+"""Numbers and tables for exploring a piece or a dataset: histogram data and the notes table."""
 
 from __future__ import annotations
 

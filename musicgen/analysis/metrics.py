@@ -1,4 +1,5 @@
-"""Objective music statistics of note tables, generated vs corpus, and a detector of copied passages."""
+"""Objective music statistics of note tables, generated against a corpus, and reports of sampled and
+harmonized pieces."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO: what builtins.py owns."""
+"""The built-in corpora: datasets made from the scores music21 ships (Bach chorales, Essen folk songs), once,
+then kept in data/datasets/ like any other."""
 
 from __future__ import annotations
 

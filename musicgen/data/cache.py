@@ -1,4 +1,5 @@
-"""TODO: what cache.py owns."""
+"""A dataset's parse cache (cache.bin: the note tables' columns; cache.json: one entry per file): written as
+files are parsed, read back as views of a mapped file, so re-opening a dataset costs about a millisecond."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Datasets on disk: built-in corpora made from music21's bundled scores, user datasets, and their parse cache.
+"""Datasets: open one (lazily, from its parse cache), list, delete; a Dataset is its pieces and problems.
 
 A dataset is a folder data/datasets/NAME/ holding midi/ (the files), dataset.json (title, splits)
 and a parse cache (cache.bin + cache.json) that makes re-opening it cost about a millisecond.

@@ -1,4 +1,5 @@
-"""TODO: what folders.py owns."""
+"""A dataset's folder on disk: its name, location, lock, files, titles and dataset.json, and the progress
+signature every data step reports with."""
 
 from __future__ import annotations
 

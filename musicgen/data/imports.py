@@ -1,4 +1,5 @@
-"""TODO: what imports.py owns."""
+"""Adding files to a user dataset: MIDI files, folders, zips and uploads, in batches that bound memory, with a
+report of what was added, skipped or refused."""
 
 from __future__ import annotations
 

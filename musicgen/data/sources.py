@@ -1,4 +1,5 @@
-"""TODO: what sources.py owns."""
+"""Files users give us, read safely (size limits, MIDI magic, zip members without absolute paths or ..), and
+parsed into note tables, in worker processes when there are many."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO: what splits.py owns."""
+"""Which pieces train, which validate: the split a dataset states, else one made by tune, so that two versions
+of one tune never sit on both sides."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO: what files.py owns."""
+"""Files written whole or not at all: a temporary file, then a rename."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Work the app hands to a process of its own (a piece composed and rendered, a section engraved), with
-progress, an estimate and Cancel: the page's thread only polls, so one browser session never stalls another."""
+"""A piece of work in a process of its own, with progress, an estimate and Cancel: the page's thread only
+polls, so one browser session never stalls another; jobs every session shares, by key."""
 
 from __future__ import annotations
 

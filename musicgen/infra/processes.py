@@ -1,4 +1,5 @@
-"""TODO: what processes.py owns."""
+"""The program's processes: one fork server (preloaded, BLAS on one thread) for jobs and worker pools, and a
+helper forked beside a piece of work; signals go only to processes we started."""
 
 from __future__ import annotations
 

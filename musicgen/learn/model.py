@@ -52,6 +52,13 @@ def mse_with_positive_pressure(y_true, y_pred):
     return keras.ops.mean(mse + positive_pressure, axis=-1)  # per sample, so sample weights can apply
 
 
+def bare_model(model):
+    """(a copy of the model without optimizer state, its weights as numpy arrays): what a run folder keeps."""
+    bare = keras.Model.from_config(model.get_config())  # clone_model would copy the optimizer too
+    bare.set_weights(model.get_weights())
+    return bare, numpy_weights(model)
+
+
 def head_loss(head: Head, targets, outputs):
     """Per-event loss of one head, the same Head.numpy_loss computes. targets shape=(...) (class numbers or
     values), outputs shape=(..., size)."""

@@ -294,7 +294,9 @@ class _Tracker:
         val = logs.get("val_loss", math.inf)
         if val < self.best or not (self.run.folder / "weights.npz").exists():
             self.best, self.wait = min(val, self.best), 0
-            self.run.save_best(net)
+            from musicgen.learn.model import bare_model  # TensorFlow: imported where training runs
+
+            self.run.save_best(*bare_model(net))
         else:
             self.wait += 1
         self.run.save_last(net)

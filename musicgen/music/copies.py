@@ -1,4 +1,5 @@
-"""TODO: what copies.py owns."""
+"""Quotation: the longest run of notes a piece shares (as intervals) with its training music, and an index of
+every run long enough to be a quotation, for the sampler to keep clear of."""
 
 from __future__ import annotations
 

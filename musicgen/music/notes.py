@@ -1,4 +1,5 @@
-"""TODO: what notes.py owns."""
+"""The note table (Notes) and its tempo map: times in seconds and in beats, voices, time and key signatures,
+fermatas; and a summary of one or many tables."""
 
 from __future__ import annotations
 

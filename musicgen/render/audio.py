@@ -1,4 +1,4 @@
-"""TODO: what audio.py owns."""
+"""Sound: a note table played through FluidSynth with a General MIDI SoundFont, as WAV and Ogg."""
 
 from __future__ import annotations
 

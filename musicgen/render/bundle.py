@@ -1,4 +1,5 @@
-"""TODO: what bundle.py owns."""
+"""Everything a page shows of one piece, made at once: the sound, the first section's score and the piano
+roll, the sound rendered beside the score in a helper process."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Sound, notation and pictures of a note table: WAV through FluidSynth, sheet music as SVG through
-music21 -> MusicXML -> verovio, and piano roll and histogram figures (matplotlib, no pyplot)."""
+"""Sheet music of a note table: a music21 score (voices, two to a staff, or chords), MusicXML, and SVG through
+verovio, a section of bars at a time, with the cues a player follows."""
 
 from __future__ import annotations
 

@@ -80,17 +80,14 @@ class RunFolder:
         with open(self.folder / "history.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
-    def save_best(self, model) -> None:
-        """model.keras without optimizer state (smaller) and weights.npz for the sampler."""
-        from musicgen.learn.model import keras, numpy_weights
-
-        bare = keras.Model.from_config(model.get_config())  # clone_model would copy the optimizer too
-        bare.set_weights(model.get_weights())
+    def save_best(self, bare, weights: dict[str, np.ndarray]) -> None:
+        """model.keras (`bare`: the model without optimizer state, smaller) and weights.npz for the sampler
+        (`weights`: learn.model.numpy_weights)."""
         _save_keras(bare, self.folder / "model.keras")
         tmp = self.folder / ".weights.tmp.npz"
         try:
             # float16 on disk halves the folder (the sampler computes in float32); a default stays < 10 MB
-            np.savez(tmp, **{k: v.astype(np.float16) for k, v in numpy_weights(model).items()})
+            np.savez(tmp, **{k: v.astype(np.float16) for k, v in weights.items()})
             os.replace(tmp, self.folder / "weights.npz")
         except OSError as e:
             tmp.unlink(missing_ok=True)

@@ -1,4 +1,5 @@
-"""TODO: what pieces.py owns."""
+"""What the app's jobs do in their own process: make a piece (compose or harmonize, then render it), engrave a
+section, open a dataset."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO: what trainer.py owns."""
+"""Trainers for the app: start one (new, fine-tuned or resumed) as a process of its own, reap it, stop it by a
+signal it handles; only processes we started are signalled."""
 
 from __future__ import annotations
 
