@@ -365,6 +365,13 @@ def _print_samples(folder, data, args) -> None:
     print(f"  longest copied run: {copy.notes} notes" + (f", from {copy.piece}" if copy.piece else ""))
 
 
+def _output_arguments(s, what: str) -> None:
+    """The files a command writes: MIDI, and on request audio and sheet music."""
+    s.add_argument("--out", required=True, help="the MIDI file to write")
+    s.add_argument("--wav", help=f"also write the {what} as audio (WAV) here")
+    s.add_argument("--musicxml", help=f"also write the {what} as sheet music (MusicXML) here")
+
+
 def parser() -> argparse.ArgumentParser:
     from musicgen.families import FAMILIES, REGISTRY
 
@@ -420,22 +427,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--primer", help="a MIDI file, DATASET/PIECE, or 'validation'")
     s.add_argument("--primer-notes", type=int, default=32, help="how many of the primer's first notes to use")
-    s.add_argument("--out", required=True, help="the MIDI file to write")
     s.add_argument("--voices", type=int, default=4, help="polyphony: at most this many notes at once")
-    s.add_argument("--wav", help="also write the piece as audio (WAV) here")
-    s.add_argument("--musicxml", help="also write the piece as sheet music (MusicXML) here")
+    _output_arguments(s, "piece")
     s.set_defaults(run=cmd_generate)
 
     s = sub.add_parser("harmonize", help="write voices under a melody (a polyphony model, bach-voices by default)")
     s.add_argument("melody", metavar="MELODY", help="a MIDI file (its top line is the melody), DATASET/PIECE, "
                    "or 'validation'")
-    s.add_argument("--out", required=True, help="the MIDI file to write")
     s.add_argument("--model", help="a polyphony model (default: bach-voices)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--temperature", type=float, help="default: the model's chosen temperature")
     s.add_argument("--voices", type=int, default=4, help="voices in all, the melody included")
-    s.add_argument("--wav", help="also write the result as audio (WAV) here")
-    s.add_argument("--musicxml", help="also write the result as sheet music (MusicXML) here")
+    _output_arguments(s, "result")
     s.set_defaults(run=cmd_harmonize)
 
     s = sub.add_parser("evaluate", help="held-out loss and accuracy of a model")

@@ -8,22 +8,8 @@ from collections import Counter
 import numpy as np
 
 from musicgen.config import ModelConfig, SampleConfig
-from musicgen.families.base import (
-    END,
-    PAD,
-    SPECIALS,
-    START,
-    UNK,
-    Column,
-    Encoding,
-    EventSampler,
-    Family,
-    Head,
-    moved_token_rows,
-    nearest_bin,
-    pick,
-    tempo_of,
-)
+from musicgen.families.base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, EventSampler, Family, Head,
+    moved_token_rows, nearest_bin, pick, tempo_of)
 from musicgen.music.notes import Notes, TempoMap
 from musicgen.music.theory import CHORD_TOLERANCE_BEATS
 

@@ -15,25 +15,8 @@ import numpy as np
 
 from musicgen.config import PITCH_MAX, PITCH_MIN, ModelConfig, SampleConfig
 from musicgen.errors import MidiError
-from musicgen.families.base import (
-    END,
-    PAD,
-    SPECIALS,
-    START,
-    UNK,
-    Column,
-    Encoding,
-    Family,
-    Generated,
-    Head,
-    Rewind,
-    Sampler,
-    log_probability,
-    moved_token_rows,
-    piano_bounds,
-    pick,
-    tempo_of,
-)
+from musicgen.families.base import (END, PAD, SPECIALS, START, UNK, Column, Encoding, Family, Generated, Head,
+    Rewind, Sampler, log_probability, moved_token_rows, piano_bounds, pick, tempo_of)
 from musicgen.music.notes import Notes, TempoMap
 from musicgen.music.grid import bar_positions, grid_steps, key_shift, sonorities
 from musicgen.music.theory import note_name, parallel
