@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from musicgen.errors import MusicgenError
+from musicgen.infra.files import write_atomic
 from musicgen.infra.processes import _process, _signal_group
 
 PROGRESS_EVERY_S = 0.2  # the job writes its progress at most this often
@@ -157,24 +158,19 @@ def _main(folder: str, task, args, settings: dict) -> None:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_EVERY_S or fraction >= 1:
             last[0] = now
-            _write(out / "progress.json", json.dumps({"fraction": float(fraction), "stage": stage}).encode())
+            write_atomic(out / "progress.json", json.dumps({"fraction": float(fraction), "stage": stage}).encode())
 
     try:
         value = task(*args, progress=progress)
-        _write(out / "result.pkl", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        write_atomic(out / "result.pkl", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     except MusicgenError as e:
-        _write(out / "error.txt", str(e).encode())
+        write_atomic(out / "error.txt", str(e).encode())
     except MemoryError:
-        _write(out / "error.txt", b"There was not enough memory for this; try a shorter piece.")
+        write_atomic(out / "error.txt", b"There was not enough memory for this; try a shorter piece.")
     except Exception as e:  # a bug: the user gets a sentence, the details go beside it
-        _write(out / "traceback.txt", traceback.format_exc().encode())
-        _write(out / "error.txt", f"Something went wrong ({type(e).__name__}: {e}).".encode())
+        write_atomic(out / "traceback.txt", traceback.format_exc().encode())
+        write_atomic(out / "error.txt", f"Something went wrong ({type(e).__name__}: {e}).".encode())
 
-
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- the app's tasks
